@@ -1,0 +1,145 @@
+// Reads a WAL-G archive in S3 (Spilo layout) the way a restore would see it: a base backup exists only when
+// its stop sentinel does, and backups are ordered by LSN and timeline, never by modification time.
+import { GetObjectCommand, ListObjectsV2Command, S3Client } from '@aws-sdk/client-s3';
+import { fromIni } from '@aws-sdk/credential-providers';
+import type { S3ArchiveConfig } from '../sites/sites-file';
+import { BadInputError, SiteUnreachableError } from '../../workflows/contracts/errors';
+import { formatLsn, lsnDiff, walSegmentEndLsn } from '../../workflows/contracts/lsn';
+
+export interface BaseBackup {
+  name: string;
+  timeline: number;
+  startLsn: string;
+  finishLsn: string;
+  finishTime?: string;
+  hostname?: string;
+  pgVersion?: number;
+  systemIdentifier?: string;
+  compressedSize?: number;
+  uncompressedSize?: number;
+  sentinelKey: string;
+}
+
+export function s3ClientFor(cfg: S3ArchiveConfig): S3Client {
+  return new S3Client({
+    region: cfg.region,
+    endpoint: cfg.endpoint,
+    forcePathStyle: cfg.forcePathStyle ?? false,
+    // The default chain, narrowed to a profile when the sites file names one.
+    credentials: cfg.profile ? fromIni({ profile: cfg.profile, filepath: cfg.credentialsFile }) : undefined,
+    maxAttempts: 2,
+  });
+}
+
+/** `s3://bucket/a/b` -> { bucket, key: 'a/b' } */
+export function splitS3Url(url: string): { bucket: string; key: string } {
+  const m = /^s3:\/\/([^/]+)\/?(.*)$/.exec(url);
+  if (!m) throw new BadInputError(`"${url}" is not an s3:// URL`);
+  return { bucket: m[1], key: m[2].replace(/\/+$/, '') };
+}
+
+async function listKeys(s3: S3Client, bucket: string, prefix: string): Promise<string[]> {
+  const keys: string[] = [];
+  let token: string | undefined;
+  do {
+    const page = await s3.send(
+      new ListObjectsV2Command({ Bucket: bucket, Prefix: prefix, ContinuationToken: token }),
+    );
+    for (const o of page.Contents ?? []) if (o.Key) keys.push(o.Key);
+    token = page.IsTruncated ? page.NextContinuationToken : undefined;
+  } while (token);
+  return keys;
+}
+
+function unreachable(cfg: S3ArchiveConfig, walPrefix: string, err: unknown): never {
+  const e = err as { name?: string; message?: string };
+  if (e?.name === 'NoSuchBucket') {
+    throw new BadInputError(`archive ${walPrefix}: bucket does not exist at ${cfg.endpoint ?? 'AWS S3'}`);
+  }
+  throw new SiteUnreachableError(
+    `archive ${walPrefix} cannot be read at ${cfg.endpoint ?? 'AWS S3'}: ${e?.name ?? 'Error'}: ${e?.message ?? String(err)}`,
+    { walPrefix },
+  );
+}
+
+// The WAL file name in `base_<WAL name>` starts with the timeline in 8 hex digits.
+const BACKUP_NAME = /^base_([0-9A-F]{8})([0-9A-F]{16})(_D_[0-9A-F]{24})?$/;
+
+/** Every complete base backup under the prefix, oldest first by finish LSN. */
+export async function listCompleteBackups(cfg: S3ArchiveConfig, walPrefix: string): Promise<BaseBackup[]> {
+  const { bucket, key } = splitS3Url(walPrefix);
+  const s3 = s3ClientFor(cfg);
+  const dir = `${key}/basebackups_005/`;
+  let keys: string[];
+  try {
+    keys = await listKeys(s3, bucket, dir);
+  } catch (err) {
+    unreachable(cfg, walPrefix, err);
+  }
+  const sentinels = keys.filter((k) => k.endsWith('_backup_stop_sentinel.json') && !k.slice(dir.length).includes('/'));
+  const backups: BaseBackup[] = [];
+  for (const sentinelKey of sentinels) {
+    const name = sentinelKey.slice(dir.length).replace(/_backup_stop_sentinel\.json$/, '');
+    const m = BACKUP_NAME.exec(name);
+    if (!m) continue;
+    let body: string;
+    try {
+      const obj = await s3.send(new GetObjectCommand({ Bucket: bucket, Key: sentinelKey }));
+      body = (await obj.Body?.transformToString()) ?? '';
+    } catch (err) {
+      unreachable(cfg, walPrefix, err);
+    }
+    const sentinel = parseSentinel(body);
+    if (!sentinel) continue;
+    backups.push({ name, timeline: parseInt(m[1], 16), sentinelKey, ...sentinel });
+  }
+  return backups.sort((a, b) => compareLsn(a.finishLsn, b.finishLsn) || a.timeline - b.timeline);
+}
+
+function compareLsn(a: string, b: string): number {
+  return Math.sign(lsnDiff(a, b));
+}
+
+// WAL-G writes LSNs as JSON integers; JSON.parse is exact below 2^53 bytes of WAL (8 PiB).
+function parseSentinel(body: string): Omit<BaseBackup, 'name' | 'timeline' | 'sentinelKey'> | undefined {
+  let j: Record<string, unknown>;
+  try {
+    j = JSON.parse(body) as Record<string, unknown>;
+  } catch {
+    return undefined;
+  }
+  const lsn = j.LSN;
+  const finish = j.FinishLSN;
+  if (typeof lsn !== 'number' || typeof finish !== 'number') return undefined;
+  return {
+    startLsn: formatLsn(BigInt(lsn)),
+    finishLsn: formatLsn(BigInt(finish)),
+    finishTime: typeof j.FinishTime === 'string' ? j.FinishTime : undefined,
+    hostname: typeof j.Hostname === 'string' ? j.Hostname : undefined,
+    pgVersion: typeof j.PgVersion === 'number' ? j.PgVersion : undefined,
+    // A 64-bit integer in the JSON: read its digits from the text, JSON.parse would round it.
+    systemIdentifier: /"SystemIdentifier"\s*:\s*"?(\d+)/.exec(body)?.[1],
+    compressedSize: typeof j.CompressedSize === 'number' ? j.CompressedSize : undefined,
+    uncompressedSize: typeof j.UncompressedSize === 'number' ? j.UncompressedSize : undefined,
+  };
+}
+
+/** The newest archived WAL segment and the LSN its end stands for, or null for an empty archive. */
+export async function lastArchivedWal(
+  cfg: S3ArchiveConfig,
+  walPrefix: string,
+): Promise<{ segment: string; timeline: number; endLsn: string } | null> {
+  const { bucket, key } = splitS3Url(walPrefix);
+  let keys: string[];
+  try {
+    keys = await listKeys(s3ClientFor(cfg), bucket, `${key}/wal_005/`);
+  } catch (err) {
+    unreachable(cfg, walPrefix, err);
+  }
+  let best: string | undefined;
+  for (const k of keys) {
+    const seg = /\/([0-9A-F]{24})(\.[a-z0-9]+)?$/.exec(k)?.[1];
+    if (seg && (!best || seg > best)) best = seg;
+  }
+  return best ? { segment: best, ...walSegmentEndLsn(best) } : null;
+}

@@ -1,0 +1,23 @@
+import { heartbeat } from '@temporalio/activity';
+import type { ActivityDeps } from '../deps';
+import type { ArchiveLocation, StreamingEndpoint } from '../sites/site-driver';
+import { parseClusterRef } from '../../workflows/contracts/clusters';
+import { BadInputError } from '../../workflows/contracts/errors';
+
+export interface CreateStandbyClusterInput {
+  target: string;
+  fromArchive?: { archive: ArchiveLocation; backupName: string };
+  fromHost?: StreamingEndpoint;
+}
+
+/** Creates the standby cluster at the target site; an existing identical one is success without change. */
+export function createCreateStandbyCluster(deps: ActivityDeps) {
+  return async function siteCreateStandbyCluster(input: CreateStandbyClusterInput): Promise<{ changed: boolean }> {
+    const { site, cluster } = parseClusterRef(input.target, 'target');
+    if (!input.fromArchive && !input.fromHost) {
+      throw new BadInputError('a standby needs an archive to replay from, a host to stream from, or both');
+    }
+    heartbeat({ step: 'creating', cluster: input.target });
+    return deps.driverFor(site).createStandbyCluster({ cluster, fromArchive: input.fromArchive, fromHost: input.fromHost });
+  };
+}

@@ -1,0 +1,43 @@
+// Where the external binaries are. Relative to the repository (not the current directory), so CI works from a
+// fresh clone anywhere; DR_TOOLS_BIN / DR_PG_BIN override.
+import { existsSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { PreconditionFailedError } from '../../../workflows/contracts/errors';
+
+export function toolsBin(): string {
+  return process.env.DR_TOOLS_BIN ? resolve(process.env.DR_TOOLS_BIN) : resolve(__dirname, '../../../.tools/bin');
+}
+
+export function pgBinDir(): string {
+  return process.env.DR_PG_BIN ? resolve(process.env.DR_PG_BIN) : '/usr/lib/postgresql/15/bin';
+}
+
+/** PATH for children: system dirs only, so a pyenv shim on root's PATH cannot replace Patroni's python. */
+export const CHILD_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
+
+function findOnPath(name: string): string | null {
+  for (const d of CHILD_PATH.split(':')) if (existsSync(join(d, name))) return join(d, name);
+  return null;
+}
+
+function need(path: string | null, what: string): string {
+  if (!path || !existsSync(path)) {
+    throw new PreconditionFailedError(`${what} not found${path ? ` at ${path}` : ''}: run scripts/bootstrap`, { what });
+  }
+  return path;
+}
+
+/**
+ * WAL-G, in the order scripts/bootstrap uses: WALG_BIN, a wal-g in the tools folder or on PATH, then the
+ * project's stand-in `walg-compat` (same commands, same S3 layout) where real WAL-G cannot be built.
+ */
+export function walgBin(): string {
+  if (process.env.WALG_BIN) return need(resolve(process.env.WALG_BIN), 'wal-g (WALG_BIN)');
+  for (const p of [join(toolsBin(), 'wal-g'), findOnPath('wal-g'), join(toolsBin(), 'walg-compat')]) {
+    if (p && existsSync(p)) return p;
+  }
+  return need(null, 'wal-g (or walg-compat)');
+}
+export const versitygwBin = (): string => need(join(toolsBin(), 'versitygw'), 'versitygw');
+export const etcdBin = (): string => need(process.env.DR_ETCD_BIN ?? findOnPath('etcd'), 'etcd');
+export const patroniBin = (): string => need(process.env.DR_PATRONI_BIN ?? findOnPath('patroni'), 'patroni');

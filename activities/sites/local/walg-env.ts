@@ -1,0 +1,208 @@
+// WAL-G environments and wrapper scripts, mirroring Spilo: /run/etc/wal-e.d/env (the cluster's own archive,
+// used by archive_command and backup-push) and the STANDBY_* env dir (the source's archive, used by
+// restore_command and the standby leader's backup-fetch). Env files hold S3 keys: 0600, owned by postgres.
+import { spawn } from 'node:child_process';
+import { join } from 'node:path';
+import type { S3ArchiveConfig } from '../sites-file';
+import { BadInputError } from '../../../workflows/contracts/errors';
+import { resolveS3Credentials } from './s3-server';
+import { type Owner, shq, writeFileAtomic } from './fs-util';
+import { CHILD_PATH, walgBin } from './tools';
+import { lookupUser } from './processes';
+
+export function walPrefixFor(s3: S3ArchiveConfig, cluster: string, uid: string, pgVersion: number): string {
+  const scope = s3.scopePrefix ? `${s3.scopePrefix.replace(/^\/+|\/+$/g, '')}/` : '';
+  return `s3://${s3.bucket}/${scope}${cluster}/${uid}/wal/${pgVersion}`;
+}
+
+export function parseS3Url(url: string): { bucket: string; key: string } {
+  const m = /^s3:\/\/([a-z0-9][a-z0-9.-]{1,61}[a-z0-9])\/(.+?)\/*$/.exec(url);
+  if (!m) throw new BadInputError(`not an s3://bucket/prefix URL: ${url}`);
+  return { bucket: m[1], key: m[2] };
+}
+
+/** The environment WAL-G needs to reach `prefix` with the site's S3 settings. Holds secrets: never log it. */
+export async function walgEnv(s3: S3ArchiveConfig, prefix: string): Promise<Record<string, string>> {
+  const creds = await resolveS3Credentials(s3);
+  const env: Record<string, string> = {
+    WALG_S3_PREFIX: prefix,
+    AWS_REGION: s3.region,
+    AWS_ACCESS_KEY_ID: creds.accessKeyId,
+    AWS_SECRET_ACCESS_KEY: creds.secretAccessKey,
+  };
+  if (s3.endpoint) env.AWS_ENDPOINT = s3.endpoint;
+  if (s3.forcePathStyle) env.AWS_S3_FORCE_PATH_STYLE = 'true';
+  return env;
+}
+
+function envFileText(env: Record<string, string>): string {
+  return Object.entries(env).map(([k, v]) => `${k}=${shq(v)}`).join('\n') + '\n';
+}
+
+export interface WalgScripts {
+  /** `<walg-archive.sh> <wal-g args>`: wal-g with the cluster's own archive env. */
+  archive: string;
+  /** restore_command wrapper: `<restore.sh> %f %p`. */
+  restore: string;
+  /** create_replica_method command for the standby leader. */
+  backupFetch: string;
+}
+
+export function walgScriptPaths(clusterDir: string): WalgScripts {
+  const d = join(clusterDir, 'walg');
+  return { archive: join(d, 'walg-archive.sh'), restore: join(d, 'restore.sh'), backupFetch: join(d, 'backup-fetch.sh') };
+}
+
+/** Writes env files and wrappers; returns true if anything changed on disk. */
+export function writeWalgFiles(
+  clusterDir: string,
+  owner: Owner,
+  own: Record<string, string> | null,
+  source: { env: Record<string, string>; backupName: string } | null,
+): boolean {
+  const d = join(clusterDir, 'walg');
+  const p = walgScriptPaths(clusterDir);
+  if (!own && !source) return false;
+  const walg = shq(walgBin());
+  let changed = false;
+  const w = (file: string, text: string, mode: number) => {
+    changed = writeFileAtomic(file, text, mode, owner) || changed;
+  };
+  if (own) {
+    w(join(d, 'archive.env'), envFileText(own), 0o600);
+    w(p.archive, [
+      '#!/bin/sh',
+      '# WAL-G against this cluster\'s OWN prefix (archive_command, backup-push). Bounded: a hung S3 must not',
+      '# hang the archiver forever.',
+      `set -a; . ${shq(join(d, 'archive.env'))}; set +a`,
+      `exec timeout -k 10 \${WALG_TIMEOUT:-600} ${walg} "$@"`,
+      '',
+    ].join('\n'), 0o700);
+  }
+  if (source) {
+    w(join(d, 'standby.env'), envFileText(source.env), 0o600);
+    w(p.restore, [
+      '#!/bin/sh',
+      '# restore_command of a standby cluster: WAL from the SOURCE prefix. wal-fetch exits 74 when the file is',
+      '# not (yet) archived: Postgres must see 1, which in standby mode means "stream or retry later".',
+      '# Other failures (S3 down, timeout) are reported as 1 too, since >125 would make the startup process',
+      '# exit FATAL and crash-loop Postgres; they are logged distinctly so they are not mistaken for an idle',
+      '# source. A standby never ends recovery on a missing file; promotion is what ends it, and the runbook',
+      '# checks a marker row before promoting.',
+      `set -a; . ${shq(join(d, 'standby.env'))}; set +a`,
+      `timeout -k 5 60 ${walg} wal-fetch "$1" "$2"`,
+      'rc=$?',
+      '[ $rc -eq 0 ] && exit 0',
+      '[ $rc -eq 74 ] && exit 1',
+      'echo "restore_command: wal-g wal-fetch $1 failed with exit $rc (S3 or network problem, not end of archive)" >&2',
+      'exit 1',
+      '',
+    ].join('\n'), 0o700);
+    w(p.backupFetch, [
+      '#!/bin/sh',
+      '# create_replica_method of the standby leader: a base backup of the SOURCE archive, pinned by name when',
+      '# the cluster was created (LATEST is chosen by modification time and can pick a stray timeline).',
+      'datadir=',
+      'for a in "$@"; do case "$a" in --datadir=*) datadir="${a#--datadir=}";; esac; done',
+      '[ -n "$datadir" ] || { echo "backup-fetch: no --datadir given" >&2; exit 1; }',
+      `set -a; . ${shq(join(d, 'standby.env'))}; set +a`,
+      `${walg} backup-fetch "$datadir" ${shq(source.backupName)} || exit $?`,
+      'chmod 0700 "$datadir"',
+      '# The source\'s cached DCS config came with the backup; it must not leak into this cluster.',
+      'rm -f "$datadir/patroni.dynamic.json"',
+      'exit 0',
+      '',
+    ].join('\n'), 0o700);
+  }
+  return changed;
+}
+
+export interface RunResult {
+  exitCode: number;
+  stdout: string;
+  stderr: string;
+}
+
+export interface RunOptions {
+  runAs?: string;
+  cwd?: string;
+  timeoutMs?: number;
+  /** Each output line (WAL-G prints progress on stderr); never receives the environment. */
+  onLine?: (line: string, stream: 'stdout' | 'stderr') => void;
+}
+
+const KEEP = 256 * 1024;
+
+/** Runs a command to completion, keeping the last 256 KiB of each stream. */
+export function runCommand(cmd: string, args: string[], env: Record<string, string>, opts: RunOptions = {}): Promise<RunResult> {
+  const user = opts.runAs ? lookupUser(opts.runAs) : undefined;
+  return new Promise((resolvePromise, reject) => {
+    const child = spawn(cmd, args, {
+      env: { PATH: CHILD_PATH, LANG: 'C.UTF-8', HOME: user?.home ?? '/root', ...env },
+      cwd: opts.cwd ?? '/',
+      uid: user?.uid,
+      gid: user?.gid,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    const out = { stdout: '', stderr: '' };
+    const partial = { stdout: '', stderr: '' };
+    const feed = (stream: 'stdout' | 'stderr') => (chunk: Buffer) => {
+      const s = chunk.toString('utf8');
+      out[stream] = (out[stream] + s).slice(-KEEP);
+      if (!opts.onLine) return;
+      const lines = (partial[stream] + s).split('\n');
+      partial[stream] = lines.pop() ?? '';
+      for (const l of lines) if (l.trim()) opts.onLine(l, stream);
+    };
+    child.stdout.on('data', feed('stdout'));
+    child.stderr.on('data', feed('stderr'));
+    const timer = opts.timeoutMs ? setTimeout(() => child.kill('SIGKILL'), opts.timeoutMs) : undefined;
+    child.on('error', (err) => {
+      if (timer) clearTimeout(timer);
+      reject(err);
+    });
+    child.on('close', (code, signal) => {
+      if (timer) clearTimeout(timer);
+      resolvePromise({ exitCode: code ?? (signal ? 128 : 1), ...out });
+    });
+  });
+}
+
+export interface WalgBackup {
+  name: string;
+  timeline: number;
+  startLsn: bigint;
+  finishLsn: bigint;
+  time: string;
+}
+
+/**
+ * Complete backups (with a sentinel) as WAL-G sees them with exactly this env.
+ * Throws on any WAL-G failure; an empty archive is an empty list.
+ */
+export async function listBackups(env: Record<string, string>): Promise<WalgBackup[]> {
+  const r = await runCommand(walgBin(), ['backup-list', '--detail', '--json'], env, { timeoutMs: 60_000 });
+  if (r.exitCode !== 0) {
+    if (/No backups found/i.test(r.stderr + r.stdout)) return [];
+    throw new Error(`wal-g backup-list failed (exit ${r.exitCode}): ${r.stderr.trim().split('\n').slice(-3).join(' | ')}`);
+  }
+  const text = r.stdout.trim();
+  if (!text || text === 'null') return [];
+  const rows = JSON.parse(text) as Array<Record<string, unknown>>;
+  return rows.map((b) => ({
+    name: String(b.backup_name),
+    timeline: parseInt(String(b.wal_file_name ?? '').slice(0, 8), 16) || 0,
+    startLsn: BigInt(Number(b.start_lsn ?? 0)),
+    finishLsn: BigInt(Number(b.finish_lsn ?? 0)),
+    time: String(b.time ?? ''),
+  }));
+}
+
+/** The newest backup by timeline, then LSN: not by modification time (see the LATEST pitfall). */
+export function newestBackup(backups: WalgBackup[]): WalgBackup | null {
+  let best: WalgBackup | null = null;
+  for (const b of backups) {
+    if (!best || b.timeline > best.timeline || (b.timeline === best.timeline && b.finishLsn > best.finishLsn)) best = b;
+  }
+  return best;
+}

@@ -1,0 +1,23 @@
+import type { ActivityDeps } from '../deps';
+import { siteConfig } from '../deps';
+import { parseClusterRef } from '../../workflows/contracts/clusters';
+
+export interface ResolvedClusterRef {
+  ref: string;
+  site: string;
+  cluster: string;
+  kind: string;
+}
+
+/** Checks each `<site>/<cluster>` names a site this deployment knows; changes nothing. */
+export function createResolveClusterRefs(deps: ActivityDeps) {
+  return async function siteResolveClusterRefs(input: { refs: Record<string, string> }): Promise<Record<string, ResolvedClusterRef>> {
+    const out: Record<string, ResolvedClusterRef> = {};
+    for (const [field, ref] of Object.entries(input.refs)) {
+      const parsed = parseClusterRef(ref, field);
+      const cfg = siteConfig(deps, parsed.site);
+      out[field] = { ref, site: parsed.site, cluster: parsed.cluster, kind: cfg.kind };
+    }
+    return out;
+  };
+}

@@ -1,0 +1,88 @@
+// The sites file says what each site is and how to reach it. It holds references to secrets
+// (an AWS profile in a shared credentials file, a secret-store folder), never secret values.
+import { readFileSync } from 'node:fs';
+import { resolve, dirname, isAbsolute } from 'node:path';
+import { BadInputError } from '../../workflows/contracts/errors';
+
+/** Where a site's WAL-G archive lives. Credentials come from the AWS SDK default chain, narrowed by `profile`. */
+export interface S3ArchiveConfig {
+  bucket: string;
+  /** WAL_BUCKET_SCOPE_PREFIX of Spilo: `spilo` by default, '' to drop it. */
+  scopePrefix: string;
+  region: string;
+  endpoint?: string;
+  forcePathStyle?: boolean;
+  /** Profile name in the shared credentials file (AWS_PROFILE semantics). */
+  profile?: string;
+  /** Shared credentials file (AWS_SHARED_CREDENTIALS_FILE semantics); relative to the sites file. */
+  credentialsFile?: string;
+}
+
+/** A region of real Patroni clusters on this machine (the sandbox). */
+export interface LocalSiteConfig {
+  kind: 'local';
+  /** The region's folder: etcd, clusters, logs. Relative paths are relative to the sites file. */
+  dataDir: string;
+  etcd: { clientPort: number; peerPort: number };
+  /** Loopback ports handed out to cluster members (Postgres and Patroni REST). */
+  memberPorts: { first: number; last: number };
+  s3: S3ArchiveConfig;
+  /** Stands in for Kubernetes Secrets: one 0600 JSON file per cluster user. */
+  secretStore: { dir: string };
+  /** OS user that runs Postgres and Patroni when the worker runs as root. */
+  runAs?: string;
+}
+
+export type SiteConfig = LocalSiteConfig;
+
+export interface SitesFile {
+  sites: Record<string, SiteConfig>;
+}
+
+export interface LoadedSites {
+  path: string;
+  sites: Record<string, SiteConfig & { name: string }>;
+}
+
+export function sitesFilePath(explicit?: string): string {
+  const p = explicit ?? process.env.DR_SITES_FILE;
+  if (!p) {
+    throw new BadInputError(
+      'no sites file: set DR_SITES_FILE (the sandbox writes .sandbox/sites.json) or pass --sites',
+    );
+  }
+  return resolve(p);
+}
+
+export function loadSites(explicit?: string): LoadedSites {
+  const path = sitesFilePath(explicit);
+  let raw: unknown;
+  try {
+    raw = JSON.parse(readFileSync(path, 'utf8'));
+  } catch (err) {
+    throw new BadInputError(`cannot read sites file ${path}: ${(err as Error).message}`);
+  }
+  const file = raw as Partial<SitesFile>;
+  if (!file || typeof file !== 'object' || !file.sites || typeof file.sites !== 'object') {
+    throw new BadInputError(`sites file ${path} has no "sites" object`);
+  }
+  const base = dirname(path);
+  const abs = (p: string) => (isAbsolute(p) ? p : resolve(base, p));
+  const sites: LoadedSites['sites'] = {};
+  for (const [name, site] of Object.entries(file.sites)) {
+    if (!/^[a-z][a-z0-9-]{0,30}$/.test(name)) {
+      throw new BadInputError(`sites file ${path}: site name "${name}" must be lower-case letters, digits and '-'`);
+    }
+    if (site.kind !== 'local') {
+      throw new BadInputError(`sites file ${path}: site "${name}" has unknown kind "${(site as { kind?: string }).kind}" (known: local)`);
+    }
+    sites[name] = {
+      ...site,
+      name,
+      dataDir: abs(site.dataDir),
+      secretStore: { dir: abs(site.secretStore.dir) },
+      s3: { ...site.s3, credentialsFile: site.s3.credentialsFile ? abs(site.s3.credentialsFile) : undefined },
+    };
+  }
+  return { path, sites };
+}

@@ -1,0 +1,126 @@
+// `scripts/sandbox up|status|down|reset`: two real regions on one machine, Temporal with its UI, a worker per
+// region, and a standby of the demo cluster provisioned by the provision-standby runbook.
+import { rmSync } from 'node:fs';
+import { join } from 'node:path';
+import { Client, Connection } from '@temporalio/client';
+import { devServerRunning, startDevServer, stopDevServer } from '../temporal-dev-server';
+import { followRunbook, RunbookAlreadyRunningError, startRunbook } from '../runbook-client';
+import { RUNBOOK_NAMES, runbookWorkflowId, type ProvisionStandbyResult } from '../../../workflows/contracts/runbooks';
+import { REGIONS, userLayout, type SandboxLayout } from './layout';
+import { downRegions, ensureDemoSource, openRegions, s3Running, upRegions } from './regions';
+import { buildWorkflowBundle, startWorker, stopWorker, workersRunning } from './workers';
+
+const say = (line: string) => console.log(line);
+
+async function up(layout: SandboxLayout): Promise<void> {
+  const t0 = Date.now();
+  const regions = await upRegions(layout, say);
+  await ensureDemoSource(layout, regions, say);
+  const temporal = await startDevServer({ dir: join(layout.dir, 'temporal'), port: layout.temporalPort, uiPort: layout.uiPort });
+  say(`Temporal dev server ${temporal.changed ? 'started' : 'running'} at ${temporal.address} (state in ${layout.dir}/temporal/temporal.db)`);
+  const bundle = await buildWorkflowBundle(layout);
+  for (const region of REGIONS) {
+    const started = await startWorker(layout, region, bundle);
+    say(`worker-${region} ${started ? 'started' : 'running'} (queues dr-control, dr-site-${region})`);
+  }
+  const client = new Client({ connection: await Connection.connect({ address: temporal.address }) });
+  const input = { source: layout.demo.source, target: layout.demo.target, method: 'archive' as const };
+  say(`provision-standby ${input.source} -> ${input.target} (${input.method}):`);
+  let handle;
+  try {
+    handle = await startRunbook(client, {
+      workflowType: 'provisionStandby', runbook: RUNBOOK_NAMES.provisionStandby, cluster: input.target, input,
+    });
+  } catch (err) {
+    if (!(err instanceof RunbookAlreadyRunningError)) throw err;
+    say(`  already running: following ${err.workflowId}`);
+    handle = client.workflow.getHandle(err.workflowId);
+  }
+  const result = await followRunbook<ProvisionStandbyResult>(handle, (e) => say(`  [${e.phase}] ${e.step}: ${e.outcome} — ${e.message}`));
+  await client.connection.close();
+  const ui = layout.uiPort ? `http://127.0.0.1:${layout.uiPort}` : '(headless)';
+  say('');
+  say(`Sandbox up in ${Math.round((Date.now() - t0) / 1000)}s. Standby ${result.target} replays ${result.source} (replayed ${result.replayedLsn}, lag ${result.lagBytesAtEnd ?? '?'} bytes).`);
+  say(`Temporal UI: ${ui}/namespaces/default/workflows/${encodeURIComponent(runbookWorkflowId(RUNBOOK_NAMES.provisionStandby, input.target))}`);
+  say(`Sites file:  ${layout.sitesFile}`);
+  say('Try next:');
+  say('  ./scripts/sandbox status                 every process, port and Patroni role');
+  say(`  export TEMPORAL_ADDRESS=127.0.0.1:${layout.temporalPort} DR_SITES_FILE=${layout.sitesFile}`);
+  say(`  ${layout.uiPort ? 'open the UI above: the run, its journal (query getJournal) and its search attributes' : ''}`);
+  say('  ./scripts/sandbox down | reset           stop everything (data kept) | wipe it');
+}
+
+async function status(layout: SandboxLayout, json: boolean): Promise<void> {
+  const regions = openRegions(layout);
+  const report = {
+    dir: layout.dir,
+    s3: { running: s3Running(layout), endpoint: `http://127.0.0.1:${layout.s3Port}` },
+    temporal: { running: devServerRunning(join(layout.dir, 'temporal')), address: `127.0.0.1:${layout.temporalPort}`, ui: layout.uiPort ? `http://127.0.0.1:${layout.uiPort}` : null },
+    workers: workersRunning(layout),
+    regions: {} as Record<string, unknown>,
+  };
+  for (const region of REGIONS) {
+    const d = regions.drivers[region];
+    const clusters = [];
+    for (const c of d.region.listClusters()) {
+      const facts = await d.describeCluster(c.name);
+      clusters.push({
+        cluster: `${region}/${c.name}`,
+        standbyOf: facts?.standbySource ?? null,
+        members: c.members.map((m) => {
+          const seen = facts?.members.find((x) => x.name === m.name);
+          return { name: m.name, pgPort: m.pgPort, restPort: m.restPort, role: seen?.role ?? 'unknown', state: seen?.state ?? 'unreachable' };
+        }),
+      });
+    }
+    report.regions[region] = { etcd: { healthy: await d.region.etcdHealthy(), port: d.cfg.etcd.clientPort }, clusters };
+  }
+  if (json) {
+    console.log(JSON.stringify(report, null, 2));
+    return;
+  }
+  const mark = (b: boolean) => (b ? 'running' : 'stopped');
+  say(`sandbox in ${layout.dir}`);
+  say(`  S3        ${mark(report.s3.running)}  ${report.s3.endpoint}`);
+  say(`  temporal  ${mark(report.temporal.running)}  ${report.temporal.address}  UI ${report.temporal.ui ?? '-'}`);
+  for (const [r, ok] of Object.entries(report.workers)) say(`  worker-${r} ${mark(ok)}`);
+  for (const [region, info] of Object.entries(report.regions) as Array<[string, { etcd: { healthy: boolean; port: number }; clusters: Array<{ cluster: string; standbyOf: unknown; members: Array<{ name: string; pgPort: number; restPort: number; role: string; state: string }> }> }]>) {
+    say(`  region ${region}: etcd ${info.etcd.healthy ? 'healthy' : 'down'} :${info.etcd.port}`);
+    for (const c of info.clusters) {
+      say(`    ${c.cluster}${c.standbyOf ? ` (standby of ${JSON.stringify(c.standbyOf)})` : ''}`);
+      for (const m of c.members) say(`      ${m.name.padEnd(14)} pg :${m.pgPort}  rest :${m.restPort}  ${m.role} (${m.state})`);
+    }
+  }
+}
+
+async function down(layout: SandboxLayout): Promise<void> {
+  for (const region of REGIONS) say(`worker-${region}: ${(await stopWorker(layout, region)) ? 'stopped' : 'was not running'}`);
+  say(`temporal: ${(await stopDevServer(join(layout.dir, 'temporal'))).changed ? 'stopped' : 'was not running'}`);
+  await downRegions(layout, say);
+}
+
+async function main(argv: string[]): Promise<void> {
+  const layout = userLayout();
+  const [cmd, ...rest] = argv;
+  switch (cmd) {
+    case 'up':
+      return up(layout);
+    case 'status':
+      return status(layout, rest.includes('--json'));
+    case 'down':
+      return down(layout);
+    case 'reset':
+      await down(layout);
+      rmSync(layout.dir, { recursive: true, force: true });
+      say(`wiped ${layout.dir}`);
+      return;
+    default:
+      say('usage: scripts/sandbox up | status [--json] | down | reset');
+      process.exitCode = cmd ? 2 : 0;
+  }
+}
+
+main(process.argv.slice(2)).catch((err) => {
+  console.error(`sandbox: ${err instanceof Error ? err.message : String(err)}`);
+  process.exit(1);
+});

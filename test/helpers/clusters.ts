@@ -1,0 +1,32 @@
+// Direct looks at the sandbox's clusters, independent of the runbooks under test.
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { loadSites } from '../../activities/sites/sites-file';
+import { LocalSiteDriver } from '../../activities/sites/local-driver';
+import { parseClusterRef } from '../../workflows/contracts/clusters';
+import { testLayout } from './test-env';
+
+export function driverOf(ref: string): { driver: LocalSiteDriver; cluster: string } {
+  const { site, cluster } = parseClusterRef(ref);
+  const sites = loadSites(testLayout().sitesFile);
+  return { driver: new LocalSiteDriver(sites.sites[site]), cluster };
+}
+
+export async function sql<T extends Record<string, unknown>>(ref: string, text: string, params: unknown[] = []): Promise<T[]> {
+  const { driver, cluster } = driverOf(ref);
+  return driver.withLeaderSql(cluster, async (c) => (await c.query<T>(text, params)).rows);
+}
+
+/** Everything a refused runbook must not have touched at the target: cluster files and secrets. */
+export function footprint(ref: string): { clusterDir: boolean; secretsDir: boolean } {
+  const { driver, cluster } = driverOf(ref);
+  return {
+    clusterDir: existsSync(join(driver.cfg.dataDir, 'clusters', cluster)),
+    secretsDir: existsSync(join(driver.cfg.secretStore.dir, cluster)),
+  };
+}
+
+export async function deleteCluster(ref: string): Promise<void> {
+  const { driver, cluster } = driverOf(ref);
+  await driver.region.deleteCluster(cluster, { deleteSecrets: true });
+}

@@ -1,0 +1,60 @@
+// Runs the real workers of a runbook deployment inside a test, on queues no other test uses.
+import { randomBytes } from 'node:crypto';
+import { Client, Connection } from '@temporalio/client';
+import { DefaultLogger, NativeConnection, Runtime, type LogEntry, type Worker } from '@temporalio/worker';
+import { loadSites } from '../../activities/sites/sites-file';
+import { createDriverFactory } from '../../activities/sites';
+import { createRunbookWorkers } from '../../worker/workers';
+import { controlTaskQueue } from '../../workflows/contracts/task-queues';
+import { testBundlePath, testLayout, testTemporalAddress } from './test-env';
+
+// Warnings and errors only, without the expected notice that site workers register no workflows.
+const QUIET = /^No (workflows|Nexus services) registered/;
+function installQuietRuntime(): void {
+  try {
+    Runtime.install({
+      logger: new DefaultLogger('WARN', (e: LogEntry) => {
+        if (!QUIET.test(e.message)) console.error(`[worker ${e.level}] ${e.message}`, e.meta ?? '');
+      }),
+    });
+  } catch {
+    // Already installed by an earlier test file in this process.
+  }
+}
+
+export interface RunbookHarness {
+  client: Client;
+  /** The control queue of this harness: pass it to startRunbook. */
+  taskQueue: string;
+  prefix: string;
+}
+
+/** Starts workers for every sandbox site (or `sites`), runs `fn`, then shuts the workers down. */
+export async function withRunbookWorkers<T>(
+  fn: (h: RunbookHarness) => Promise<T>,
+  opts: { sites?: string[] } = {},
+): Promise<T> {
+  installQuietRuntime();
+  const prefix = `t${randomBytes(4).toString('hex')}-`;
+  const sites = loadSites(testLayout().sitesFile);
+  const connection = await NativeConnection.connect({ address: testTemporalAddress() });
+  const workers: Worker[] = await createRunbookWorkers({
+    connection,
+    namespace: 'default',
+    deps: { sites, driverFor: createDriverFactory(sites) },
+    servedSites: opts.sites ?? Object.keys(sites.sites),
+    serveControl: true,
+    workflowBundle: { codePath: testBundlePath() },
+    taskQueuePrefix: prefix,
+  });
+  const running = workers.map((w) => w.run());
+  const clientConnection = await Connection.connect({ address: testTemporalAddress() });
+  try {
+    return await fn({ client: new Client({ connection: clientConnection }), taskQueue: controlTaskQueue(prefix), prefix });
+  } finally {
+    for (const w of workers) if (w.getState() === 'RUNNING') w.shutdown();
+    await Promise.allSettled(running);
+    await clientConnection.close();
+    await connection.close();
+  }
+}

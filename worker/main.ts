@@ -1,0 +1,29 @@
+// Worker entry: `npm run worker` (or `tsx worker/main.ts`). Configured by Temporal env config and DR_* variables
+// (see README "Configuration").
+import { createDriverFactory } from '../activities/sites';
+import { loadWorkerConfig } from './config';
+import { connectWorker } from './connection';
+import { createRunbookWorkers, runAll } from './workers';
+
+async function main(): Promise<void> {
+  const config = loadWorkerConfig();
+  const { connection, namespace } = await connectWorker();
+  const workers = await createRunbookWorkers({
+    connection,
+    namespace,
+    deps: { sites: config.sites, driverFor: createDriverFactory(config.sites) },
+    servedSites: config.servedSites,
+    serveControl: config.serveControl,
+    taskQueuePrefix: config.taskQueuePrefix,
+    workflowBundle: config.workflowBundlePath ? { codePath: config.workflowBundlePath } : undefined,
+  });
+  console.log(
+    `worker ready: namespace ${namespace}, queues ${workers.map((w) => w.options.taskQueue).join(', ')}, sites file ${config.sites.path}`,
+  );
+  await runAll(workers);
+}
+
+main().catch((err) => {
+  console.error(`worker failed: ${err instanceof Error ? err.message : String(err)}`);
+  process.exit(1);
+});

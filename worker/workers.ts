@@ -1,0 +1,55 @@
+// Builds the Temporal workers of one process: the control queue (runbooks) and one queue per served site.
+import { Worker, type NativeConnection, type WorkflowBundle } from '@temporalio/worker';
+import { createControlActivities, createSiteActivities, type ActivityDeps } from '../activities';
+import { controlTaskQueue, siteTaskQueue } from '../workflows/contracts/task-queues';
+import { RunbookErrorInterceptor } from './interceptors';
+
+export interface RunbookWorkersOptions {
+  connection: NativeConnection;
+  namespace: string;
+  deps: ActivityDeps;
+  servedSites: string[];
+  serveControl: boolean;
+  workflowBundle?: WorkflowBundle | { codePath: string };
+  /** Prefix of every queue name (DR_TASK_QUEUE_PREFIX), so deployments and tests stay apart. */
+  taskQueuePrefix?: string;
+}
+
+export async function createRunbookWorkers(opts: RunbookWorkersOptions): Promise<Worker[]> {
+  const control = controlTaskQueue(opts.taskQueuePrefix ?? '');
+  const queue = (site: string | null) => (site === null ? control : siteTaskQueue(site, control));
+  const interceptors = { activity: [() => ({ inbound: new RunbookErrorInterceptor() })] };
+  const workers: Worker[] = [];
+  if (opts.serveControl) {
+    workers.push(
+      await Worker.create({
+        connection: opts.connection,
+        namespace: opts.namespace,
+        taskQueue: queue(null),
+        ...(opts.workflowBundle
+          ? { workflowBundle: opts.workflowBundle }
+          : { workflowsPath: require.resolve('../workflows') }),
+        activities: createControlActivities(opts.deps),
+        interceptors,
+      }),
+    );
+  }
+  const siteActivities = createSiteActivities(opts.deps);
+  for (const site of opts.servedSites) {
+    workers.push(
+      await Worker.create({
+        connection: opts.connection,
+        namespace: opts.namespace,
+        taskQueue: queue(site),
+        activities: siteActivities,
+        interceptors,
+      }),
+    );
+  }
+  return workers;
+}
+
+/** Run all workers until one fails or a signal stops the process. */
+export async function runAll(workers: Worker[]): Promise<void> {
+  await Promise.all(workers.map((w) => w.run()));
+}

@@ -1,0 +1,56 @@
+// Typed runbook errors. Bundle-safe: workflows branch on the failure type string, activities throw these
+// and `toApplicationFailure` carries the class name as the ApplicationFailure type.
+import { ApplicationFailure } from '@temporalio/common';
+
+export abstract class RunbookError extends Error {
+  abstract readonly retryable: boolean;
+  /** Facts for the journal and the failure details. Never secret values. */
+  readonly facts: Record<string, unknown>;
+  constructor(message: string, facts: Record<string, unknown> = {}) {
+    super(message);
+    this.name = new.target.name;
+    this.facts = facts;
+  }
+}
+
+/** Input that can never succeed as given: refused before anything changes. */
+export class BadInputError extends RunbookError {
+  readonly retryable = false;
+}
+
+/** The cluster named does not exist at that site. */
+export class ClusterNotFoundError extends RunbookError {
+  readonly retryable = false;
+}
+
+/** A precondition of the runbook does not hold (e.g. no complete base backup, target is a primary). */
+export class PreconditionFailedError extends RunbookError {
+  readonly retryable = false;
+}
+
+/** A site or one of its parts (Patroni, Postgres, S3, etcd) cannot be reached right now. */
+export class SiteUnreachableError extends RunbookError {
+  readonly retryable = true;
+}
+
+/** Something is still converging (replay catching up, cluster starting): retry later. */
+export class NotReadyError extends RunbookError {
+  readonly retryable = true;
+}
+
+/** A wait ran out of time (replay did not reach the target LSN, a cluster did not come up). */
+export class WaitTimedOutError extends RunbookError {
+  readonly retryable = false;
+}
+
+/** Every failure type a runbook treats as final. */
+export const NON_RETRYABLE_ERROR_TYPES = ['BadInputError', 'ClusterNotFoundError', 'PreconditionFailedError', 'WaitTimedOutError'];
+
+export function toApplicationFailure(err: RunbookError): ApplicationFailure {
+  return ApplicationFailure.create({
+    message: err.message,
+    type: err.name,
+    nonRetryable: !err.retryable,
+    details: [err.facts],
+  });
+}
