@@ -8,11 +8,20 @@ import { createWriteMarker } from './postgres/write-marker';
 import { createReadMarker, createCurrentPosition } from './postgres/read-marker';
 import { createWaitForReplay } from './postgres/wait-for-replay';
 import { createCopyClusterSecrets } from './secrets/copy-cluster-secrets';
+import { createRunBaseBackup } from './walg/run-base-backup';
+import { createProveBackup } from './s3/prove-backup';
+import { createFindBackupAtOrAfter } from './s3/find-backup-at-or-after';
+import { createFenceCluster, createUnfenceCluster, createRemoveStandbyConfig, createDemoteToStandby } from './sites/fence-cluster';
+import { createVerifyWritable } from './postgres/verify-writable';
+import { createWaitForStreaming } from './postgres/wait-for-streaming';
+import { createLastArchivedWal } from './s3/last-archived-wal';
+import { createNotifyEscalation } from './notify/escalate';
 
 /** Activities that only read configuration: served on the control task queue. */
 export function createControlActivities(deps: ActivityDeps) {
   return {
     siteResolveClusterRefs: createResolveClusterRefs(deps),
+    notifyEscalation: createNotifyEscalation(),
   };
 }
 
@@ -27,6 +36,16 @@ export function createSiteActivities(deps: ActivityDeps) {
     postgresCurrentPosition: createCurrentPosition(deps),
     postgresWaitForReplay: createWaitForReplay(deps),
     secretsCopyClusterSecrets: createCopyClusterSecrets(deps),
+    walgRunBaseBackup: createRunBaseBackup(deps),
+    s3ProveBackup: createProveBackup(),
+    s3FindBackupAtOrAfter: createFindBackupAtOrAfter(),
+    siteFenceCluster: createFenceCluster(deps),
+    siteUnfenceCluster: createUnfenceCluster(deps),
+    siteRemoveStandbyConfig: createRemoveStandbyConfig(deps),
+    siteDemoteToStandby: createDemoteToStandby(deps),
+    postgresVerifyWritable: createVerifyWritable(deps),
+    postgresWaitForStreaming: createWaitForStreaming(deps),
+    s3LastArchivedWal: createLastArchivedWal(deps),
   };
 }
 

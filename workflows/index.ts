@@ -1,2 +1,4 @@
 // Runbooks only: every export of this module becomes a workflow type.
 export { provisionStandby } from './provision-standby';
+export { forceBackup } from './force-backup';
+export { promote } from './promote';

@@ -42,6 +42,7 @@ async function copyCredentials(record: RunbookRecord, plan: Plan): Promise<void>
 async function createStandby(record: RunbookRecord, plan: Plan, pre: Preflight): Promise<void> {
   const r = await siteLongActivities(plan.target.site, 600).siteCreateStandbyCluster({
     target: plan.target.ref,
+    source: plan.source.ref,
     fromArchive: usesArchive(plan.method) && pre.baseBackup
       ? { archive: plan.source.facts.archive, backupName: pre.baseBackup }
       : undefined,

@@ -22,13 +22,35 @@ export async function readMarker(client: PgClient, id: string): Promise<{ writte
   }
 }
 
-/** Where this server is: its write LSN on a primary, its replayed LSN in recovery. */
-export async function readPosition(client: PgClient): Promise<{ inRecovery: boolean; lsn: string; timeline: number }> {
-  const r = await client.query<{ in_recovery: boolean; lsn: string | null; timeline: number }>(
+export interface ServerPosition {
+  inRecovery: boolean;
+  /** Write LSN on a primary, replayed LSN in recovery. */
+  lsn: string;
+  timeline: number;
+  /** The server's clock when it answered (ISO). */
+  at: string;
+  /** In recovery: commit time of the last replayed transaction (ISO), null when none yet or on a primary. */
+  lastReplayedCommitAt: string | null;
+}
+
+/** Where this server is: LSN, timeline (a primary's current one; a standby's received or replayed one), clocks. */
+export async function readPosition(client: PgClient): Promise<ServerPosition> {
+  const r = await client.query<{ in_recovery: boolean; lsn: string | null; timeline: number; at: Date; replayed_at: Date | null }>(
     `SELECT pg_is_in_recovery() AS in_recovery,
             CASE WHEN pg_is_in_recovery() THEN pg_last_wal_replay_lsn()::text ELSE pg_current_wal_lsn()::text END AS lsn,
-            (SELECT timeline_id FROM pg_control_checkpoint()) AS timeline`,
+            CASE WHEN pg_is_in_recovery()
+                 THEN coalesce((SELECT received_tli FROM pg_stat_wal_receiver), (SELECT timeline_id FROM pg_control_checkpoint()))
+                 -- A fresh primary's checkpoint still names the old timeline until its first checkpoint: ask the WAL.
+                 ELSE ('x' || substr(pg_walfile_name(pg_current_wal_lsn()), 1, 8))::bit(32)::int END AS timeline,
+            now() AS at,
+            pg_last_xact_replay_timestamp() AS replayed_at`,
   );
   const row = r.rows[0];
-  return { inRecovery: row.in_recovery, lsn: row.lsn ?? '0/0', timeline: Number(row.timeline) };
+  return {
+    inRecovery: row.in_recovery,
+    lsn: row.lsn ?? '0/0',
+    timeline: Number(row.timeline),
+    at: row.at.toISOString(),
+    lastReplayedCommitAt: row.replayed_at ? row.replayed_at.toISOString() : null,
+  };
 }

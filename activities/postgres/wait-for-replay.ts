@@ -14,13 +14,13 @@ export interface ReplayProgress {
 }
 
 /**
- * Waits until the standby cluster's leader has replayed up to `targetLsn` and shows the marker row,
- * heartbeating its progress. Reads only, so a retry simply waits again.
+ * Waits until the standby cluster's leader has replayed up to `targetLsn` (and shows the marker row, when one
+ * is named), heartbeating its progress. Reads only, so a retry simply waits again.
  */
 export function createWaitForReplay(deps: ActivityDeps) {
   return async function postgresWaitForReplay(input: {
     ref: string;
-    markerId: string;
+    markerId?: string;
     targetLsn: string;
     timeoutSeconds: number;
     pollIntervalSeconds: number;
@@ -34,7 +34,7 @@ export function createWaitForReplay(deps: ActivityDeps) {
       try {
         const seen = await driver.withLeaderSql(cluster, async (client) => {
           const pos = await readPosition(client);
-          const marker = await readMarker(client, input.markerId);
+          const marker = input.markerId ? await readMarker(client, input.markerId) : { writtenAt: pos.at };
           return { pos, marker };
         });
         const behind = Math.max(0, lsnDiff(input.targetLsn, seen.pos.lsn));

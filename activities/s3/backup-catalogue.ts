@@ -38,17 +38,21 @@ export function splitS3Url(url: string): { bucket: string; key: string } {
   return { bucket: m[1], key: m[2].replace(/\/+$/, '') };
 }
 
-async function listKeys(s3: S3Client, bucket: string, prefix: string): Promise<string[]> {
-  const keys: string[] = [];
+async function listObjects(s3: S3Client, bucket: string, prefix: string): Promise<Array<{ key: string; modified?: Date }>> {
+  const objects: Array<{ key: string; modified?: Date }> = [];
   let token: string | undefined;
   do {
     const page = await s3.send(
       new ListObjectsV2Command({ Bucket: bucket, Prefix: prefix, ContinuationToken: token }),
     );
-    for (const o of page.Contents ?? []) if (o.Key) keys.push(o.Key);
+    for (const o of page.Contents ?? []) if (o.Key) objects.push({ key: o.Key, modified: o.LastModified });
     token = page.IsTruncated ? page.NextContinuationToken : undefined;
   } while (token);
-  return keys;
+  return objects;
+}
+
+async function listKeys(s3: S3Client, bucket: string, prefix: string): Promise<string[]> {
+  return (await listObjects(s3, bucket, prefix)).map((o) => o.key);
 }
 
 function unreachable(cfg: S3ArchiveConfig, walPrefix: string, err: unknown): never {
@@ -124,22 +128,29 @@ function parseSentinel(body: string): Omit<BaseBackup, 'name' | 'timeline' | 'se
   };
 }
 
+export interface ArchivedWal {
+  segment: string;
+  timeline: number;
+  endLsn: string;
+  /** When the segment landed in S3 (ISO), if the store says. */
+  archivedAt: string | null;
+}
+
 /** The newest archived WAL segment and the LSN its end stands for, or null for an empty archive. */
-export async function lastArchivedWal(
-  cfg: S3ArchiveConfig,
-  walPrefix: string,
-): Promise<{ segment: string; timeline: number; endLsn: string } | null> {
+export async function lastArchivedWal(cfg: S3ArchiveConfig, walPrefix: string): Promise<ArchivedWal | null> {
   const { bucket, key } = splitS3Url(walPrefix);
-  let keys: string[];
+  let objects: Array<{ key: string; modified?: Date }>;
   try {
-    keys = await listKeys(s3ClientFor(cfg), bucket, `${key}/wal_005/`);
+    objects = await listObjects(s3ClientFor(cfg), bucket, `${key}/wal_005/`);
   } catch (err) {
     unreachable(cfg, walPrefix, err);
   }
-  let best: string | undefined;
-  for (const k of keys) {
-    const seg = /\/([0-9A-F]{24})(\.[a-z0-9]+)?$/.exec(k)?.[1];
-    if (seg && (!best || seg > best)) best = seg;
+  let best: { segment: string; modified?: Date } | undefined;
+  for (const o of objects) {
+    const segment = /\/([0-9A-F]{24})(\.[a-z0-9]+)?$/.exec(o.key)?.[1];
+    if (segment && (!best || segment > best.segment)) best = { segment, modified: o.modified };
   }
-  return best ? { segment: best, ...walSegmentEndLsn(best) } : null;
+  return best
+    ? { segment: best.segment, ...walSegmentEndLsn(best.segment), archivedAt: best.modified?.toISOString() ?? null }
+    : null;
 }

@@ -6,6 +6,8 @@ import { BadInputError } from '../../workflows/contracts/errors';
 
 export interface CreateStandbyClusterInput {
   target: string;
+  /** The source `<site>/<cluster>`, recorded on the standby. */
+  source: string;
   fromArchive?: { archive: ArchiveLocation; backupName: string };
   fromHost?: StreamingEndpoint;
 }
@@ -18,6 +20,10 @@ export function createCreateStandbyCluster(deps: ActivityDeps) {
       throw new BadInputError('a standby needs an archive to replay from, a host to stream from, or both');
     }
     heartbeat({ step: 'creating', cluster: input.target });
-    return deps.driverFor(site).createStandbyCluster({ cluster, fromArchive: input.fromArchive, fromHost: input.fromHost });
+    // Restoring a large base backup takes long: each progress line keeps the heartbeat timeout at bay.
+    return deps.driverFor(site).createStandbyCluster(
+      { cluster, sourceRef: input.source, fromArchive: input.fromArchive, fromHost: input.fromHost },
+      (detail) => heartbeat({ step: 'creating', cluster: input.target, detail }),
+    );
   };
 }

@@ -2,11 +2,14 @@
 import { Client as PgClient } from 'pg';
 import type { LocalSiteConfig } from './sites-file';
 import type {
-  ClusterFacts, CreateStandbyRequest, PatroniRole, SecretValue, SiteDriver, StandbySource,
+  BaseBackupRun, ClusterFacts, CreateStandbyRequest, DemoteRequest, FenceResult, PatroniRole, SecretValue, SiteDriver,
+  StandbySource,
 } from './site-driver';
+import { runLocalBaseBackup } from './local/base-backup';
 import { LocalRegion } from './local/region';
 import { patroniGet, type PatroniClusterView } from './local/patroni-api';
 import { restUrl } from './local/members';
+import { probePort } from './local/pg-control';
 import { SiteUnreachableError } from '../../workflows/contracts/errors';
 
 const ROLE: Record<string, PatroniRole> = {
@@ -38,17 +41,27 @@ export class LocalSiteDriver implements SiteDriver {
         break;
       }
     }
+    // Patroni publishes member state once per cycle: right after a fence, /cluster still says "running" for a
+    // stopped Postgres. A refused connection is the truth about a member that claims to run.
+    const refused = new Set<string>();
+    for (const m of info.members) if ((await probePort(m.pgPort)) === 'refused') refused.add(m.name);
     const members = info.members.map((m) => {
       const seen = view?.members?.find((x) => x.name === m.name);
-      const state = seen?.state ?? 'unreachable';
+      let state = seen?.state ?? 'unreachable';
+      if (seen && refused.has(m.name) && ['running', 'streaming', 'starting'].includes(state)) state = 'stopped';
       return { name: m.name, role: ROLE[seen?.role ?? ''] ?? 'unknown', state, healthy: state === 'running' || state === 'streaming' };
     });
-    const leader = view?.members?.find((x) => x.role === 'leader' || x.role === 'standby_leader');
+    const leader = view?.members?.find((x) => (x.role === 'leader' || x.role === 'standby_leader') && !refused.has(x.name));
     const leaderInfo = leader && info.members.find((m) => m.name === leader.name);
     // Patroni's dynamic config is the truth about standby mode; the cluster file says where it points.
     const isStandby = dynamicConfig ? dynamicConfig.standby_cluster != null : info.standby !== null;
     const standbySource: StandbySource | undefined = isStandby && info.standby
-      ? { walPrefix: info.standby.fromArchive?.walPrefix, host: info.standby.fromHost?.host, port: info.standby.fromHost?.port }
+      ? {
+          walPrefix: info.standby.fromArchive?.walPrefix,
+          host: info.standby.fromHost?.host,
+          port: info.standby.fromHost?.port,
+          sourceRef: info.standby.sourceRef,
+        }
       : undefined;
     return {
       site: this.site,
@@ -94,7 +107,7 @@ export class LocalSiteDriver implements SiteDriver {
     return this.region.listSecretUsers(cluster);
   }
 
-  async createStandbyCluster(req: CreateStandbyRequest): Promise<{ changed: boolean }> {
+  async createStandbyCluster(req: CreateStandbyRequest, onProgress?: (detail: string) => void): Promise<{ changed: boolean }> {
     const { changed } = await this.region.createCluster({
       name: req.cluster,
       pgVersion: 15,
@@ -104,8 +117,37 @@ export class LocalSiteDriver implements SiteDriver {
           ? { s3: req.fromArchive.archive.s3, walPrefix: req.fromArchive.archive.walPrefix, backupName: req.fromArchive.backupName }
           : undefined,
         fromHost: req.fromHost,
+        sourceRef: req.sourceRef,
       },
-    });
+    }, { onProgress: onProgress && ((p) => onProgress(`${p.phase}: ${p.detail}`)) });
     return { changed };
+  }
+
+  /** `wal-g backup-push` on the primary leader; the region refuses a standby leader (PreconditionFailedError). */
+  async runBaseBackup(cluster: string, onProgress: (detail: string) => void, signal?: AbortSignal): Promise<BaseBackupRun> {
+    return runLocalBaseBackup(this.region, cluster, onProgress, signal);
+  }
+
+  /** Promotion: `standby_cluster` removed from Patroni's config, then a writable primary awaited (NotReadyError). */
+  async removeStandbyConfig(cluster: string): Promise<{ changed: boolean }> {
+    return this.region.promoteCluster(cluster);
+  }
+
+  /** Patroni paused, Postgres fast-stopped leader last, proven by refused connections (fencing.ts). */
+  async fenceCluster(cluster: string): Promise<FenceResult> {
+    return this.region.fenceCluster(cluster);
+  }
+
+  async unfenceCluster(cluster: string): Promise<{ changed: boolean }> {
+    return this.region.unfenceCluster(cluster);
+  }
+
+  /** A fenced cluster becomes a standby of req.sourceRef (standby-switch.ts); a running one is refused. */
+  async demoteToStandby(cluster: string, req: DemoteRequest): Promise<{ changed: boolean }> {
+    return this.region.demoteToStandby(cluster, {
+      sourceRef: req.sourceRef,
+      fromHost: req.fromHost,
+      fromArchive: req.fromArchive && { s3: req.fromArchive.archive.s3, walPrefix: req.fromArchive.archive.walPrefix },
+    });
   }
 }

@@ -16,6 +16,8 @@ export interface StandbySource {
   walPrefix?: string;
   host?: string;
   port?: number;
+  /** The source cluster `<site>/<cluster>` as recorded when the standby was built. */
+  sourceRef?: string;
 }
 
 export interface ClusterFacts {
@@ -48,8 +50,37 @@ export interface SecretValue {
 
 export interface CreateStandbyRequest {
   cluster: string;
+  /** The source `<site>/<cluster>`, recorded on the standby (cluster file; an annotation on Kubernetes). */
+  sourceRef: string;
   fromArchive?: { archive: ArchiveLocation; backupName: string };
   fromHost?: StreamingEndpoint;
+}
+
+export interface BaseBackupRun {
+  exitCode: number;
+  /** The name the backup tool reported; never proof by itself (the sentinel in S3 is). */
+  reportedName: string | null;
+  /** The last lines the tool printed, for the journal when it fails (never holds credentials). */
+  outputTail: string;
+}
+
+export interface FenceResult {
+  changed: boolean;
+  /** true when every member was seen refusing connections after the fence. */
+  confirmed: boolean;
+  /** What was done: Patroni paused and Postgres stopped, or it was already down. */
+  method: 'paused-and-stopped' | 'already-stopped';
+  /** The former leader's last checkpoint LSN after a clean (fast) shutdown; null when unknown. */
+  finalLsn: string | null;
+  cleanShutdown: boolean;
+  detail: string;
+}
+
+export interface DemoteRequest {
+  /** The cluster it will follow, `<site>/<cluster>`. */
+  sourceRef: string;
+  fromHost?: StreamingEndpoint;
+  fromArchive?: { archive: ArchiveLocation };
 }
 
 export interface SiteDriver {
@@ -63,5 +94,18 @@ export interface SiteDriver {
   writeSecret(cluster: string, user: string, value: SecretValue): Promise<void>;
   listSecretUsers(cluster: string): Promise<string[]>;
   /** Idempotent: `changed: false` when the cluster already exists as asked. */
-  createStandbyCluster(req: CreateStandbyRequest): Promise<{ changed: boolean }>;
+  createStandbyCluster(req: CreateStandbyRequest, onProgress?: (detail: string) => void): Promise<{ changed: boolean }>;
+  /**
+   * A full base backup of the primary leader with WAL-G (Spilo's backup script on Kubernetes). `signal` stops
+   * it (activity cancellation). Exit code 0 is not proof: Spilo's script exits 0 on a replica without a backup.
+   */
+  runBaseBackup(cluster: string, onProgress: (detail: string) => void, signal?: AbortSignal): Promise<BaseBackupRun>;
+  /** PATCH Patroni's /config with {"standby_cluster": null}: the standby leader promotes. `changed: false` when none was set. */
+  removeStandbyConfig(cluster: string): Promise<{ changed: boolean }>;
+  /** Stop writes: pause Patroni (so it does not restart Postgres) and stop Postgres fast on every member, leader last. */
+  fenceCluster(cluster: string): Promise<FenceResult>;
+  /** Lift a fence: resume Patroni, which starts Postgres again in the role it had. */
+  unfenceCluster(cluster: string): Promise<{ changed: boolean }>;
+  /** Make a fenced cluster a standby of another (standby_cluster in its DCS), then resume it. */
+  demoteToStandby(cluster: string, req: DemoteRequest): Promise<{ changed: boolean }>;
 }

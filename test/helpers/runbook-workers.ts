@@ -4,6 +4,7 @@ import { Client, Connection } from '@temporalio/client';
 import { DefaultLogger, NativeConnection, Runtime, type LogEntry, type Worker } from '@temporalio/worker';
 import { loadSites } from '../../activities/sites/sites-file';
 import { createDriverFactory } from '../../activities/sites';
+import type { SiteDriver } from '../../activities/sites/site-driver';
 import { createRunbookWorkers } from '../../worker/workers';
 import { controlTaskQueue } from '../../workflows/contracts/task-queues';
 import { testBundlePath, testLayout, testTemporalAddress } from './test-env';
@@ -29,19 +30,24 @@ export interface RunbookHarness {
   prefix: string;
 }
 
-/** Starts workers for every sandbox site (or `sites`), runs `fn`, then shuts the workers down. */
+/**
+ * Starts workers for every sandbox site (or `sites`), runs `fn`, then shuts the workers down. `wrapDriver`
+ * lets a test put a fault in front of the real driver (e.g. a backup tool that exits 0 without a backup).
+ */
 export async function withRunbookWorkers<T>(
   fn: (h: RunbookHarness) => Promise<T>,
-  opts: { sites?: string[] } = {},
+  opts: { sites?: string[]; wrapDriver?: (driver: SiteDriver) => SiteDriver } = {},
 ): Promise<T> {
   installQuietRuntime();
   const prefix = `t${randomBytes(4).toString('hex')}-`;
   const sites = loadSites(testLayout().sitesFile);
+  const realDriverFor = createDriverFactory(sites);
+  const wrap = opts.wrapDriver;
   const connection = await NativeConnection.connect({ address: testTemporalAddress() });
   const workers: Worker[] = await createRunbookWorkers({
     connection,
     namespace: 'default',
-    deps: { sites, driverFor: createDriverFactory(sites) },
+    deps: { sites, driverFor: wrap ? (site: string) => wrap(realDriverFor(site)) : realDriverFor },
     servedSites: opts.sites ?? Object.keys(sites.sites),
     serveControl: true,
     workflowBundle: { codePath: testBundlePath() },

@@ -43,8 +43,18 @@ export class WaitTimedOutError extends RunbookError {
   readonly retryable = false;
 }
 
+/**
+ * No complete base backup (stop sentinel) at or after the required LSN on the required timeline: whatever the
+ * backup tool said, the backup did not land. Final: the same archive read again says the same.
+ */
+export class BackupNotProvenError extends RunbookError {
+  readonly retryable = false;
+}
+
 /** Every failure type a runbook treats as final. */
-export const NON_RETRYABLE_ERROR_TYPES = ['BadInputError', 'ClusterNotFoundError', 'PreconditionFailedError', 'WaitTimedOutError'];
+export const NON_RETRYABLE_ERROR_TYPES = [
+  'BadInputError', 'ClusterNotFoundError', 'PreconditionFailedError', 'WaitTimedOutError', 'BackupNotProvenError',
+];
 
 export function toApplicationFailure(err: RunbookError): ApplicationFailure {
   return ApplicationFailure.create({

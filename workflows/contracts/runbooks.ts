@@ -35,8 +35,109 @@ export interface ProvisionStandbyResult {
   phaseDurationsMs: Record<string, number>;
 }
 
+export interface ForceBackupInput {
+  /** The cluster to back up, `<site>/<cluster>`: the backup runs on its current leader. */
+  cluster: string;
+  /** A backup is proof only if it finished at or after this LSN; default: the leader's LSN when the runbook starts. */
+  notBeforeLsn?: string;
+  limits?: {
+    /** How long the base backup may take. Default 3600. */
+    backupTimeoutSeconds?: number;
+  };
+}
+
+export interface ForceBackupResult {
+  cluster: string;
+  backupName: string;
+  /** true when a backup at or after the requested LSN already existed and was reused. */
+  reused: boolean;
+  startLsn: string;
+  finishLsn: string;
+  timeline: number;
+  /** The LSN the proof was measured against. */
+  requiredLsn: string;
+  compressedSize?: number;
+  uncompressedSize?: number;
+  durationMs: number;
+  /** Where the proof was read: the stop sentinel's S3 key. */
+  sentinelKey: string;
+}
+
+export type PromoteMode = 'planned' | 'unplanned';
+
+export interface DataLossPolicy {
+  /** Largest acceptable loss in bytes of WAL. Default 0. */
+  maxBytes?: number;
+  /** Largest acceptable loss in seconds of commits. Default 0. */
+  maxSeconds?: number;
+}
+
+export interface PromoteInput {
+  /** The standby cluster to promote, `<site>/<cluster>`. */
+  cluster: string;
+  /** planned: the source is reachable and is switched over with no loss; unplanned: the source region is down or suspect. */
+  mode: PromoteMode;
+  /** The source it replays from, `<site>/<cluster>`; default: what provision-standby recorded on the standby. */
+  source?: string;
+  dataLossPolicy?: DataLossPolicy;
+  /** How long a human has to decide. Default 3600. */
+  approvalTimeoutSeconds?: number;
+  /** Take and prove the first backup after promotion (force-backup). Default true. */
+  takeBackup?: boolean;
+  limits?: {
+    /** How long a region's worker may take to pick up a task before the region counts as unreachable. Default 30. */
+    regionTimeoutSeconds?: number;
+    /** How long the planned switchover waits for the standby to replay the source's last LSN. Default 300. */
+    catchUpTimeoutSeconds?: number;
+  };
+}
+
+export type FenceState = 'CONFIRMED' | 'UNCONFIRMED' | 'NOT_NEEDED';
+
+export interface LossEstimate {
+  sourceReachable: boolean;
+  /** Where the source position came from: the live source, or the newest WAL segment in its archive. */
+  basis: 'source' | 'archive' | 'none';
+  sourceLsn: string | null;
+  standbyReplayedLsn: string;
+  bytes: number | null;
+  seconds: number | null;
+  withinPolicy: boolean;
+}
+
+export interface ApprovalRecord {
+  decision: 'approved' | 'rejected';
+  approver: string;
+  ticket: string;
+  comment?: string;
+  at: string;
+  acknowledgedDataLoss: boolean;
+  acknowledgedUnconfirmedFence: boolean;
+  via: 'update' | 'signal';
+}
+
+export interface PromoteResult {
+  cluster: string;
+  source: string | null;
+  mode: PromoteMode;
+  alreadyPromoted: boolean;
+  estimate: LossEstimate | null;
+  fence: FenceState;
+  approval: ApprovalRecord | null;
+  timelineBefore: number | null;
+  timelineAfter: number;
+  /** Milliseconds from approval to the first accepted write on the promoted cluster. */
+  rtoMs: number | null;
+  /** Bytes of WAL the source had that the promoted cluster does not (measured when the source was reachable). */
+  measuredRpoBytes: number | null;
+  backup: ForceBackupResult | null;
+  phaseDurationsMs: Record<string, number>;
+}
+
 export const RUNBOOK_NAMES = {
   provisionStandby: 'provision-standby',
+  forceBackup: 'force-backup',
+  promote: 'promote',
 } as const;
 
 /** Workflow IDs are business keys: one run of a runbook per cluster at a time. */

@@ -16,6 +16,8 @@ export interface StandbySpec {
     backupName?: string;
   };
   fromHost?: { host: string; port: number };
+  /** The source cluster as `<site>/<cluster>`, so later runbooks (promote, failback) know where it came from. */
+  sourceRef?: string;
 }
 
 export interface CreateLocalClusterSpec {

@@ -36,7 +36,7 @@ export class ClusterSetup {
       dir,
       owner,
       info.archivePrefix ? await walgEnv(this.cfg.s3, info.archivePrefix) : null,
-      fa && info.bootstrapBackup ? { env: await walgEnv(fa.s3, fa.walPrefix), backupName: info.bootstrapBackup } : null,
+      fa ? { env: await walgEnv(fa.s3, fa.walPrefix), backupName: info.bootstrapBackup } : null,
     );
     const { superuser, replication } = requireStandbySecrets(this.secrets, info.name);
     for (const m of info.members) {

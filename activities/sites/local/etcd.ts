@@ -107,3 +107,35 @@ export async function etcdCountPrefix(clientPort: number, prefix: string): Promi
   const body = (await r.json()) as { count?: string };
   return Number(body.count ?? 0);
 }
+
+async function etcdPost<T>(clientPort: number, path: string, body: unknown): Promise<T> {
+  let r: Response;
+  try {
+    r = await fetch(`http://127.0.0.1:${clientPort}/v3/${path}`, {
+      method: 'POST',
+      body: JSON.stringify(body),
+      signal: AbortSignal.timeout(5_000),
+    });
+  } catch (err) {
+    throw new SiteUnreachableError(`etcd on port ${clientPort}: ${(err as Error).message}`);
+  }
+  if (!r.ok) throw new SiteUnreachableError(`etcd ${path}: HTTP ${r.status}`);
+  return (await r.json()) as T;
+}
+
+/** One v3 key with its mod_revision (for a compare-and-swap), or null when absent. */
+export async function etcdGet(clientPort: number, key: string): Promise<{ value: string; modRevision: string } | null> {
+  const body = await etcdPost<{ kvs?: Array<{ value?: string; mod_revision?: string }> }>(clientPort, 'kv/range', { key: b64(key) });
+  const kv = body.kvs?.[0];
+  if (!kv) return null;
+  return { value: Buffer.from(kv.value ?? '', 'base64').toString('utf8'), modRevision: String(kv.mod_revision ?? '0') };
+}
+
+/** Puts `value` only if the key still has `modRevision` (what Patroni's own config writes do); false when it moved. */
+export async function etcdPutIfUnchanged(clientPort: number, key: string, value: string, modRevision: string): Promise<boolean> {
+  const body = await etcdPost<{ succeeded?: boolean }>(clientPort, 'kv/txn', {
+    compare: [{ key: b64(key), result: 'EQUAL', target: 'MOD', mod_revision: modRevision }],
+    success: [{ request_put: { key: b64(key), value: b64(value) } }],
+  });
+  return body.succeeded === true;
+}

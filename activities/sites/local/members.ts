@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { NotReadyError, PreconditionFailedError } from '../../../workflows/contracts/errors';
 import type { LocalClusterInfo, LocalMemberInfo } from './cluster-files';
 import type { MemberPaths } from './patroni-config';
-import { leaderOf, patroniGet, type PatroniClusterView } from './patroni-api';
+import { leaderOf, patroniGet, type PatroniClusterView, type PatroniNodeStatus } from './patroni-api';
 import { isAlive, lookupUser, startProcess, stopPid, stopProcess } from './processes';
 import { CHILD_PATH, patroniBin } from './tools';
 
@@ -94,6 +94,12 @@ async function httpStatus(url: string): Promise<number | null> {
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
+/** GET /patroni says Postgres answered its query (as one of `roles` when given); state 'unknown' when it failed. */
+export async function nodeRunsAs(m: LocalMemberInfo, roles?: string[]): Promise<boolean> {
+  const node = await patroniGet<PatroniNodeStatus>(restUrl(m), '/patroni', 3_000);
+  return !!node && node.state === 'running' && (!roles || roles.includes(node.role));
+}
+
 async function clusterView(info: LocalClusterInfo): Promise<PatroniClusterView | null> {
   for (const m of info.members) {
     const v = await patroniGet<PatroniClusterView>(restUrl(m), '/cluster');
@@ -130,12 +136,15 @@ export async function waitReady(
     const view = await clusterView(info);
     const leader = leaderOf(view);
     let ok = !!leader && leader.state === 'running';
-    if (ok && leader?.role === 'leader') {
-      const lm = info.members.find((m) => m.name === leader.name);
-      ok = !!lm && (await httpStatus(`${restUrl(lm)}/primary`)) === 200;
-    }
+    const lm = leader ? info.members.find((m) => m.name === leader.name) : undefined;
+    if (ok && leader?.role === 'leader') ok = !!lm && (await httpStatus(`${restUrl(lm)}/primary`)) === 200;
+    // /cluster and /primary answer from Patroni's cached state (a leader whose Postgres was just stopped still
+    // reads as running there); /patroni queries Postgres, so it is what proves the leader really runs.
+    if (ok && lm && leader) ok = await nodeRunsAs(lm, leader.role === 'leader' ? ['master', 'primary'] : ['standby_leader']);
     if (ok && view) {
       ok = expected.every((m) => view.members.some((v) => v.name === m.name && (v.state === 'running' || v.state === 'streaming')));
+      // The same staleness for replicas: a member resumed a moment ago still reads "running" in /cluster.
+      for (const m of expected) if (ok && m.name !== leader?.name) ok = await nodeRunsAs(m);
     }
     const state = view ? view.members.map((v) => `${v.name}:${v.role}/${v.state}`).join(' ') : 'no Patroni answer';
     if (state !== last) {

@@ -2,7 +2,7 @@
 // Holds the postgres and standby passwords: the file is 0600, owned by postgres.
 import { join } from 'node:path';
 import type { Credentials } from './secret-store';
-import type { LocalClusterInfo, LocalMemberInfo } from './cluster-files';
+import type { LocalClusterInfo, LocalMemberInfo, StandbySpec } from './cluster-files';
 import { shq } from './fs-util';
 import type { WalgScripts } from './walg-env';
 
@@ -28,6 +28,31 @@ export interface PatroniConfigInput {
 
 /** Name of the custom create_replica_method restoring the source's base backup (Spilo calls it wal_e/bootstrap_standby_with_wale). */
 export const WALG_METHOD = 'walg_source_backup';
+
+/**
+ * The `standby_cluster` section of the DCS for a standby spec: streaming from host/port and/or WAL from the
+ * source archive through the restore wrapper. The backup-fetch replica method only when a source backup is
+ * pinned (a cluster demoted onto a new source keeps its own data and has none).
+ */
+export function standbyClusterSection(
+  sb: StandbySpec,
+  scripts: WalgScripts,
+  bootstrapBackup: string | null,
+): Record<string, unknown> {
+  const section: Record<string, unknown> = {};
+  const methods: string[] = [];
+  if (sb.fromArchive) {
+    section.restore_command = `${shq(scripts.restore)} "%f" "%p"`;
+    if (bootstrapBackup) methods.push(WALG_METHOD);
+  }
+  if (sb.fromHost) {
+    section.host = sb.fromHost.host;
+    section.port = sb.fromHost.port;
+    methods.push('basebackup');
+  }
+  section.create_replica_methods = methods;
+  return section;
+}
 
 export function buildPatroniConfig(i: PatroniConfigInput): Record<string, unknown> {
   const { cluster, member, paths, scripts } = i;
@@ -61,22 +86,7 @@ export function buildPatroniConfig(i: PatroniConfigInput): Record<string, unknow
     postgresql: { use_pg_rewind: true, use_slots: true, parameters },
   };
 
-  const sb = cluster.standby;
-  if (sb) {
-    const section: Record<string, unknown> = {};
-    const methods: string[] = [];
-    if (sb.fromArchive) {
-      section.restore_command = `${shq(scripts.restore)} "%f" "%p"`;
-      methods.push(WALG_METHOD);
-    }
-    if (sb.fromHost) {
-      section.host = sb.fromHost.host;
-      section.port = sb.fromHost.port;
-      methods.push('basebackup');
-    }
-    section.create_replica_methods = methods;
-    dcs.standby_cluster = section;
-  }
+  if (cluster.standby) dcs.standby_cluster = standbyClusterSection(cluster.standby, scripts, cluster.bootstrapBackup);
 
   const postgresql: Record<string, unknown> = {
     listen: `127.0.0.1:${member.pgPort}`,

@@ -20,6 +20,9 @@ import { leaderOf, patroniGet, type PatroniClusterMember, type PatroniClusterVie
 import { lookupUser } from './processes';
 import { ensureBucket } from './s3-server';
 import { SecretStore, type Credentials } from './secret-store';
+import type { FenceResult } from '../site-driver';
+import { fenceCluster, unfenceCluster, type FenceOptions, type UnfenceOptions } from './fencing';
+import { demoteToStandby, promoteStandbyCluster, type DemoteSpec } from './standby-switch';
 import { runCommand, walgScriptPaths, walPrefixFor, type RunResult } from './walg-env';
 
 export type LocalRegionConfig = LocalSiteConfig & { name: string };
@@ -254,6 +257,23 @@ export class LocalRegion {
     return { changed: had || !!secrets };
   }
 
+  // ---- fencing and role switches (fencing.ts, standby-switch.ts) -------------------------------------------
+  fenceCluster(name: string, opts?: FenceOptions): Promise<FenceResult> {
+    return fenceCluster(this, name, opts);
+  }
+
+  unfenceCluster(name: string, opts?: UnfenceOptions): Promise<{ changed: boolean }> {
+    return unfenceCluster(this, name, opts);
+  }
+
+  promoteCluster(name: string, opts?: { timeoutMs?: number }): Promise<{ changed: boolean }> {
+    return promoteStandbyCluster(this, name, opts);
+  }
+
+  demoteToStandby(name: string, req: DemoteSpec, opts?: { timeoutMs?: number }): Promise<{ changed: boolean }> {
+    return demoteToStandby(this, name, req, opts);
+  }
+
   // ---- endpoints --------------------------------------------------------------------------------------------
   patroniUrl(name: string, member?: string): string {
     const info = this.need(name);
@@ -295,7 +315,7 @@ export class LocalRegion {
    */
   async backupPush(
     name: string,
-    opts: { onProgress?: (p: { elapsedMs: number; line?: string }) => void; timeoutMs?: number } = {},
+    opts: { onProgress?: (p: { elapsedMs: number; line?: string }) => void; timeoutMs?: number; signal?: AbortSignal } = {},
   ): Promise<RunResult & { backupName: string | null }> {
     const info = this.need(name);
     if (!info.archivePrefix) throw new PreconditionFailedError(`cluster ${name} does not archive`, { cluster: name });
@@ -315,7 +335,7 @@ export class LocalRegion {
         walgScriptPaths(clusterDir(this.cfg.dataDir, name)).archive,
         ['backup-push', leader.dataDir],
         { PGHOST: p.socketDir, PGPORT: String(leader.pgPort), PGUSER: 'postgres', PGDATABASE: 'postgres', WALG_TIMEOUT: String(24 * 3600) },
-        { runAs: this.runAs, cwd: p.memberDir, timeoutMs: opts.timeoutMs, onLine: (line) => opts.onProgress?.({ elapsedMs: Date.now() - t0, line }) },
+        { runAs: this.runAs, cwd: p.memberDir, timeoutMs: opts.timeoutMs, signal: opts.signal, onLine: (line) => opts.onProgress?.({ elapsedMs: Date.now() - t0, line }) },
       );
       const m = /Wrote backup with name (\S+)/.exec(r.stderr + r.stdout);
       return { ...r, backupName: m ? m[1] : null };

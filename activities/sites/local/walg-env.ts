@@ -2,6 +2,7 @@
 // used by archive_command and backup-push) and the STANDBY_* env dir (the source's archive, used by
 // restore_command and the standby leader's backup-fetch). Env files hold S3 keys: 0600, owned by postgres.
 import { spawn } from 'node:child_process';
+import { existsSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import type { S3ArchiveConfig } from '../sites-file';
 import { BadInputError } from '../../../workflows/contracts/errors';
@@ -58,7 +59,8 @@ export function writeWalgFiles(
   clusterDir: string,
   owner: Owner,
   own: Record<string, string> | null,
-  source: { env: Record<string, string>; backupName: string } | null,
+  /** The source archive; backupName null for a cluster demoted onto a new source (it keeps its own data). */
+  source: { env: Record<string, string>; backupName: string | null } | null,
 ): boolean {
   const d = join(clusterDir, 'walg');
   const p = walgScriptPaths(clusterDir);
@@ -98,21 +100,30 @@ export function writeWalgFiles(
       'exit 1',
       '',
     ].join('\n'), 0o700);
-    w(p.backupFetch, [
-      '#!/bin/sh',
-      '# create_replica_method of the standby leader: a base backup of the SOURCE archive, pinned by name when',
-      '# the cluster was created (LATEST is chosen by modification time and can pick a stray timeline).',
-      'datadir=',
-      'for a in "$@"; do case "$a" in --datadir=*) datadir="${a#--datadir=}";; esac; done',
-      '[ -n "$datadir" ] || { echo "backup-fetch: no --datadir given" >&2; exit 1; }',
-      `set -a; . ${shq(join(d, 'standby.env'))}; set +a`,
-      `${walg} backup-fetch "$datadir" ${shq(source.backupName)} || exit $?`,
-      'chmod 0700 "$datadir"',
-      '# The source\'s cached DCS config came with the backup; it must not leak into this cluster.',
-      'rm -f "$datadir/patroni.dynamic.json"',
-      'exit 0',
-      '',
-    ].join('\n'), 0o700);
+    if (source.backupName === null) {
+      // A backup-fetch pinned to a backup of an earlier source would restore the wrong cluster: none at all.
+      if (existsSync(p.backupFetch)) {
+        rmSync(p.backupFetch);
+        changed = true;
+      }
+    } else {
+      const backupName = source.backupName;
+      w(p.backupFetch, [
+        '#!/bin/sh',
+        '# create_replica_method of the standby leader: a base backup of the SOURCE archive, pinned by name when',
+        '# the cluster was created (LATEST is chosen by modification time and can pick a stray timeline).',
+        'datadir=',
+        'for a in "$@"; do case "$a" in --datadir=*) datadir="${a#--datadir=}";; esac; done',
+        '[ -n "$datadir" ] || { echo "backup-fetch: no --datadir given" >&2; exit 1; }',
+        `set -a; . ${shq(join(d, 'standby.env'))}; set +a`,
+        `${walg} backup-fetch "$datadir" ${shq(backupName)} || exit $?`,
+        'chmod 0700 "$datadir"',
+        '# The source\'s cached DCS config came with the backup; it must not leak into this cluster.',
+        'rm -f "$datadir/patroni.dynamic.json"',
+        'exit 0',
+        '',
+      ].join('\n'), 0o700);
+    }
   }
   return changed;
 }
@@ -129,7 +140,16 @@ export interface RunOptions {
   timeoutMs?: number;
   /** Each output line (WAL-G prints progress on stderr); never receives the environment. */
   onLine?: (line: string, stream: 'stdout' | 'stderr') => void;
+  /**
+   * Stops the command when aborted (e.g. activity cancellation): SIGTERM to its whole process group, SIGKILL
+   * after a grace period. With a signal the command runs in a process group of its own.
+   */
+  signal?: AbortSignal;
 }
+
+// Why the group and not just the child: the wrappers exec `timeout`, which forwards SIGTERM to WAL-G only once
+// its fork() has returned; a SIGTERM just before that makes `timeout` exit alone, and WAL-G would run on.
+const STOP_GRACE_MS = 15_000;
 
 const KEEP = 256 * 1024;
 
@@ -143,6 +163,7 @@ export function runCommand(cmd: string, args: string[], env: Record<string, stri
       uid: user?.uid,
       gid: user?.gid,
       stdio: ['ignore', 'pipe', 'pipe'],
+      detached: !!opts.signal,
     });
     const out = { stdout: '', stderr: '' };
     const partial = { stdout: '', stderr: '' };
@@ -157,12 +178,31 @@ export function runCommand(cmd: string, args: string[], env: Record<string, stri
     child.stdout.on('data', feed('stdout'));
     child.stderr.on('data', feed('stderr'));
     const timer = opts.timeoutMs ? setTimeout(() => child.kill('SIGKILL'), opts.timeoutMs) : undefined;
-    child.on('error', (err) => {
+    let killTimer: NodeJS.Timeout | undefined;
+    const killGroup = (sig: NodeJS.Signals) => {
+      try {
+        if (child.pid) process.kill(-child.pid, sig);
+      } catch {
+        // The group is already gone.
+      }
+    };
+    const stop = () => {
+      killGroup('SIGTERM');
+      killTimer = setTimeout(() => killGroup('SIGKILL'), STOP_GRACE_MS);
+    };
+    if (opts.signal?.aborted) stop();
+    else opts.signal?.addEventListener('abort', stop, { once: true });
+    const cleanup = () => {
       if (timer) clearTimeout(timer);
+      if (killTimer) clearTimeout(killTimer);
+      opts.signal?.removeEventListener('abort', stop);
+    };
+    child.on('error', (err) => {
+      cleanup();
       reject(err);
     });
     child.on('close', (code, signal) => {
-      if (timer) clearTimeout(timer);
+      cleanup();
       resolvePromise({ exitCode: code ?? (signal ? 128 : 1), ...out });
     });
   });

@@ -24,7 +24,7 @@ async function up(layout: SandboxLayout): Promise<void> {
     say(`worker-${region} ${started ? 'started' : 'running'} (queues dr-control, dr-site-${region})`);
   }
   const client = new Client({ connection: await Connection.connect({ address: temporal.address }) });
-  const input = { source: layout.demo.source, target: layout.demo.target, method: 'archive' as const };
+  const input = { source: layout.demo.source, target: layout.demo.target, method: 'both' as const };
   say(`provision-standby ${input.source} -> ${input.target} (${input.method}):`);
   let handle;
   try {
@@ -46,7 +46,11 @@ async function up(layout: SandboxLayout): Promise<void> {
   say('Try next:');
   say('  ./scripts/sandbox status                 every process, port and Patroni role');
   say(`  export TEMPORAL_ADDRESS=127.0.0.1:${layout.temporalPort} DR_SITES_FILE=${layout.sitesFile}`);
-  say(`  ${layout.uiPort ? 'open the UI above: the run, its journal (query getJournal) and its search attributes' : ''}`);
+  if (layout.uiPort) say('  open the UI above: the run, its journal (Queries: getJournal) and its search attributes');
+  const t = `${join(__dirname, '..', '..', '..', '.tools', 'bin', 'temporal')} --address ${temporal.address}`;
+  say(`  ${t} workflow start --task-queue dr-control --type promote --workflow-id promote/${input.target} --input '{"cluster":"${input.target}","mode":"planned"}'`);
+  say(`  ${t} workflow query --workflow-id promote/${input.target} --name getPendingApproval`);
+  say(`  ${t} workflow update execute --workflow-id promote/${input.target} --name approve --input '{"approver":"you","ticket":"CHG-1"}'`);
   say('  ./scripts/sandbox down | reset           stop everything (data kept) | wipe it');
 }
 
@@ -87,7 +91,9 @@ async function status(layout: SandboxLayout, json: boolean): Promise<void> {
   for (const [region, info] of Object.entries(report.regions) as Array<[string, { etcd: { healthy: boolean; port: number }; clusters: Array<{ cluster: string; standbyOf: unknown; members: Array<{ name: string; pgPort: number; restPort: number; role: string; state: string }> }> }]>) {
     say(`  region ${region}: etcd ${info.etcd.healthy ? 'healthy' : 'down'} :${info.etcd.port}`);
     for (const c of info.clusters) {
-      say(`    ${c.cluster}${c.standbyOf ? ` (standby of ${JSON.stringify(c.standbyOf)})` : ''}`);
+      const from = c.standbyOf as { sourceRef?: string; walPrefix?: string; host?: string; port?: number } | null;
+      const via = from ? [from.walPrefix ? `archive ${from.walPrefix}` : '', from.host ? `streaming ${from.host}:${from.port}` : ''].filter(Boolean).join(' + ') : '';
+      say(`    ${c.cluster}${from ? `  standby of ${from.sourceRef ?? '?'} (${via})` : ''}`);
       for (const m of c.members) say(`      ${m.name.padEnd(14)} pg :${m.pgPort}  rest :${m.restPort}  ${m.role} (${m.state})`);
     }
   }

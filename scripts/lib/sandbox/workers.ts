@@ -40,6 +40,8 @@ export async function startWorker(layout: SandboxLayout, region: RegionName, bun
       DR_WORKER_SITES: region,
       DR_WORKER_CONTROL: 'true',
       DR_WORKFLOW_BUNDLE: bundlePath,
+      DR_NOTIFY_FILE: join(layout.dir, 'notifications.jsonl'),
+      NODE_OPTIONS: '--disable-warning=NodeVersionSupportWarning',
       ...(process.env.DR_TOOLS_BIN ? { DR_TOOLS_BIN: process.env.DR_TOOLS_BIN } : {}),
     },
     cwd: REPO,

@@ -1,0 +1,208 @@
+// Switching a local cluster between standby and primary through Patroni's dynamic config: promotion
+// (standby_cluster removed) and demotion of a FENCED former primary into a standby of the promoted cluster
+// (standby_cluster written while paused, then resumed), as in patroni-recipes.md "Planned switchback".
+import { Client, type ClientConfig } from 'pg';
+import { BadInputError, PreconditionFailedError, SiteUnreachableError } from '../../../workflows/contracts/errors';
+import type { S3ArchiveConfig } from '../sites-file';
+import { clusterDir, withRegionLock, writeClusterFile, type LocalClusterInfo, type StandbySpec } from './cluster-files';
+import {
+  clusterView, describeView, memberStates, needCluster, pollUntil, runAsOf, waitPauseSeen, waitRestAnswers,
+  writableLeader, type RegionHandle,
+} from './cluster-state';
+import { patchDynamicConfig, patchThroughPatroni, readDynamicConfig, type DynamicConfig } from './dcs-config';
+import { logTail, restUrl } from './members';
+import { standbyClusterSection } from './patroni-config';
+import { leaderOf, patroniGet, type PatroniNodeStatus } from './patroni-api';
+import { probePort } from './pg-control';
+import { lookupUser } from './processes';
+import { parseS3Url, walgEnv, walgScriptPaths, writeWalgFiles } from './walg-env';
+
+export interface SwitchHandle extends RegionHandle {
+  pgConfig(name: string, opts?: { member?: string }): Promise<ClientConfig>;
+}
+
+/**
+ * Removes `standby_cluster` (the standby leader promotes) and waits for a writable primary. Already promoted is
+ * `changed: false`, and the wait still runs so a retry after a crash mid-promotion reports the truth.
+ */
+export async function promoteStandbyCluster(
+  region: RegionHandle,
+  name: string,
+  opts: { timeoutMs?: number } = {},
+): Promise<{ changed: boolean }> {
+  const info = needCluster(region, name);
+  let config: DynamicConfig | null = null;
+  for (const m of info.members) {
+    config = await patroniGet<DynamicConfig>(restUrl(m), '/config');
+    if (config && typeof config === 'object') break;
+  }
+  // Promotion is Patroni's job: with no Patroni answering there is nothing to ask (no etcd fallback here).
+  if (!config) throw new SiteUnreachableError(`no Patroni of ${region.name}/${name} answers`, { site: region.name, cluster: name });
+  let changed = false;
+  if (config.standby_cluster != null) {
+    if (!(await patchThroughPatroni(info, { standby_cluster: null }))) {
+      throw new SiteUnreachableError(`${region.name}/${name}: no Patroni accepted the config change`, { cluster: name });
+    }
+    changed = true;
+  }
+  const timeoutMs = opts.timeoutMs ?? 60_000;
+  await pollUntil(timeoutMs, () => writableLeader(info), async () => {
+    const view = await clusterView(info);
+    return {
+      message: `${region.name}/${name} has no writable primary ${timeoutMs} ms after standby_cluster was removed ` +
+        `(${describeView(view)})${view?.pause ? ': Patroni is paused' : ''}`,
+      facts: { cluster: name, paused: view?.pause === true },
+    };
+  });
+  return { changed };
+}
+
+export interface DemoteSpec {
+  sourceRef: string;
+  fromHost?: { host: string; port: number };
+  fromArchive?: { s3: S3ArchiveConfig; walPrefix: string };
+}
+
+function validateDemote(region: RegionHandle, info: LocalClusterInfo, req: DemoteSpec): void {
+  const bad = (msg: string) => new BadInputError(`demote ${region.name}/${info.name}: ${msg}`, { cluster: info.name });
+  if (!req.fromHost && !req.fromArchive) throw bad('a standby needs a host to stream from, an archive, or both');
+  if (!/^[a-z][a-z0-9-]*\/[a-z][a-z0-9-]*$/.test(req.sourceRef)) throw bad(`sourceRef "${req.sourceRef}" is not <site>/<cluster>`);
+  if (req.sourceRef === `${region.name}/${info.name}`) throw bad('a cluster cannot follow itself');
+  if (req.fromHost && (!req.fromHost.host || !Number.isInteger(req.fromHost.port))) throw bad('fromHost needs host and port');
+  if (req.fromHost && info.members.some((m) => m.pgPort === req.fromHost?.port && /^(127\.|localhost)/.test(req.fromHost.host))) {
+    throw bad(`fromHost ${req.fromHost.host}:${req.fromHost.port} is one of its own members`);
+  }
+  if (req.fromArchive) {
+    if (parseS3Url(req.fromArchive.walPrefix).bucket !== req.fromArchive.s3.bucket) throw bad('walPrefix bucket differs from the archive config');
+    // Restoring from its own prefix would replay its own old timeline, never the new primary's.
+    if (req.fromArchive.walPrefix === info.archivePrefix) throw bad('fromArchive is this cluster\'s own archive');
+  }
+}
+
+const sameJson = (a: unknown, b: unknown) => JSON.stringify(a ?? null) === JSON.stringify(b ?? null);
+
+function sameSpec(a: StandbySpec | null, b: StandbySpec): boolean {
+  return !!a && a.sourceRef === b.sourceRef && sameJson(a.fromHost, b.fromHost) &&
+    (a.fromArchive?.walPrefix ?? null) === (b.fromArchive?.walPrefix ?? null);
+}
+
+/**
+ * Makes a fenced cluster a standby of `req.sourceRef`: paused, `standby_cluster` written (streaming and/or the
+ * restore wrapper on the new primary's own archive), the spec recorded in cluster.json, resumed, and waited for
+ * until its leader is a standby_leader receiving from the new primary. Refuses a cluster whose Postgres runs
+ * (fence it first: Patroni < 4.1 demotes a running primary with an immediate shutdown).
+ */
+export async function demoteToStandby(
+  region: SwitchHandle,
+  name: string,
+  req: DemoteSpec,
+  opts: { timeoutMs?: number } = {},
+): Promise<{ changed: boolean }> {
+  let info = needCluster(region, name);
+  validateDemote(region, info, req);
+  const etcdPort = region.cfg.etcd.clientPort;
+  const timeoutMs = opts.timeoutMs ?? 180_000;
+  const spec: StandbySpec = {
+    fromHost: req.fromHost ? { host: req.fromHost.host, port: req.fromHost.port } : undefined,
+    fromArchive: req.fromArchive ? { s3: req.fromArchive.s3, walPrefix: req.fromArchive.walPrefix } : undefined,
+    sourceRef: req.sourceRef,
+  };
+  const scripts = walgScriptPaths(clusterDir(region.cfg.dataDir, name));
+  const section = standbyClusterSection(spec, scripts, null);
+  const dcs = await readDynamicConfig(info, etcdPort);
+  if (!dcs) throw new SiteUnreachableError(`${region.name}/${name}: neither Patroni nor etcd answers`, { cluster: name });
+  const dcsDone = sameJson(dcs.config.standby_cluster, section);
+  const fileDone = sameSpec(info.standby, spec);
+  if (dcsDone && fileDone && dcs.config.pause !== true) {
+    await waitFollowing(region, info, req, timeoutMs);
+    return { changed: false };
+  }
+
+  const states = memberStates(region, info);
+  const open: string[] = [];
+  for (const s of states) if (s.postgresRunning || (await probePort(s.member.pgPort)) !== 'refused') open.push(s.member.name);
+  // Every interrupted run of this function stopped while still paused (resuming is its last write), so a running
+  // Postgres here means the cluster was never fenced, or was re-pointed by hand: refuse either way.
+  if (open.length) {
+    throw new PreconditionFailedError(
+      `${region.name}/${name} is not fenced (Postgres accepts connections on ${open.join(', ')}): fence it before demoting`,
+      { cluster: name, running: open },
+    );
+  }
+
+  // Paused before any Patroni starts, so none starts Postgres in its old role while the config is rewritten.
+  if (dcs.config.pause !== true && !dcsDone) await patchDynamicConfig(info, etcdPort, { pause: true });
+  if (states.some((s) => !s.patroniAlive)) {
+    await region.startCluster(name);
+    await waitRestAnswers(region, info, 60_000);
+    await waitPauseSeen(memberStates(region, info), 20_000);
+  }
+
+  if (req.fromArchive) {
+    const u = lookupUser(runAsOf(region));
+    writeWalgFiles(clusterDir(region.cfg.dataDir, name), { uid: u.uid, gid: u.gid }, null, {
+      env: await walgEnv(req.fromArchive.s3, req.fromArchive.walPrefix),
+      backupName: null,
+    });
+  }
+  if (!fileDone) {
+    info = await withRegionLock(region.cfg.dataDir, async () => {
+      const fresh = needCluster(region, name);
+      // bootstrapBackup named a backup of the previous source; this cluster keeps its own data.
+      const next: LocalClusterInfo = { ...fresh, standby: spec, bootstrapBackup: null };
+      writeClusterFile(region.cfg.dataDir, next);
+      return next;
+    });
+  }
+  if (!dcsDone) {
+    // PATCH merges: a leftover section (another source) is removed first so no stale key survives.
+    if (dcs.config.standby_cluster != null) await patchDynamicConfig(info, etcdPort, { standby_cluster: null });
+    await patchDynamicConfig(info, etcdPort, { standby_cluster: section });
+  }
+  await patchDynamicConfig(info, etcdPort, { pause: null });
+  await waitFollowing(region, info, req, timeoutMs);
+  return { changed: true };
+}
+
+/** Until the leader is a running standby_leader, and when streaming, its WAL receiver streams from fromHost. */
+async function waitFollowing(region: SwitchHandle, info: LocalClusterInfo, req: DemoteSpec, timeoutMs: number): Promise<void> {
+  let last = '';
+  await pollUntil(
+    timeoutMs,
+    async () => {
+      const view = await clusterView(info);
+      last = describeView(view);
+      const l = leaderOf(view);
+      const lm = l && info.members.find((m) => m.name === l.name);
+      if (!l || !lm || l.role !== 'standby_leader') return null;
+      // /cluster names the role from the config alone; the node's own /patroni says what Postgres is.
+      const node = await patroniGet<PatroniNodeStatus>(restUrl(lm), '/patroni');
+      if (node?.role !== 'standby_leader' || node.state !== 'running') return null;
+      if (!req.fromHost) return true;
+      const rx = await walReceiver(await region.pgConfig(info.name, { member: lm.name }));
+      last += rx ? `; ${lm.name} WAL receiver ${rx.status} from ${rx.sender_host}:${rx.sender_port}` : `; ${lm.name} has no WAL receiver`;
+      return rx?.status === 'streaming' && Number(rx.sender_port) === req.fromHost.port ? true : null;
+    },
+    async () => ({
+      message: `${region.name}/${info.name} is not a standby of ${req.sourceRef} ${timeoutMs} ms after resuming (${last}); ` +
+        `last log lines of ${info.members[0].name}:\n${logTail(region.memberPaths(info.name, info.members[0].name).logFile)}`,
+      facts: { cluster: info.name, source: req.sourceRef, state: last },
+    }),
+  );
+}
+
+async function walReceiver(cfg: ClientConfig): Promise<{ status: string; sender_host: string; sender_port: number } | null> {
+  const c = new Client({ ...cfg, connectionTimeoutMillis: 3_000 });
+  c.on('error', () => undefined);
+  try {
+    await c.connect();
+    const r = await c.query<{ status: string; sender_host: string; sender_port: number }>(
+      'select status, sender_host, sender_port from pg_stat_wal_receiver',
+    );
+    return r.rows[0] ?? null;
+  } catch {
+    return null;
+  } finally {
+    await c.end().catch(() => undefined);
+  }
+}

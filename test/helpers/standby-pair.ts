@@ -1,0 +1,41 @@
+// A fresh source (eu) and standby (us) per test, built with the region runtime directly, so promote tests do
+// not depend on provision-standby and never share clusters.
+import { listCompleteBackups } from '../../activities/s3/backup-catalogue';
+import { driverOf, deleteCluster } from './clusters';
+
+export interface StandbyPair {
+  source: string;
+  standby: string;
+}
+
+/** `eu/acid-<name>` archiving with a base backup, and `us/acid-<name>` streaming from it with archive fallback. */
+export async function createStandbyPair(name: string): Promise<StandbyPair> {
+  const pair = { source: `eu/acid-${name}`, standby: `us/acid-${name}` };
+  const src = driverOf(pair.source);
+  const dst = driverOf(pair.standby);
+  const created = await src.driver.region.createCluster({ name: src.cluster, pgVersion: 15, archive: true, users: ['app'] });
+  await src.driver.withLeaderSql(src.cluster, async (c) => {
+    await c.query('CREATE TABLE IF NOT EXISTS public.writes (id bigint PRIMARY KEY, at timestamptz NOT NULL DEFAULT now())');
+  });
+  const archive = created.cluster.archivePrefix!;
+  if ((await listCompleteBackups(src.driver.cfg.s3, archive)).length === 0) {
+    const r = await src.driver.region.backupPush(src.cluster);
+    if (r.exitCode !== 0) throw new Error(`backup-push of ${pair.source} failed: ${r.stderr.slice(-300)}`);
+  }
+  for (const user of await src.driver.listSecretUsers(src.cluster)) {
+    await dst.driver.writeSecret(dst.cluster, user, (await src.driver.readSecret(src.cluster, user))!);
+  }
+  const facts = (await src.driver.describeCluster(src.cluster))!;
+  await dst.driver.createStandbyCluster({
+    cluster: dst.cluster,
+    sourceRef: pair.source,
+    fromHost: facts.streamingEndpoint,
+    fromArchive: { archive: facts.archive, backupName: (await listCompleteBackups(src.driver.cfg.s3, archive)).pop()!.name },
+  });
+  return pair;
+}
+
+export async function deleteStandbyPair(pair: StandbyPair): Promise<void> {
+  await deleteCluster(pair.standby);
+  await deleteCluster(pair.source);
+}

@@ -1,0 +1,177 @@
+// promote against real parts: Patroni clusters in two regions, a writer that never stops, humans who approve,
+// reject or do not answer.
+import { existsSync, readFileSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
+import { WorkflowFailedError, type WorkflowHandle } from '@temporalio/client';
+import { startRunbook, RunbookAlreadyRunningError } from '../../scripts/lib/runbook-client';
+import { approveUpdate, getPendingApprovalQuery, rejectSignal, type PendingApproval } from '../../workflows/contracts/approvals';
+import { getJournalQuery } from '../../workflows/contracts/journal';
+import { RUNBOOK_NAMES, type PromoteInput, type PromoteResult } from '../../workflows/contracts/runbooks';
+import { listCompleteBackups } from '../../activities/s3/backup-catalogue';
+import { withRunbookWorkers, type RunbookHarness } from '../helpers/runbook-workers';
+import { driverOf, sql } from '../helpers/clusters';
+import { createStandbyPair, deleteStandbyPair, type StandbyPair } from '../helpers/standby-pair';
+import { startWriter } from '../helpers/writer';
+import { saveHistory } from '../helpers/histories';
+import { testLayout } from '../helpers/test-env';
+
+const NOTIFY_FILE = join(testLayout().dir, 'notifications.jsonl');
+process.env.DR_NOTIFY_FILE = NOTIFY_FILE;
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+const startPromote = (h: RunbookHarness, input: PromoteInput) =>
+  startRunbook(h.client, { workflowType: 'promote', runbook: RUNBOOK_NAMES.promote, cluster: input.cluster, input, taskQueue: h.taskQueue });
+
+async function pendingGate(handle: WorkflowHandle, timeoutMs = 180_000): Promise<PendingApproval> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    const gate = await handle.query(getPendingApprovalQuery).catch(() => null);
+    if (gate) return gate;
+    await sleep(250);
+  }
+  throw new Error(`no approval gate opened in ${handle.workflowId} within ${timeoutMs} ms`);
+}
+
+async function failureType(handle: WorkflowHandle): Promise<string | undefined> {
+  const err = await handle.result().then(() => undefined, (e: unknown) => e);
+  expect(err).toBeInstanceOf(WorkflowFailedError);
+  return ((err as WorkflowFailedError).cause as { type?: string }).type;
+}
+
+/** The reason a validator gave for refusing an update. */
+async function updateRefusal(p: Promise<unknown>): Promise<string> {
+  const err = await p.then(() => { throw new Error('the update was accepted but should have been refused'); }, (e: unknown) => e);
+  return ((err as { cause?: { message?: string } }).cause?.message) ?? String(err);
+}
+
+const roleOf = async (ref: string) => {
+  const { driver, cluster } = driverOf(ref);
+  return (await driver.describeCluster(cluster))?.leaderRole;
+};
+
+describe('promote', () => {
+  const pairs: StandbyPair[] = [];
+  afterAll(async () => {
+    for (const p of pairs) await deleteStandbyPair(p);
+  });
+
+  it('planned: fences the source, loses no acknowledged write, promotes, rejoins the old primary and proves a first backup', async () => {
+    const pair = await createStandbyPair('pl');
+    pairs.push(pair);
+    const writer = await startWriter(pair.source);
+    await withRunbookWorkers(async (h) => {
+      const handle = await startPromote(h, { cluster: pair.standby, mode: 'planned', approvalTimeoutSeconds: 600 });
+      const gate = await pendingGate(handle);
+      expect(gate).toMatchObject({ gate: 'promote', fence: 'CONFIRMED', requires: { acknowledgeDataLoss: false, acknowledgeUnconfirmedFence: false } });
+      expect(gate.estimate).toMatchObject({ bytes: 0, withinPolicy: true });
+      await writer.stop();
+      const record = await handle.executeUpdate(approveUpdate, { args: [{ approver: 'alice', ticket: 'CHG-1', comment: 'planned test' }] });
+      expect(record).toMatchObject({ decision: 'approved', approver: 'alice', ticket: 'CHG-1', via: 'update' });
+      const result = (await handle.result()) as PromoteResult;
+      expect(result).toMatchObject({ alreadyPromoted: false, fence: 'CONFIRMED', measuredRpoBytes: 0 });
+      expect(result.timelineAfter).toBeGreaterThan(result.timelineBefore!);
+      expect(result.rtoMs).toBeGreaterThanOrEqual(0);
+
+      // Every write the source acknowledged is on the promoted cluster.
+      expect(writer.acknowledged.length).toBeGreaterThan(10);
+      const rows = await sql<{ id: string }>(pair.standby, 'SELECT id FROM public.writes');
+      const present = new Set(rows.map((r) => Number(r.id)));
+      expect(writer.acknowledged.filter((id) => !present.has(id))).toEqual([]);
+      process.stdout.write(`[promote planned] acknowledged ${writer.acknowledged.length}, lost 0, RTO ${result.rtoMs} ms, phases ${JSON.stringify(result.phaseDurationsMs)}\n`);
+
+      // The old primary follows the new one; the first backup of the new timeline is in S3.
+      expect(await roleOf(pair.source)).toBe('standby_leader');
+      expect(await roleOf(pair.standby)).toBe('primary');
+      const { driver, cluster } = driverOf(pair.standby);
+      const facts = (await driver.describeCluster(cluster))!;
+      const backups = await listCompleteBackups(facts.archive.s3, facts.archive.walPrefix);
+      expect(backups.map((b) => b.name)).toContain(result.backup!.backupName);
+      expect(result.backup!.timeline).toBe(result.timelineAfter);
+
+      const steps = (await handle.query(getJournalQuery)).map((e) => e.step);
+      expect(steps).toEqual(['validate-request', 'estimate-loss', 'check-streaming', 'fence-old-primary', 'catch-up', 'approval',
+        'remove-standby-config', 'verify-writable', 'rejoin-old-primary', 'first-backup', 'report']);
+      await saveHistory(handle, 'promote.planned');
+
+      // Promoting it again is success without change.
+      const again = await startPromote(h, { cluster: pair.standby, mode: 'planned' });
+      expect(await again.result()).toMatchObject({ alreadyPromoted: true, approval: null });
+      await saveHistory(again, 'promote.already');
+    });
+  });
+
+  it('unplanned: with the source region gone, estimates the loss from the archive, reports the fence UNCONFIRMED and needs both acknowledged', async () => {
+    const pair = await createStandbyPair('un');
+    pairs.push(pair);
+    const writer = await startWriter(pair.source);
+    await sleep(3000);
+    // The source region dies: its cluster stops and no worker serves its site.
+    const src = driverOf(pair.source);
+    await src.driver.region.stopCluster(src.cluster);
+    await writer.stop();
+    await withRunbookWorkers(async (h) => {
+      const handle = await startPromote(h, {
+        cluster: pair.standby, mode: 'unplanned', approvalTimeoutSeconds: 600, limits: { regionTimeoutSeconds: 3 },
+      });
+      const gate = await pendingGate(handle);
+      expect(gate.fence).toBe('UNCONFIRMED');
+      expect(gate.estimate).toMatchObject({ sourceReachable: false, basis: 'archive' });
+      expect(gate.requires.acknowledgeUnconfirmedFence).toBe(true);
+
+      expect(await updateRefusal(handle.executeUpdate(approveUpdate, { args: [{ approver: 'bob', ticket: 'INC-9', acknowledgeDataLoss: true }] })))
+        .toMatch(/NOT confirmed fenced/);
+      expect(await updateRefusal(handle.executeUpdate(approveUpdate, { args: [{ approver: 'bob', ticket: '' }] })))
+        .toMatch(/ticket is missing/);
+      expect(await updateRefusal(handle.executeUpdate(approveUpdate, { args: [{ approver: ' ', ticket: 'INC-9' }] })))
+        .toMatch(/approver is missing/);
+      expect(await updateRefusal(handle.executeUpdate(approveUpdate, { args: [{ gate: 'failback', approver: 'bob', ticket: 'INC-9' }] })))
+        .toMatch(/gate "failback" is not open/);
+      await handle.executeUpdate(approveUpdate, {
+        args: [{ approver: 'bob', ticket: 'INC-9', acknowledgeDataLoss: true, acknowledgeUnconfirmedFence: true }],
+      });
+      expect(await updateRefusal(handle.executeUpdate(approveUpdate, { args: [{ approver: 'carol', ticket: 'INC-9', acknowledgeDataLoss: true, acknowledgeUnconfirmedFence: true }] })))
+        .toMatch(/already decided|no approval gate is open/);
+      const result = (await handle.result()) as PromoteResult;
+      expect(result.fence).toBe('UNCONFIRMED');
+      expect(await roleOf(pair.standby)).toBe('primary');
+
+      const rows = await sql<{ id: string }>(pair.standby, 'SELECT id FROM public.writes');
+      const present = new Set(rows.map((r) => Number(r.id)));
+      const lost = writer.acknowledged.filter((id) => !present.has(id));
+      process.stdout.write(`[promote unplanned] acknowledged ${writer.acknowledged.length}, lost ${lost.length}; estimate ${JSON.stringify(result.estimate)}\n`);
+      // The estimate is an upper bound from the archive: when it says nothing is missing, nothing may be missing.
+      if (result.estimate!.bytes === 0) expect(lost).toEqual([]);
+      await saveHistory(handle, 'promote.unplanned');
+    }, { sites: ['us'] });
+  });
+
+  it('rejection, timeout and a second trigger leave both clusters as they were', async () => {
+    const pair = await createStandbyPair('rj');
+    pairs.push(pair);
+    rmSync(NOTIFY_FILE, { force: true });
+    await withRunbookWorkers(async (h) => {
+      // Rejected by signal: the fence is lifted, the source takes writes again, the standby is still a standby.
+      const rejected = await startPromote(h, { cluster: pair.standby, mode: 'planned', approvalTimeoutSeconds: 600 });
+      await pendingGate(rejected);
+      await expect(startPromote(h, { cluster: pair.standby, mode: 'planned' })).rejects.toThrow(RunbookAlreadyRunningError);
+      await rejected.signal(rejectSignal, { approver: 'dave', ticket: 'CHG-2', comment: 'not today' });
+      expect(await failureType(rejected)).toBe('ApprovalRejectedError');
+      expect(await roleOf(pair.source)).toBe('primary');
+      expect(await roleOf(pair.standby)).toBe('standby_leader');
+      await sql(pair.source, 'INSERT INTO public.writes (id) VALUES (-1)');
+      await saveHistory(rejected, 'promote.rejected');
+
+      // Nobody answers: escalation, then abort with nothing changed.
+      const ignored = await startPromote(h, { cluster: pair.standby, mode: 'planned', approvalTimeoutSeconds: 3 });
+      expect(await failureType(ignored)).toBe('ApprovalTimedOutError');
+      expect(existsSync(NOTIFY_FILE)).toBe(true);
+      const events = readFileSync(NOTIFY_FILE, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { workflowId: string; cluster: string });
+      expect(events).toEqual([expect.objectContaining({ workflowId: ignored.workflowId, cluster: pair.standby })]);
+      expect(await roleOf(pair.source)).toBe('primary');
+      expect(await roleOf(pair.standby)).toBe('standby_leader');
+      const journal = await ignored.query(getJournalQuery);
+      expect(journal.map((e) => `${e.step}:${e.outcome}`)).toEqual(expect.arrayContaining(['approval:failed', 'lift-fence:done']));
+      await saveHistory(ignored, 'promote.timed-out');
+    });
+  });
+});

@@ -1,0 +1,87 @@
+// force-backup: take a full base backup of <site>/<cluster> on its primary now, and prove it landed in S3 by
+// its stop sentinel: on the cluster's current timeline, finished at or after the required LSN. The backup
+// tool's exit code is never the proof (Spilo's backup script exits 0 on a replica without taking a backup).
+// A backup that already meets the requirement is reused. promote runs this as a child for the first backup of
+// a new timeline.
+import { siteActivities, siteLongActivities } from './activity-proxies';
+import { RUNBOOK_NAMES, type ForceBackupInput, type ForceBackupResult } from './contracts/runbooks';
+import { checkExistingBackup, validateBackupRequest, type BackupNeed, type BackupPlan } from './phases/backup-checks';
+import { failureFacts } from './phases/failures';
+import { RunbookRecord } from './phases/runbook-record';
+import type { BaseBackup } from '../activities/s3/backup-catalogue';
+import type { BaseBackupRun } from '../activities/sites/site-driver';
+
+export async function forceBackup(input: ForceBackupInput): Promise<ForceBackupResult> {
+  const startedAt = Date.now();
+  const record = new RunbookRecord(RUNBOOK_NAMES.forceBackup, String(input?.cluster ?? 'unknown'));
+  // Once the backup has started, a failure is a failure of the backup, never a refusal before any change.
+  let backupStarted = false;
+  try {
+    const plan = await record.phase('validate', () => validateBackupRequest(record, input));
+    const need = await record.phase('check-existing', () => checkExistingBackup(record, plan));
+    let backup = need.existing;
+    if (!backup) {
+      backupStarted = true;
+      const run = await record.phase('backup', () => takeBaseBackup(record, plan));
+      backup = await record.phase('prove', () => proveBackup(record, plan, need, run));
+    }
+    const result = await record.phase('report', () => reportBackup(record, plan, need, backup, startedAt));
+    record.finish(result.reused ? 'already' : 'succeeded');
+    return result;
+  } catch (err) {
+    record.waiting(undefined);
+    const f = failureFacts(err);
+    const refused = f.refused && !backupStarted;
+    record.step('runbook', refused ? 'refused' : 'failed', f.message, { type: f.type });
+    record.finish(refused ? 'refused' : 'failed');
+    throw err;
+  }
+}
+
+async function takeBaseBackup(record: RunbookRecord, plan: BackupPlan): Promise<BaseBackupRun> {
+  record.waiting(`backup-push of ${plan.ref} (full base backup on ${plan.facts.leaderMember})`);
+  const run = await siteLongActivities(plan.site, plan.backupTimeoutSeconds).walgRunBaseBackup({
+    cluster: plan.ref,
+    timeoutSeconds: plan.backupTimeoutSeconds,
+  });
+  record.waiting(undefined);
+  record.step('run-backup', 'done',
+    `Ran backup-push on ${plan.ref} (leader ${plan.facts.leaderMember}): exit code 0, the tool reported ${run.reportedName ?? 'no backup name'}; not proof until its sentinel is read.`,
+    { exitCode: run.exitCode, reportedName: run.reportedName });
+  return run;
+}
+
+async function proveBackup(record: RunbookRecord, plan: BackupPlan, need: BackupNeed, run: BaseBackupRun): Promise<BaseBackup> {
+  const proof = await siteActivities(plan.site).s3ProveBackup({
+    archive: plan.facts.archive, requiredLsn: need.requiredLsn, timeline: need.timeline, clusterRef: plan.ref,
+  });
+  // Another backup (a schedule, a second operator) may have landed meanwhile: it proves the point as well.
+  const other = run.reportedName && run.reportedName !== proof.name ? ` (the tool reported ${run.reportedName})` : '';
+  record.step('prove-backup', 'done',
+    `Proved base backup ${proof.name} of ${plan.ref}${other}: its sentinel says timeline ${proof.timeline}, LSN ${proof.startLsn} to ${proof.finishLsn} (required ${need.requiredLsn}).`,
+    { backup: proof.name, sentinelKey: proof.sentinelKey, startLsn: proof.startLsn, finishLsn: proof.finishLsn, compressedSize: proof.compressedSize });
+  return proof;
+}
+
+async function reportBackup(
+  record: RunbookRecord, plan: BackupPlan, need: BackupNeed, backup: BaseBackup, startedAt: number,
+): Promise<ForceBackupResult> {
+  const reused = need.existing !== null;
+  const durationMs = Date.now() - startedAt;
+  record.step('report', 'done',
+    `${reused ? 'Reused' : 'Took'} base backup ${backup.name} of ${plan.ref}: finish LSN ${backup.finishLsn} at or after ${need.requiredLsn} on timeline ${backup.timeline}, in ${(durationMs / 1000).toFixed(1)}s.`,
+    { durationMs });
+  return {
+    cluster: plan.ref,
+    backupName: backup.name,
+    reused,
+    startLsn: backup.startLsn,
+    finishLsn: backup.finishLsn,
+    timeline: backup.timeline,
+    requiredLsn: need.requiredLsn,
+    compressedSize: backup.compressedSize,
+    uncompressedSize: backup.uncompressedSize,
+    durationMs,
+    sentinelKey: backup.sentinelKey,
+  };
+}

@@ -1,0 +1,80 @@
+// A human decision, durably: the gate opens with what will happen, the estimated loss and the fence state;
+// it accepts one decision (Update with a validator, or Signal) and never proceeds silently on timeout.
+import { condition, setHandler, upsertSearchAttributes } from '@temporalio/workflow';
+import {
+  APPROVAL_DESCRIPTIONS, approveSignal, approveUpdate, getPendingApprovalQuery, rejectSignal, rejectUpdate,
+  type ApprovalDecision, type PendingApproval,
+} from '../contracts/approvals';
+import { DR_APPROVAL_PENDING } from '../contracts/search-attributes';
+import type { ApprovalRecord } from '../contracts/runbooks';
+import type { RunbookRecord } from './runbook-record';
+
+export type GateOutcome = { kind: 'decided'; record: ApprovalRecord } | { kind: 'timed-out' };
+
+/** Why a decision cannot be taken, or undefined when it can. */
+function refusal(gate: PendingApproval | null, decided: boolean, d: ApprovalDecision, approving: boolean): string | undefined {
+  if (!gate) return 'no approval gate is open in this run';
+  if (decided) return `gate "${gate.gate}" was already decided`;
+  if (d?.gate && d.gate !== gate.gate) return `gate "${d.gate}" is not open (the open gate is "${gate.gate}")`;
+  if (!d || typeof d.approver !== 'string' || d.approver.trim() === '') return 'approver is missing: say who decides';
+  if (typeof d.ticket !== 'string' || d.ticket.trim() === '') return 'ticket is missing: name the incident or change ticket';
+  if (approving && gate.requires.acknowledgeDataLoss && d.acknowledgeDataLoss !== true) {
+    return `the estimated loss (${gate.estimate?.bytes ?? '?'} bytes, ${gate.estimate?.seconds ?? '?'} s) exceeds the policy: approve with "acknowledgeDataLoss": true`;
+  }
+  if (approving && gate.requires.acknowledgeUnconfirmedFence && d.acknowledgeUnconfirmedFence !== true) {
+    return 'the old primary is NOT confirmed fenced and may still take writes: approve with "acknowledgeUnconfirmedFence": true';
+  }
+  return undefined;
+}
+
+export class ApprovalGate {
+  private open: PendingApproval | null = null;
+  private decision: ApprovalRecord | null = null;
+
+  constructor(private readonly record: RunbookRecord) {
+    setHandler(getPendingApprovalQuery, () => this.open);
+    const decide = (approving: boolean, via: 'update' | 'signal') => (d: ApprovalDecision): ApprovalRecord => {
+      const r: ApprovalRecord = {
+        decision: approving ? 'approved' : 'rejected',
+        approver: d.approver.trim(),
+        ticket: d.ticket.trim(),
+        comment: d.comment,
+        at: new Date().toISOString(),
+        acknowledgedDataLoss: d.acknowledgeDataLoss === true,
+        acknowledgedUnconfirmedFence: d.acknowledgeUnconfirmedFence === true,
+        via,
+      };
+      this.decision = r;
+      return r;
+    };
+    const validator = (approving: boolean) => (d: ApprovalDecision) => {
+      const why = refusal(this.open, this.decision !== null, d, approving);
+      if (why) throw new Error(why);
+    };
+    setHandler(approveUpdate, decide(true, 'update'), { validator: validator(true), description: APPROVAL_DESCRIPTIONS.approve });
+    setHandler(rejectUpdate, decide(false, 'update'), { validator: validator(false), description: APPROVAL_DESCRIPTIONS.reject });
+    const signal = (approving: boolean) => (d: ApprovalDecision) => {
+      const why = refusal(this.open, this.decision !== null, d, approving);
+      if (why) {
+        this.record.step('approval-signal', 'refused', `Ignored a ${approving ? 'approval' : 'rejection'} signal from ${String(d?.approver ?? 'nobody')}: ${why}.`);
+        return;
+      }
+      decide(approving, 'signal')(d);
+    };
+    setHandler(approveSignal, signal(true), { description: APPROVAL_DESCRIPTIONS.approveSignal });
+    setHandler(rejectSignal, signal(false), { description: APPROVAL_DESCRIPTIONS.rejectSignal });
+  }
+
+  /** Opens the gate and waits for one decision or the timeout. */
+  async await(gate: Omit<PendingApproval, 'openedAt' | 'expiresAt'>, timeoutSeconds: number): Promise<GateOutcome> {
+    const now = Date.now();
+    this.open = { ...gate, openedAt: new Date(now).toISOString(), expiresAt: new Date(now + timeoutSeconds * 1000).toISOString() };
+    upsertSearchAttributes([{ key: DR_APPROVAL_PENDING, value: true }]);
+    this.record.waiting(`approval of gate "${gate.gate}" (update "approve"/"reject" or signal "approveSignal"/"rejectSignal") until ${this.open.expiresAt}`);
+    const decided = await condition(() => this.decision !== null, timeoutSeconds * 1000);
+    this.record.waiting(undefined);
+    upsertSearchAttributes([{ key: DR_APPROVAL_PENDING, value: false }]);
+    this.open = null;
+    return decided && this.decision ? { kind: 'decided', record: this.decision } : { kind: 'timed-out' };
+  }
+}

@@ -1,0 +1,123 @@
+// promote, before anything changes: what is being promoted, from which source, and how much data a promotion
+// now would lose, measured against the live source or, when it is gone, the newest WAL in its archive.
+import { control, siteActivities, siteProbeActivities } from '../activity-proxies';
+import { parseClusterRef, type ClusterRef } from '../contracts/clusters';
+import { BadInputError, ClusterNotFoundError, PreconditionFailedError } from '../contracts/errors';
+import { lsnDiff } from '../contracts/lsn';
+import type { LossEstimate, PromoteInput, PromoteMode } from '../contracts/runbooks';
+import { check, failureFacts, refuse } from './failures';
+import type { RunbookRecord } from './runbook-record';
+import type { ClusterFacts } from '../../activities/sites/site-driver';
+
+export interface PromotionPlan {
+  target: ClusterRef & { ref: string; facts: ClusterFacts };
+  source: (ClusterRef & { ref: string }) | null;
+  mode: PromoteMode;
+  alreadyPromoted: boolean;
+  maxBytes: number;
+  maxSeconds: number;
+  approvalTimeoutSeconds: number;
+  takeBackup: boolean;
+  regionTimeoutSeconds: number;
+  catchUpTimeoutSeconds: number;
+}
+
+const nonNegative = (v: unknown, field: string, dflt: number): number => {
+  if (v === undefined) return dflt;
+  if (typeof v !== 'number' || !(v >= 0)) throw new BadInputError(`${field} must be a number >= 0`);
+  return v;
+};
+
+export async function validatePromotion(record: RunbookRecord, input: PromoteInput): Promise<PromotionPlan> {
+  const parsed = check(() => {
+    if (!input || typeof input !== 'object') {
+      throw new BadInputError('input must be a JSON object: {"cluster": "us/acid-demo", "mode": "planned"}');
+    }
+    const target = parseClusterRef(input.cluster, 'cluster');
+    const source = input.source === undefined ? null : parseClusterRef(input.source, 'source');
+    if (input.mode !== 'planned' && input.mode !== 'unplanned') {
+      throw new BadInputError(`mode "${String(input.mode)}" must be "planned" (source reachable, no loss) or "unplanned" (source down or suspect)`);
+    }
+    const approvalTimeoutSeconds = nonNegative(input.approvalTimeoutSeconds, 'approvalTimeoutSeconds', 3600);
+    if (approvalTimeoutSeconds === 0) throw new BadInputError('approvalTimeoutSeconds must be > 0: a promotion always waits for a human');
+    return {
+      target, source, mode: input.mode as PromoteMode, approvalTimeoutSeconds,
+      maxBytes: nonNegative(input.dataLossPolicy?.maxBytes, 'dataLossPolicy.maxBytes', 0),
+      maxSeconds: nonNegative(input.dataLossPolicy?.maxSeconds, 'dataLossPolicy.maxSeconds', 0),
+      regionTimeoutSeconds: nonNegative(input.limits?.regionTimeoutSeconds, 'limits.regionTimeoutSeconds', 30) || 30,
+      catchUpTimeoutSeconds: nonNegative(input.limits?.catchUpTimeoutSeconds, 'limits.catchUpTimeoutSeconds', 300) || 300,
+      takeBackup: input.takeBackup !== false,
+    };
+  });
+  await control.siteResolveClusterRefs({ refs: { cluster: input.cluster, ...(input.source ? { source: input.source } : {}) } });
+  const facts = await siteActivities(parsed.target.site).siteDescribeCluster({ ref: input.cluster });
+  if (!facts) refuse(new ClusterNotFoundError(`${input.cluster} does not exist at site ${parsed.target.site}`));
+  const alreadyPromoted = !facts.standbySource && facts.leaderRole === 'primary';
+  if (!facts.standbySource && !alreadyPromoted) {
+    refuse(new PreconditionFailedError(`${input.cluster} is not a standby cluster and has no writable leader (leader role: ${facts.leaderRole}): nothing to promote`));
+  }
+  const sourceRef = parsed.source ? input.source! : facts.standbySource?.sourceRef;
+  if (!alreadyPromoted && !sourceRef) {
+    refuse(new BadInputError(`${input.cluster} does not record which cluster it replays from: name it with "source": "<site>/<cluster>"`));
+  }
+  if (!alreadyPromoted && parsed.mode === 'planned' && !facts.standbySource?.host) {
+    refuse(new PreconditionFailedError(
+      `${input.cluster} replays from the archive only: a planned switchover needs streaming (the source's last WAL segment never reaches the archive on shutdown); use mode "unplanned", or provision the standby with method "both"`,
+    ));
+  }
+  record.step('validate-request', alreadyPromoted ? 'already' : 'done', alreadyPromoted
+    ? `${input.cluster} already is a primary (no standby_cluster in Patroni's config, leader ${facts.leaderMember} writable): nothing to promote.`
+    : `${input.cluster} is a standby of ${sourceRef} (leader ${facts.leaderMember}); ${parsed.mode} promotion requested.`);
+  return {
+    ...parsed,
+    target: { ...parsed.target, ref: input.cluster, facts },
+    source: sourceRef ? { ...parseClusterRef(sourceRef, 'source'), ref: sourceRef } : null,
+    alreadyPromoted,
+  };
+}
+
+export async function assessLoss(record: RunbookRecord, plan: PromotionPlan): Promise<{ estimate: LossEstimate; standbyTimeline: number }> {
+  const standby = await siteActivities(plan.target.site).postgresCurrentPosition({ ref: plan.target.ref });
+  const source = plan.source;
+  let live: Awaited<ReturnType<ReturnType<typeof siteActivities>['postgresCurrentPosition']>> | null = null;
+  let why = '';
+  try {
+    if (source) live = await siteProbeActivities(source.site, plan.regionTimeoutSeconds).postgresCurrentPosition({ ref: source.ref });
+  } catch (err) {
+    why = failureFacts(err).message;
+  }
+  const within = (bytes: number | null, seconds: number | null) =>
+    bytes !== null && bytes <= plan.maxBytes && (seconds === null || seconds <= plan.maxSeconds);
+  const secondsBehind = (until: string | null, bytes: number) =>
+    bytes === 0 ? 0 : until && standby.lastReplayedCommitAt
+      ? Math.max(0, Math.round((Date.parse(until) - Date.parse(standby.lastReplayedCommitAt)) / 1000)) : null;
+
+  let estimate: LossEstimate;
+  if (live && !live.inRecovery) {
+    const bytes = Math.max(0, lsnDiff(live.lsn, standby.lsn));
+    const seconds = secondsBehind(live.at, bytes);
+    estimate = { sourceReachable: true, basis: 'source', sourceLsn: live.lsn, standbyReplayedLsn: standby.lsn, bytes, seconds, withinPolicy: within(bytes, seconds) };
+  } else if (plan.mode === 'planned') {
+    refuse(new PreconditionFailedError(
+      `source ${source?.ref} is not reachable as a primary (${why || 'it is in recovery'}): a planned promotion needs it; use mode "unplanned"`,
+    ));
+  } else {
+    const walPrefix = plan.target.facts.standbySource?.walPrefix;
+    const archived = walPrefix && source
+      ? await siteActivities(plan.target.site).s3LastArchivedWal({ archiveSite: source.site, walPrefix })
+      : null;
+    const bytes = archived ? Math.max(0, lsnDiff(archived.endLsn, standby.lsn)) : null;
+    const seconds = archived && bytes !== null ? secondsBehind(archived.archivedAt, bytes) : null;
+    estimate = {
+      sourceReachable: false, basis: archived ? 'archive' : 'none', sourceLsn: archived?.endLsn ?? null,
+      standbyReplayedLsn: standby.lsn, bytes, seconds, withinPolicy: within(bytes, seconds),
+    };
+  }
+  record.step('estimate-loss', 'done', estimate.sourceReachable
+    ? `Standby ${plan.target.ref} replayed ${estimate.standbyReplayedLsn}; source ${source?.ref} is at ${estimate.sourceLsn}: ${estimate.bytes} bytes, ${estimate.seconds ?? '?'} s behind (${estimate.withinPolicy ? 'within' : 'OVER'} policy).`
+    : `Source ${source?.ref} is unreachable (${why}); ${estimate.basis === 'archive'
+      ? `its archive ends at ${estimate.sourceLsn}, standby replayed ${estimate.standbyReplayedLsn}: up to ${estimate.bytes} bytes, ${estimate.seconds ?? '?'} s, plus any WAL never archived`
+      : 'no archive to compare with: the loss is unknown'} (${estimate.withinPolicy ? 'within' : 'OVER'} policy).`,
+    { ...estimate, timeline: standby.timeline });
+  return { estimate, standbyTimeline: standby.timeline };
+}

@@ -1,0 +1,99 @@
+// promote, the old side and the human: fence the old primary, catch up (planned), then ask for approval;
+// a rejection or a timeout lifts the fence again, so nothing is left changed.
+import { ApplicationFailure, workflowInfo } from '@temporalio/workflow';
+import { control, siteActivities, siteLongActivities, siteProbeActivities } from '../activity-proxies';
+import type { ApprovalRecord, FenceState, LossEstimate } from '../contracts/runbooks';
+import { failureFacts } from './failures';
+import type { ApprovalGate } from './approval-gate';
+import type { PromotionPlan } from './promote-assess';
+import type { RunbookRecord } from './runbook-record';
+import type { FenceResult } from '../../activities/sites/site-driver';
+
+export interface Fence {
+  state: FenceState;
+  /** Set when this run stopped the old primary, so it can undo that on rejection or timeout. */
+  fencedByUs: boolean;
+  result: FenceResult | null;
+}
+
+export async function fenceOldPrimary(record: RunbookRecord, plan: PromotionPlan, estimate: LossEstimate): Promise<{ fence: Fence; estimate: LossEstimate }> {
+  const source = plan.source!;
+  if (plan.mode === 'planned') {
+    // Checked before stopping anything: only a connected receiver gets the old primary's last WAL.
+    const s = await siteLongActivities(plan.target.site, 60).postgresWaitForStreaming({ ref: plan.target.ref, timeoutSeconds: 60 });
+    record.step('check-streaming', 'done', `Standby ${plan.target.ref} streams from ${s.senderHost}:${s.senderPort}.`);
+  }
+  let result: FenceResult | null = null;
+  let why = '';
+  try {
+    result = await siteProbeActivities(source.site, plan.regionTimeoutSeconds).siteFenceCluster({ ref: source.ref });
+  } catch (err) {
+    why = failureFacts(err).message;
+  }
+  const fence: Fence = { state: result?.confirmed ? 'CONFIRMED' : 'UNCONFIRMED', fencedByUs: !!result?.changed, result };
+  record.step('fence-old-primary', result?.confirmed ? 'done' : 'failed', result
+    ? `Fenced ${source.ref}: ${result.detail} Fence ${fence.state}${result.finalLsn ? `, last checkpoint ${result.finalLsn}` : ''}.`
+    : `Could not fence ${source.ref} (${why}): fence UNCONFIRMED — it may still take writes if its region comes back.`,
+    { fence: fence.state, finalLsn: result?.finalLsn ?? null });
+  if (plan.mode !== 'planned' || !result?.finalLsn) return { fence, estimate };
+
+  // Planned: the standby must replay everything the old primary wrote, up to its shutdown checkpoint.
+  let caughtUp;
+  try {
+    caughtUp = await siteLongActivities(plan.target.site, plan.catchUpTimeoutSeconds).postgresWaitForReplay({
+      ref: plan.target.ref, targetLsn: result.finalLsn, timeoutSeconds: plan.catchUpTimeoutSeconds, pollIntervalSeconds: 1,
+    });
+  } catch (err) {
+    record.step('catch-up', 'failed', `Standby ${plan.target.ref} did not catch up to ${result.finalLsn}: ${failureFacts(err).message}`);
+    await liftFence(record, plan, fence, 'the standby did not catch up');
+    throw err;
+  }
+  record.step('catch-up', 'done', `Standby ${plan.target.ref} replayed to ${caughtUp.replayedLsn}, past the old primary's last checkpoint ${result.finalLsn}: nothing will be lost.`,
+    { replayedLsn: caughtUp.replayedLsn, finalLsn: result.finalLsn });
+  return { fence, estimate: { ...estimate, sourceLsn: result.finalLsn, standbyReplayedLsn: caughtUp.replayedLsn, bytes: 0, seconds: 0, withinPolicy: true } };
+}
+
+/** Undo this run's fence: used when a human says no or does not answer. */
+export async function liftFence(record: RunbookRecord, plan: PromotionPlan, fence: Fence, why: string): Promise<void> {
+  if (!fence.fencedByUs || !plan.source) return;
+  await siteActivities(plan.source.site).siteUnfenceCluster({ ref: plan.source.ref });
+  record.step('lift-fence', 'done', `Lifted the fence on ${plan.source.ref} (${why}): it runs as before.`);
+}
+
+export async function awaitPromotionApproval(
+  record: RunbookRecord, gate: ApprovalGate, plan: PromotionPlan, estimate: LossEstimate, fence: Fence,
+): Promise<ApprovalRecord> {
+  const loss = estimate.bytes === null ? 'unknown' : `${estimate.bytes} bytes / ${estimate.seconds ?? '?'} s`;
+  const outcome = await gate.await({
+    gate: 'promote',
+    runbook: 'promote',
+    cluster: plan.target.ref,
+    plan: `Promote ${plan.target.ref} to primary (${plan.mode}); estimated loss ${loss}; old primary ${plan.source?.ref} fence ${fence.state}.` +
+      (plan.mode === 'planned' ? ` Afterwards ${plan.source?.ref} becomes a standby of ${plan.target.ref}.` : '') +
+      (plan.takeBackup ? ' Then a first base backup is taken and proven.' : ''),
+    estimate,
+    fence: fence.state,
+    requires: { acknowledgeDataLoss: !estimate.withinPolicy, acknowledgeUnconfirmedFence: fence.state === 'UNCONFIRMED' },
+  }, plan.approvalTimeoutSeconds);
+
+  if (outcome.kind === 'timed-out') {
+    const reason = `nobody decided on promoting ${plan.target.ref} within ${plan.approvalTimeoutSeconds}s`;
+    record.step('approval', 'failed', `No decision within ${plan.approvalTimeoutSeconds}s: escalated and aborted; ${plan.target.ref} was not promoted.`);
+    await control.notifyEscalation({
+      runbook: 'promote', workflowId: workflowInfo().workflowId, cluster: plan.target.ref, reason,
+      action: `start promote ${plan.target.ref} again and approve it, or decide not to promote`,
+    });
+    await liftFence(record, plan, fence, 'approval timed out');
+    throw ApplicationFailure.nonRetryable(`${reason}: escalated; nothing was promoted`, 'ApprovalTimedOutError');
+  }
+  const a = outcome.record;
+  record.step('approval', a.decision === 'approved' ? 'done' : 'refused',
+    `${a.decision === 'approved' ? 'Approved' : 'Rejected'} by ${a.approver} (ticket ${a.ticket}, via ${a.via})${a.comment ? `: "${a.comment}"` : ''}` +
+    `${a.acknowledgedDataLoss ? '; data loss acknowledged' : ''}${a.acknowledgedUnconfirmedFence ? '; unconfirmed fence acknowledged' : ''}.`,
+    { ...a });
+  if (a.decision === 'rejected') {
+    await liftFence(record, plan, fence, `rejected by ${a.approver}`);
+    throw ApplicationFailure.nonRetryable(`promotion of ${plan.target.ref} rejected by ${a.approver} (ticket ${a.ticket}); nothing was promoted`, 'ApprovalRejectedError');
+  }
+  return a;
+}

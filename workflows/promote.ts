@@ -1,0 +1,110 @@
+// promote: make a standby cluster the primary, the way a careful human would: measure the loss, fence the old
+// primary, get an explicit approval, promote, prove it takes writes, rejoin the old side (planned), and take
+// and prove the first backup of the new timeline.
+import { executeChild, workflowInfo } from '@temporalio/workflow';
+import { siteActivities, siteLongActivities } from './activity-proxies';
+import { PreconditionFailedError } from './contracts/errors';
+import { lsnDiff } from './contracts/lsn';
+import {
+  RUNBOOK_NAMES, runbookWorkflowId,
+  type ApprovalRecord, type ForceBackupResult, type PromoteInput, type PromoteResult,
+} from './contracts/runbooks';
+import { ApprovalGate } from './phases/approval-gate';
+import { failureFacts, refuse } from './phases/failures';
+import { assessLoss, validatePromotion, type PromotionPlan } from './phases/promote-assess';
+import { awaitPromotionApproval, fenceOldPrimary, type Fence } from './phases/promote-fence';
+import { RunbookRecord } from './phases/runbook-record';
+import type { forceBackup } from './force-backup';
+
+const OUTCOME_OF_FAILURE: Record<string, 'rejected' | 'timed-out'> = {
+  ApprovalRejectedError: 'rejected',
+  ApprovalTimedOutError: 'timed-out',
+};
+
+export async function promote(input: PromoteInput): Promise<PromoteResult> {
+  const record = new RunbookRecord(RUNBOOK_NAMES.promote, String(input?.cluster ?? 'unknown'));
+  const gate = new ApprovalGate(record);
+  // From the fence on, a failure is a failure of the promotion, never a refusal before any change.
+  let changing = false;
+  try {
+    const plan = await record.phase('validate', () => validatePromotion(record, input));
+    if (plan.alreadyPromoted) return finishAlreadyPromoted(record, plan);
+    const assessed = await record.phase('assess', () => assessLoss(record, plan));
+    changing = true;
+    const { fence, estimate } = await record.phase('fence', () => fenceOldPrimary(record, plan, assessed.estimate));
+    const approval = await record.phase('approve', () => awaitPromotionApproval(record, gate, plan, estimate, fence));
+    await record.phase('promote', () => promoteStandby(record, plan));
+    const writable = await record.phase('verify', () => verifyPromoted(record, plan, assessed.standbyTimeline));
+    if (plan.mode === 'planned') await record.phase('rejoin-old-primary', () => rejoinOldPrimary(record, plan, fence));
+    const backup = plan.takeBackup ? await record.phase('first-backup', () => takeFirstBackup(record, plan, writable.lsn)) : null;
+    const rtoMs = Date.parse(writable.writtenAt) - Date.parse(approval.at);
+    const measuredRpoBytes = fence.result?.finalLsn ? Math.max(0, lsnDiff(fence.result.finalLsn, estimate.standbyReplayedLsn)) : null;
+    record.step('report', 'done',
+      `Promoted ${plan.target.ref}: writable ${rtoMs} ms after approval by ${approval.approver}, timeline ${assessed.standbyTimeline} -> ${writable.timeline}, ` +
+      `loss ${measuredRpoBytes ?? estimate.bytes ?? 'unknown'} bytes${measuredRpoBytes === null ? ' (estimated)' : ''}, fence ${fence.state}${backup ? `, first backup ${backup.backupName}` : ''}.`);
+    record.finish('succeeded');
+    return {
+      cluster: plan.target.ref, source: plan.source?.ref ?? null, mode: plan.mode, alreadyPromoted: false, estimate,
+      fence: fence.state, approval, timelineBefore: assessed.standbyTimeline, timelineAfter: writable.timeline,
+      rtoMs, measuredRpoBytes, backup, phaseDurationsMs: record.durations(),
+    };
+  } catch (err) {
+    const f = failureFacts(err);
+    const refused = f.refused && !changing;
+    record.step('runbook', refused ? 'refused' : 'failed', f.message, { type: f.type });
+    record.finish(OUTCOME_OF_FAILURE[f.type] ?? (refused ? 'refused' : 'failed'));
+    throw err;
+  }
+}
+
+function finishAlreadyPromoted(record: RunbookRecord, plan: PromotionPlan): PromoteResult {
+  record.finish('already');
+  return {
+    cluster: plan.target.ref, source: plan.source?.ref ?? null, mode: plan.mode, alreadyPromoted: true, estimate: null,
+    fence: 'NOT_NEEDED', approval: null as ApprovalRecord | null, timelineBefore: null, timelineAfter: 0,
+    rtoMs: null, measuredRpoBytes: null, backup: null, phaseDurationsMs: record.durations(),
+  };
+}
+
+async function promoteStandby(record: RunbookRecord, plan: PromotionPlan): Promise<void> {
+  const r = await siteLongActivities(plan.target.site, 300).siteRemoveStandbyConfig({ ref: plan.target.ref });
+  record.step('remove-standby-config', r.changed ? 'done' : 'already', r.changed
+    ? `Removed standby_cluster from ${plan.target.ref}'s Patroni config: its standby leader promoted.`
+    : `${plan.target.ref} had no standby_cluster left in Patroni's config (promoted by an earlier attempt).`);
+}
+
+async function verifyPromoted(record: RunbookRecord, plan: PromotionPlan, timelineBefore: number) {
+  const markerId = `${workflowInfo().workflowId}@${workflowInfo().runId}`;
+  const w = await siteLongActivities(plan.target.site, 120).postgresVerifyWritable({ ref: plan.target.ref, markerId, runbook: RUNBOOK_NAMES.promote });
+  if (w.timeline <= timelineBefore) {
+    refuse(new PreconditionFailedError(`${plan.target.ref} takes writes but is still on timeline ${w.timeline}: it did not promote through Patroni; check it by hand`));
+  }
+  record.step('verify-writable', 'done', `Wrote and read marker ${markerId} on ${plan.target.ref} at ${w.lsn}, timeline ${timelineBefore} -> ${w.timeline}.`, { ...w });
+  return w;
+}
+
+async function rejoinOldPrimary(record: RunbookRecord, plan: PromotionPlan, fence: Fence): Promise<void> {
+  const source = plan.source!;
+  if (fence.state !== 'CONFIRMED') {
+    record.step('rejoin-old-primary', 'skipped', `${source.ref} was not confirmed fenced: not rejoining it automatically (run failback-reseed).`);
+    return;
+  }
+  const promoted = await siteActivities(plan.target.site).siteDescribeCluster({ ref: plan.target.ref });
+  const r = await siteLongActivities(source.site, 300).siteDemoteToStandby({
+    ref: source.ref, sourceRef: plan.target.ref, fromHost: promoted!.streamingEndpoint, fromArchive: { archive: promoted!.archive },
+  });
+  record.step('rejoin-old-primary', r.changed ? 'done' : 'already',
+    `${source.ref} ${r.changed ? 'now follows' : 'already followed'} ${plan.target.ref} as a standby (streaming from ${promoted!.streamingEndpoint.host}:${promoted!.streamingEndpoint.port}).`);
+}
+
+async function takeFirstBackup(record: RunbookRecord, plan: PromotionPlan, notBeforeLsn: string): Promise<ForceBackupResult> {
+  record.waiting(`the first base backup of ${plan.target.ref} (child force-backup)`);
+  const backup = await executeChild<typeof forceBackup>('forceBackup', {
+    workflowId: runbookWorkflowId(RUNBOOK_NAMES.forceBackup, plan.target.ref),
+    taskQueue: workflowInfo().taskQueue,
+    args: [{ cluster: plan.target.ref, notBeforeLsn }],
+  });
+  record.waiting(undefined);
+  record.step('first-backup', 'done', `First backup of the new timeline: ${backup.backupName} (finish LSN ${backup.finishLsn}, proven by its sentinel).`, { ...backup });
+  return backup;
+}
