@@ -8,7 +8,7 @@ import { testLayout } from './test-env';
 
 export function driverOf(ref: string): { driver: LocalSiteDriver; cluster: string } {
   const { site, cluster } = parseClusterRef(ref);
-  const sites = loadSites(testLayout().sitesFile);
+  const sites = loadSites(process.env.DR_SITES_FILE ?? testLayout().sitesFile);
   return { driver: new LocalSiteDriver(sites.sites[site]), cluster };
 }
 

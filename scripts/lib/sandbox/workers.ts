@@ -41,7 +41,7 @@ export async function startWorker(layout: SandboxLayout, region: RegionName, bun
       DR_WORKER_CONTROL: 'true',
       DR_WORKFLOW_BUNDLE: bundlePath,
       DR_NOTIFY_FILE: join(layout.dir, 'notifications.jsonl'),
-      NODE_OPTIONS: '--disable-warning=NodeVersionSupportWarning',
+      AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true',
       ...(process.env.DR_TOOLS_BIN ? { DR_TOOLS_BIN: process.env.DR_TOOLS_BIN } : {}),
     },
     cwd: REPO,

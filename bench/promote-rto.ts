@@ -1,0 +1,98 @@
+// Time to writable: the promote runbook (approval given the moment its gate opens) next to a raw Patroni
+// `PATCH /config {"standby_cluster": null}` on the same sandbox, over fresh standby pairs.
+// Run against a running sandbox: `./scripts/sandbox up && npx tsx bench/promote-rto.ts [rounds]`.
+// Prints a table; asserts nothing (speed belongs here, not in tests).
+import { Client as PgClient } from 'pg';
+import { Client, Connection } from '@temporalio/client';
+import { startRunbook } from '../scripts/lib/runbook-client';
+import { userLayout } from '../scripts/lib/sandbox/layout';
+import { approveUpdate, getPendingApprovalQuery } from '../workflows/contracts/approvals';
+import { RUNBOOK_NAMES, type PromoteResult } from '../workflows/contracts/runbooks';
+import { createStandbyPair, deleteStandbyPair } from '../test/helpers/standby-pair';
+import { driverOf } from '../test/helpers/clusters';
+
+const layout = userLayout();
+process.env.DR_SITES_FILE = layout.sitesFile;
+const rounds = Number(process.argv[2] ?? 3);
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** Polls with INSERTs until one is accepted: the moment the cluster is writable for a client. */
+async function firstWrite(ref: string, t0: number): Promise<number> {
+  const { driver, cluster } = driverOf(ref);
+  for (;;) {
+    try {
+      const cfg = await driver.region.pgConfig(cluster);
+      const c = new PgClient({ ...cfg, connectionTimeoutMillis: 1000 });
+      await c.connect();
+      try {
+        await c.query('INSERT INTO public.writes (id) VALUES ($1)', [-Date.now()]);
+        return Date.now() - t0;
+      } finally {
+        await c.end();
+      }
+    } catch {
+      await sleep(20);
+    }
+  }
+}
+
+async function rawPatch(ref: string): Promise<number> {
+  const { driver, cluster } = driverOf(ref);
+  const url = driver.region.patroniUrl(cluster);
+  const t0 = Date.now();
+  const r = await fetch(`${url}/config`, { method: 'PATCH', body: JSON.stringify({ standby_cluster: null }) });
+  if (!r.ok) throw new Error(`PATCH /config answered ${r.status}`);
+  return firstWrite(ref, t0);
+}
+
+async function runbook(client: Client, ref: string): Promise<{ rtoMs: number; totalMs: number; phases: Record<string, number> }> {
+  const t0 = Date.now();
+  const handle = await startRunbook(client, {
+    workflowType: 'promote', runbook: RUNBOOK_NAMES.promote, cluster: ref,
+    input: { cluster: ref, mode: 'planned', takeBackup: false },
+  });
+  for (;;) {
+    if (await handle.query(getPendingApprovalQuery).catch(() => null)) break;
+    await sleep(50);
+  }
+  await handle.executeUpdate(approveUpdate, { args: [{ approver: 'bench', ticket: 'BENCH' }] });
+  const result = (await handle.result()) as PromoteResult;
+  return { rtoMs: result.rtoMs!, totalMs: Date.now() - t0, phases: result.phaseDurationsMs };
+}
+
+const stats = (xs: number[]) => {
+  const s = [...xs].sort((a, b) => a - b);
+  return { median: s[Math.floor(s.length / 2)], min: s[0], max: s[s.length - 1] };
+};
+
+async function main(): Promise<void> {
+  const client = new Client({ connection: await Connection.connect({ address: `127.0.0.1:${layout.temporalPort}` }) });
+  const raw: number[] = [];
+  const rto: number[] = [];
+  const total: number[] = [];
+  for (let i = 0; i < rounds; i++) {
+    const a = await createStandbyPair(`bench-raw${i}`);
+    raw.push(await rawPatch(a.standby));
+    await deleteStandbyPair(a);
+    const b = await createStandbyPair(`bench-rb${i}`);
+    const r = await runbook(client, b.standby);
+    rto.push(r.rtoMs);
+    total.push(r.totalMs);
+    console.log(`round ${i + 1}: raw PATCH -> writable ${raw[i]} ms; runbook approval -> writable ${r.rtoMs} ms (whole run ${r.totalMs} ms: ${JSON.stringify(r.phases)})`);
+    await deleteStandbyPair(b);
+  }
+  await client.connection.close();
+  const row = (name: string, xs: number[]) => {
+    const s = stats(xs);
+    return `| ${name} | ${s.median} | ${s.min} | ${s.max} |`;
+  };
+  console.log(`\n${rounds} rounds on the sandbox (ms)\n| measure | median | min | max |\n| --- | --- | --- | --- |`);
+  console.log(row('raw Patroni PATCH /config -> first accepted INSERT', raw));
+  console.log(row('promote runbook: approval -> first accepted write (RTO)', rto));
+  console.log(row('promote runbook: start -> done (planned, fence + catch-up + rejoin, no backup)', total));
+}
+
+main().catch((err) => {
+  console.error(err);
+  process.exit(1);
+});
