@@ -16,6 +16,8 @@ import { createVerifyWritable } from './postgres/verify-writable';
 import { createWaitForStreaming } from './postgres/wait-for-streaming';
 import { createLastArchivedWal } from './s3/last-archived-wal';
 import { createNotifyEscalation } from './notify/escalate';
+import { createAssessFormerPrimary, createQuarantineWal, createReseedAsStandby } from './sites/failback-ops';
+import { createReadTimelineHistory } from './s3/read-timeline-history';
 
 /** Activities that only read configuration: served on the control task queue. */
 export function createControlActivities(deps: ActivityDeps) {
@@ -45,6 +47,10 @@ export function createSiteActivities(deps: ActivityDeps) {
     siteDemoteToStandby: createDemoteToStandby(deps),
     postgresVerifyWritable: createVerifyWritable(deps),
     postgresWaitForStreaming: createWaitForStreaming(deps),
+    siteAssessFormerPrimary: createAssessFormerPrimary(deps),
+    siteQuarantineWal: createQuarantineWal(deps),
+    siteReseedAsStandby: createReseedAsStandby(deps),
+    s3ReadTimelineHistory: createReadTimelineHistory(deps),
     s3LastArchivedWal: createLastArchivedWal(deps),
   };
 }

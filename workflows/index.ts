@@ -2,3 +2,4 @@
 export { provisionStandby } from './provision-standby';
 export { forceBackup } from './force-backup';
 export { promote } from './promote';
+export { failbackReseed } from './failback-reseed';

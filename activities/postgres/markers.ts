@@ -31,11 +31,13 @@ export interface ServerPosition {
   at: string;
   /** In recovery: commit time of the last replayed transaction (ISO), null when none yet or on a primary. */
   lastReplayedCommitAt: string | null;
+  /** pg_control's system identifier (digits of a 64-bit number): equal on a primary and its physical standbys. */
+  systemIdentifier: string;
 }
 
 /** Where this server is: LSN, timeline (a primary's current one; a standby's received or replayed one), clocks. */
 export async function readPosition(client: PgClient): Promise<ServerPosition> {
-  const r = await client.query<{ in_recovery: boolean; lsn: string | null; timeline: number; at: Date; replayed_at: Date | null }>(
+  const r = await client.query<{ in_recovery: boolean; lsn: string | null; timeline: number; at: Date; replayed_at: Date | null; system_id: string }>(
     `SELECT pg_is_in_recovery() AS in_recovery,
             CASE WHEN pg_is_in_recovery() THEN pg_last_wal_replay_lsn()::text ELSE pg_current_wal_lsn()::text END AS lsn,
             CASE WHEN pg_is_in_recovery()
@@ -43,7 +45,8 @@ export async function readPosition(client: PgClient): Promise<ServerPosition> {
                  -- A fresh primary's checkpoint still names the old timeline until its first checkpoint: ask the WAL.
                  ELSE ('x' || substr(pg_walfile_name(pg_current_wal_lsn()), 1, 8))::bit(32)::int END AS timeline,
             now() AS at,
-            pg_last_xact_replay_timestamp() AS replayed_at`,
+            pg_last_xact_replay_timestamp() AS replayed_at,
+            (SELECT system_identifier::text FROM pg_control_system()) AS system_id`,
   );
   const row = r.rows[0];
   return {
@@ -52,5 +55,6 @@ export async function readPosition(client: PgClient): Promise<ServerPosition> {
     timeline: Number(row.timeline),
     at: row.at.toISOString(),
     lastReplayedCommitAt: row.replayed_at ? row.replayed_at.toISOString() : null,
+    systemIdentifier: String(row.system_id),
   };
 }

@@ -1,5 +1,5 @@
 import type { ActivityDeps } from '../deps';
-import type { DemoteRequest, FenceResult } from '../sites/site-driver';
+import type { DemoteRequest, DemoteResult, FenceResult } from '../sites/site-driver';
 import { parseClusterRef } from '../../workflows/contracts/clusters';
 
 /** Stops writes on a cluster (Patroni paused, Postgres stopped fast); already fenced is success. */
@@ -28,7 +28,7 @@ export function createRemoveStandbyConfig(deps: ActivityDeps) {
 
 /** Turns a fenced former primary into a standby of the promoted cluster; already following it is success. */
 export function createDemoteToStandby(deps: ActivityDeps) {
-  return async function siteDemoteToStandby(input: { ref: string } & DemoteRequest): Promise<{ changed: boolean }> {
+  return async function siteDemoteToStandby(input: { ref: string } & DemoteRequest): Promise<DemoteResult> {
     const { site, cluster } = parseClusterRef(input.ref);
     const { ref: _ref, ...req } = input;
     return deps.driverFor(site).demoteToStandby(cluster, req);

@@ -2,8 +2,8 @@
 import { Client as PgClient } from 'pg';
 import type { LocalSiteConfig } from './sites-file';
 import type {
-  BaseBackupRun, ClusterFacts, CreateStandbyRequest, DemoteRequest, FenceResult, PatroniRole, SecretValue, SiteDriver,
-  StandbySource,
+  BaseBackupRun, ClusterFacts, CreateStandbyRequest, DemoteRequest, DemoteResult, FenceResult, FormerPrimaryAssessment,
+  PatroniRole, QuarantineRequest, QuarantineResult, ReseedRequest, SecretValue, SiteDriver, StandbySource,
 } from './site-driver';
 import { runLocalBaseBackup } from './local/base-backup';
 import { LocalRegion } from './local/region';
@@ -143,11 +143,30 @@ export class LocalSiteDriver implements SiteDriver {
   }
 
   /** A fenced cluster becomes a standby of req.sourceRef (standby-switch.ts); a running one is refused. */
-  async demoteToStandby(cluster: string, req: DemoteRequest): Promise<{ changed: boolean }> {
+  async demoteToStandby(cluster: string, req: DemoteRequest): Promise<DemoteResult> {
     return this.region.demoteToStandby(cluster, {
       sourceRef: req.sourceRef,
       fromHost: req.fromHost,
       fromArchive: req.fromArchive && { s3: req.fromArchive.archive.s3, walPrefix: req.fromArchive.archive.walPrefix },
     });
+  }
+
+  /** Control file, pg_waldump and pg_wal of the (former) leader, or SQL when it runs (local/former-primary.ts). */
+  async assessFormerPrimary(cluster: string): Promise<FormerPrimaryAssessment> {
+    return this.region.assessFormerPrimary(cluster);
+  }
+
+  /** Plain copies of the former leader's pg_wal files from the fork point on, plus a manifest (local/quarantine-wal.ts). */
+  async quarantineWal(cluster: string, req: QuarantineRequest): Promise<QuarantineResult> {
+    return this.region.quarantineWal(cluster, req);
+  }
+
+  /** Wipe and bootstrap as a standby of req.sourceRef from its backup (local/reseed.ts); checks run before the wipe. */
+  async reseedAsStandby(cluster: string, req: ReseedRequest, onProgress?: (detail: string) => void): Promise<{ changed: boolean }> {
+    return this.region.reseedAsStandby(cluster, {
+      sourceRef: req.sourceRef,
+      fromArchive: { s3: req.fromArchive.archive.s3, walPrefix: req.fromArchive.archive.walPrefix, backupName: req.fromArchive.backupName },
+      fromHost: req.fromHost,
+    }, { onProgress: onProgress && ((p) => onProgress(`${p.phase}: ${p.detail}`)) });
   }
 }

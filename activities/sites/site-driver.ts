@@ -83,6 +83,70 @@ export interface DemoteRequest {
   fromArchive?: { archive: ArchiveLocation };
 }
 
+/** What a former primary holds, read without changing anything (failback: rewind or reseed?). */
+export interface FormerPrimaryAssessment {
+  /** Postgres of the assessed member accepts connections. */
+  running: boolean;
+  /** The member assessed: Patroni's leader, else the one whose control file says it last ran as a primary. */
+  member: string;
+  /** `Database system identifier` (digits: a 64-bit number). Must equal the new primary's for a rewind. */
+  systemIdentifier: string | null;
+  timeline: number | null;
+  /**
+   * Running: pg_current_wal_lsn() (receive/replay LSN in recovery). Stopped: the end of the WAL in pg_wal found by
+   * pg_waldump from the last checkpoint, or the checkpoint itself when that read fails: after a crash the last
+   * checkpoint can lie BEFORE the divergent WAL, so it alone would hide exactly what failback must protect.
+   */
+  lastLsn: string | null;
+  lastLsnSource: 'pg_current_wal_lsn' | 'pg_last_wal_receive_lsn' | 'pg_waldump' | 'pg_controldata' | null;
+  /** pg_controldata "Latest checkpoint location" (stopped only). */
+  checkpointLsn: string | null;
+  /** pg_controldata "Database cluster state" (stopped only): `in production` after a crash, `shut down` after a clean stop. */
+  clusterState: string | null;
+  walLogHints: boolean | null;
+  dataChecksums: boolean | null;
+  /** WAL file names in that member's pg_wal (24 hex digits, `.partial` too), sorted. */
+  walFiles: string[];
+}
+
+export interface QuarantineRequest {
+  /** The first LSN to keep: the fork point of the new primary's timeline. */
+  fromLsn: string;
+  /** The former primary's timeline (the one that diverged). */
+  timeline: number;
+  destination: { s3: S3ArchiveConfig; prefix: string };
+}
+
+export interface QuarantineResult {
+  changed: boolean;
+  /** `s3://bucket/key` of every WAL file copied (or already there), the manifest not included. */
+  objects: string[];
+  /** Bytes of those objects. */
+  bytes: number;
+  /** `s3://bucket/<prefix>/quarantine.json`: cluster, member, system id, timeline, LSN range, sizes and MD5s. */
+  manifest: string;
+  /** End of the former primary's WAL on that timeline (pg_waldump), null when it could not be read. */
+  endOfWal: string | null;
+  /** endOfWal - fromLsn: how much WAL the new primary never got. */
+  divergentBytes: number | null;
+}
+
+export interface DemoteResult {
+  changed: boolean;
+  /** Patroni ran pg_rewind (successfully) on some member during this call, read from its log. */
+  rewound: boolean;
+  /** The `pg_rewind` lines of Patroni's logs written during this call, per member (for the journal). */
+  rewindLog: string[];
+}
+
+export interface ReseedRequest {
+  /** The cluster it will follow, `<site>/<cluster>`. */
+  sourceRef: string;
+  /** The source's archive and the (proven) base backup to bootstrap from. */
+  fromArchive: { archive: ArchiveLocation; backupName: string };
+  fromHost?: StreamingEndpoint;
+}
+
 export interface SiteDriver {
   readonly site: string;
   readonly kind: 'local';
@@ -106,6 +170,24 @@ export interface SiteDriver {
   fenceCluster(cluster: string): Promise<FenceResult>;
   /** Lift a fence: resume Patroni, which starts Postgres again in the role it had. */
   unfenceCluster(cluster: string): Promise<{ changed: boolean }>;
-  /** Make a fenced cluster a standby of another (standby_cluster in its DCS), then resume it. */
-  demoteToStandby(cluster: string, req: DemoteRequest): Promise<{ changed: boolean }>;
+  /**
+   * Make a fenced (or crashed) cluster a standby of another (standby_cluster in its DCS while paused), then resume
+   * it. A former primary that diverged after the fork point is rewound by Patroni (use_pg_rewind, with its
+   * superuser credentials against the source: they must equal the source's); `rewound` says whether it was.
+   */
+  demoteToStandby(cluster: string, req: DemoteRequest): Promise<DemoteResult>;
+  /** Read-only facts about a former primary for the rewind-or-reseed decision. Works with Patroni and Postgres dead. */
+  assessFormerPrimary(cluster: string): Promise<FormerPrimaryAssessment>;
+  /**
+   * Copies every WAL file of the former primary's leader on `timeline` holding WAL at or after `fromLsn` (and any
+   * `.partial`) to `s3://<bucket>/<prefix>/`, with a manifest. Refuses a running Postgres (fence it first: a copy
+   * of a segment being written is torn). Idempotent, never deletes or overwrites a WAL object.
+   */
+  quarantineWal(cluster: string, req: QuarantineRequest): Promise<QuarantineResult>;
+  /**
+   * DESTRUCTIVE: stops the cluster, wipes its members' data and its DCS keys (secrets and uid kept) and bootstraps
+   * it as a fresh standby of req.sourceRef from the named base backup (+ archive and/or streaming), then waits for
+   * a running standby_leader. Quarantine first. `changed: false` when it already runs as a standby of sourceRef.
+   */
+  reseedAsStandby(cluster: string, req: ReseedRequest, onProgress?: (detail: string) => void): Promise<{ changed: boolean }>;
 }

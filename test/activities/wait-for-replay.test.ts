@@ -13,7 +13,7 @@ function scriptedStandby(script: Array<Error | { lsn: string; marker: boolean }>
       if (step instanceof Error) throw step;
       const client = {
         query: async (text: string) => text.includes('pg_is_in_recovery')
-          ? { rows: [{ in_recovery: true, lsn: step.lsn, timeline: 1, at: new Date('2026-01-01T00:00:05Z'), replayed_at: null }] }
+          ? { rows: [{ in_recovery: true, lsn: step.lsn, timeline: 1, at: new Date('2026-01-01T00:00:05Z'), replayed_at: null, system_id: '7000000000000000001' }] }
           : { rows: step.marker ? [{ written_at: new Date('2026-01-01T00:00:00Z') }] : [] },
       };
       return fn(client);

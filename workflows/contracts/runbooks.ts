@@ -134,10 +134,50 @@ export interface PromoteResult {
   phaseDurationsMs: Record<string, number>;
 }
 
+export type FailbackStrategy = 'auto' | 'rewind' | 'reseed';
+
+export interface FailbackInput {
+  /** The promoted cluster, now the primary, `<site>/<cluster>`. */
+  primary: string;
+  /** The old site's cluster (the former primary) to bring back as its standby, `<site>/<cluster>`. */
+  formerPrimary: string;
+  /** auto: rewind when possible, reseed otherwise; rewind or reseed: only that (refused when impossible). */
+  strategy: FailbackStrategy;
+  /** Afterwards switch back to the original topology with the zero-loss planned switchover (its own approval). */
+  switchBack?: boolean;
+  /** How long a human has to approve the rejoin. Default 3600. */
+  approvalTimeoutSeconds?: number;
+  limits?: {
+    /** How long the rejoined cluster may take to replay up to the primary. Default 1800. */
+    replayTimeoutSeconds?: number;
+  };
+}
+
+export interface FailbackResult {
+  primary: string;
+  formerPrimary: string;
+  /** true when the former primary already was a standby of the primary: nothing destructive was done. */
+  alreadyRejoined: boolean;
+  strategy: 'rewind' | 'reseed' | null;
+  choiceReason: string;
+  /** Where the old timeline ended on the primary (its timeline history). */
+  forkLsn: string | null;
+  /** WAL the former primary wrote after the fork point: transactions the primary never got. */
+  divergentBytes: number | null;
+  quarantine: { manifest: string; objects: number; bytes: number } | null;
+  rewound: boolean;
+  approval: ApprovalRecord | null;
+  /** The former primary's replayed LSN once it had caught up with the primary's marker. */
+  rejoinedAtLsn: string | null;
+  switchBack: PromoteResult | null;
+  phaseDurationsMs: Record<string, number>;
+}
+
 export const RUNBOOK_NAMES = {
   provisionStandby: 'provision-standby',
   forceBackup: 'force-backup',
   promote: 'promote',
+  failbackReseed: 'failback-reseed',
 } as const;
 
 /** Workflow IDs are business keys: one run of a runbook per cluster at a time. */

@@ -35,6 +35,11 @@ export interface ControlData {
   checkpointLsn: string | null;
   redoLsn: string | null;
   timeline: number | null;
+  /** A 64-bit number: kept as its digits, a JS number would round it. */
+  systemIdentifier: string | null;
+  /** pg_rewind needs one of these two (or Patroni reinitialises instead). */
+  walLogHints: boolean | null;
+  dataChecksums: boolean | null;
 }
 
 export function parseControlData(text: string): ControlData {
@@ -43,11 +48,17 @@ export function parseControlData(text: string): ControlData {
     return line ? line.slice(name.length + 1).trim() : null;
   };
   const tli = field("Latest checkpoint's TimeLineID");
+  const hints = field('wal_log_hints setting');
+  const checksums = field('Data page checksum version');
   return {
     state: field('Database cluster state') ?? 'unknown',
     checkpointLsn: field('Latest checkpoint location'),
     redoLsn: field("Latest checkpoint's REDO location"),
     timeline: tli ? Number(tli) : null,
+    systemIdentifier: field('Database system identifier'),
+    walLogHints: hints === null ? null : hints === 'on',
+    // Version 0 means checksums off; any other version means on.
+    dataChecksums: checksums === null ? null : checksums !== '0',
   };
 }
 

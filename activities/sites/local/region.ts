@@ -20,7 +20,10 @@ import { leaderOf, patroniGet, type PatroniClusterMember, type PatroniClusterVie
 import { lookupUser } from './processes';
 import { ensureBucket } from './s3-server';
 import { SecretStore, type Credentials } from './secret-store';
-import type { FenceResult } from '../site-driver';
+import type { DemoteResult, FenceResult, FormerPrimaryAssessment, QuarantineRequest, QuarantineResult } from '../site-driver';
+import { assessFormerPrimary } from './former-primary';
+import { quarantineWal } from './quarantine-wal';
+import { reseedAsStandby, type ReseedSpec } from './reseed';
 import { fenceCluster, unfenceCluster, type FenceOptions, type UnfenceOptions } from './fencing';
 import { demoteToStandby, promoteStandbyCluster, type DemoteSpec } from './standby-switch';
 import { runCommand, walgScriptPaths, walPrefixFor, type RunResult } from './walg-env';
@@ -270,8 +273,21 @@ export class LocalRegion {
     return promoteStandbyCluster(this, name, opts);
   }
 
-  demoteToStandby(name: string, req: DemoteSpec, opts?: { timeoutMs?: number }): Promise<{ changed: boolean }> {
+  demoteToStandby(name: string, req: DemoteSpec, opts?: { timeoutMs?: number }): Promise<DemoteResult> {
     return demoteToStandby(this, name, req, opts);
+  }
+
+  // ---- failback of a former primary (former-primary.ts, quarantine-wal.ts, reseed.ts) ----------------------
+  assessFormerPrimary(name: string): Promise<FormerPrimaryAssessment> {
+    return assessFormerPrimary(this, name);
+  }
+
+  quarantineWal(name: string, req: QuarantineRequest): Promise<QuarantineResult> {
+    return quarantineWal(this, name, req);
+  }
+
+  reseedAsStandby(name: string, req: ReseedSpec, opts?: { onProgress?: ProgressFn; timeoutMs?: number }): Promise<{ changed: boolean }> {
+    return reseedAsStandby(this, name, req, opts);
   }
 
   // ---- endpoints --------------------------------------------------------------------------------------------

@@ -4,6 +4,7 @@
 import { Client, type ClientConfig } from 'pg';
 import { BadInputError, PreconditionFailedError, SiteUnreachableError } from '../../../workflows/contracts/errors';
 import type { S3ArchiveConfig } from '../sites-file';
+import type { DemoteResult } from '../site-driver';
 import { clusterDir, withRegionLock, writeClusterFile, type LocalClusterInfo, type StandbySpec } from './cluster-files';
 import {
   clusterView, describeView, memberStates, needCluster, pollUntil, runAsOf, waitPauseSeen, waitRestAnswers,
@@ -11,6 +12,7 @@ import {
 } from './cluster-state';
 import { patchDynamicConfig, patchThroughPatroni, readDynamicConfig, type DynamicConfig } from './dcs-config';
 import { logTail, restUrl } from './members';
+import { rewindsSince } from './patroni-log';
 import { standbyClusterSection } from './patroni-config';
 import { leaderOf, patroniGet, type PatroniNodeStatus } from './patroni-api';
 import { probePort } from './pg-control';
@@ -91,13 +93,20 @@ function sameSpec(a: StandbySpec | null, b: StandbySpec): boolean {
  * restore wrapper on the new primary's own archive), the spec recorded in cluster.json, resumed, and waited for
  * until its leader is a standby_leader receiving from the new primary. Refuses a cluster whose Postgres runs
  * (fence it first: Patroni < 4.1 demotes a running primary with an immediate shutdown).
+ *
+ * A former primary that crashed (region loss) and diverged after the fork point works the same way: its Patroni
+ * processes are started paused, the config written, and on resume Patroni itself does crash recovery in single-user
+ * mode, sees its timeline is not an ancestor of the source's at its LSN and runs pg_rewind against the source
+ * (its superuser credentials must be the source's). `rewound` is read from the Patroni logs of this call; a
+ * repeated call that finds the work done reports `rewound: false` (it did nothing).
  */
 export async function demoteToStandby(
   region: SwitchHandle,
   name: string,
   req: DemoteSpec,
   opts: { timeoutMs?: number } = {},
-): Promise<{ changed: boolean }> {
+): Promise<DemoteResult> {
+  const since = new Date();
   let info = needCluster(region, name);
   validateDemote(region, info, req);
   const etcdPort = region.cfg.etcd.clientPort;
@@ -114,8 +123,8 @@ export async function demoteToStandby(
   const dcsDone = sameJson(dcs.config.standby_cluster, section);
   const fileDone = sameSpec(info.standby, spec);
   if (dcsDone && fileDone && dcs.config.pause !== true) {
-    await waitFollowing(region, info, req, timeoutMs);
-    return { changed: false };
+    await waitFollowing(region, info, req, timeoutMs, since);
+    return { changed: false, rewound: false, rewindLog: [] };
   }
 
   const states = memberStates(region, info);
@@ -160,16 +169,32 @@ export async function demoteToStandby(
     await patchDynamicConfig(info, etcdPort, { standby_cluster: section });
   }
   await patchDynamicConfig(info, etcdPort, { pause: null });
-  await waitFollowing(region, info, req, timeoutMs);
-  return { changed: true };
+  await waitFollowing(region, info, req, timeoutMs, since);
+  const rw = rewindsSince(logsOf(region, info), since);
+  return { changed: true, rewound: rw.rewound, rewindLog: rw.lines };
 }
 
-/** Until the leader is a running standby_leader, and when streaming, its WAL receiver streams from fromHost. */
-async function waitFollowing(region: SwitchHandle, info: LocalClusterInfo, req: DemoteSpec, timeoutMs: number): Promise<void> {
+const logsOf = (region: RegionHandle, info: LocalClusterInfo) =>
+  info.members.map((m) => ({ member: m.name, file: region.memberPaths(info.name, m.name).logFile }));
+
+/**
+ * Until the leader is a running standby_leader, and when streaming, its WAL receiver streams from fromHost.
+ * A pg_rewind that failed on every member that tried it ends the wait at once (PreconditionFailedError): Patroni
+ * does not retry it, so only a reseed brings such a cluster back.
+ */
+async function waitFollowing(region: SwitchHandle, info: LocalClusterInfo, req: DemoteSpec, timeoutMs: number, since: Date): Promise<void> {
   let last = '';
   await pollUntil(
     timeoutMs,
     async () => {
+      const rw = rewindsSince(logsOf(region, info), since);
+      if (rw.failed.length && !rw.rewound) {
+        throw new PreconditionFailedError(
+          `${region.name}/${info.name}: pg_rewind against ${req.sourceRef} failed on ${rw.failed.join(', ')}: it must be reseeded\n` +
+            rw.lines.slice(-15).join('\n'),
+          { cluster: info.name, source: req.sourceRef, failed: rw.failed },
+        );
+      }
       const view = await clusterView(info);
       last = describeView(view);
       const l = leaderOf(view);

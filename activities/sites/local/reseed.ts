@@ -1,0 +1,137 @@
+// Failback by reseeding: when a former primary cannot be rewound (another system identifier, no WAL for the
+// rewind, a failed pg_rewind), its data is thrown away and it is bootstrapped again as a fresh standby of the
+// promoted cluster, from that cluster's base backup and archive and/or by streaming. DESTRUCTIVE: the runbook
+// quarantines the divergent WAL first. Name, uid (hence its own archive prefix), member count and secrets stay.
+import { existsSync, readFileSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
+import { BadInputError, ClusterNotFoundError, PreconditionFailedError, SiteUnreachableError } from '../../../workflows/contracts/errors';
+import type { S3ArchiveConfig } from '../sites-file';
+import { checkSourceHost, resolveSourceBackup } from './cluster-checks';
+import { clusterDir, clustersDir, type CreateLocalClusterSpec, type LocalClusterInfo } from './cluster-files';
+import { readDynamicConfig } from './dcs-config';
+import { etcdDeletePrefix } from './etcd';
+import { writeFileAtomic } from './fs-util';
+import { nodeRunsAs, type ProgressFn } from './members';
+import { postmasterPid } from './pg-control';
+import type { LocalRegion } from './region';
+import { parseS3Url } from './walg-env';
+
+export interface ReseedSpec {
+  sourceRef: string;
+  fromArchive: { s3: S3ArchiveConfig; walPrefix: string; backupName: string };
+  fromHost?: { host: string; port: number };
+}
+
+/** What survives the wipe, written before it: a retry after a crash mid-wipe still knows what to re-create. */
+interface Pending {
+  uid: string;
+  members: number;
+  archive: boolean;
+  sourceRef: string;
+}
+
+// Under clusters/ but dot-named, so listClusterFiles ignores it.
+const pendingFile = (dataDir: string, name: string) => join(clustersDir(dataDir), `.reseed-${name}.json`);
+
+function readPending(dataDir: string, name: string): Pending | null {
+  try {
+    return JSON.parse(readFileSync(pendingFile(dataDir, name), 'utf8')) as Pending;
+  } catch {
+    return null;
+  }
+}
+
+function validate(region: LocalRegion, name: string, info: LocalClusterInfo | null, req: ReseedSpec): void {
+  const bad = (msg: string) => new BadInputError(`reseed ${region.name}/${name}: ${msg}`, { cluster: name });
+  if (!/^[a-z][a-z0-9-]*\/[a-z][a-z0-9-]*$/.test(req.sourceRef)) throw bad(`sourceRef "${req.sourceRef}" is not <site>/<cluster>`);
+  if (req.sourceRef === `${region.name}/${name}`) throw bad('a cluster cannot follow itself');
+  if (!req.fromArchive?.backupName) throw bad('a reseed needs the source backup to bootstrap from');
+  if (parseS3Url(req.fromArchive.walPrefix).bucket !== req.fromArchive.s3.bucket) throw bad('walPrefix bucket differs from the archive config');
+  // Its own prefix holds its own (diverged) history, never the new primary's.
+  if (info && req.fromArchive.walPrefix === info.archivePrefix) throw bad('fromArchive is this cluster\'s own archive');
+  if (req.fromHost && info?.members.some((m) => m.pgPort === req.fromHost?.port)) throw bad('fromHost is one of its own members');
+}
+
+/** Configured as a standby of this source in cluster.json AND the DCS, with a running standby_leader. */
+async function alreadyStandbyOf(region: LocalRegion, info: LocalClusterInfo, req: ReseedSpec): Promise<boolean> {
+  if (info.standby?.sourceRef !== req.sourceRef) return false;
+  const dcs = await readDynamicConfig(info, region.cfg.etcd.clientPort);
+  if (dcs?.config.standby_cluster == null) return false;
+  const l = await region.leaderMember(info.name);
+  return !!l && l.role === 'standby_leader' && (await nodeRunsAs(l, ['standby_leader']));
+}
+
+/** Stops every member, then removes the DCS scope and the cluster folder (data, configs, WAL-G env). Logs stay. */
+async function wipe(region: LocalRegion, info: LocalClusterInfo): Promise<void> {
+  // A paused Patroni leaves Postgres running when it exits: stopCluster stops a leftover postmaster fast.
+  await region.stopCluster(info.name);
+  const alive = info.members.filter((m) => postmasterPid(m.dataDir) !== null).map((m) => m.name);
+  if (alive.length) {
+    throw new PreconditionFailedError(`reseed ${region.name}/${info.name}: Postgres still runs on ${alive.join(', ')} after stop`, {
+      cluster: info.name, running: alive,
+    });
+  }
+  if (!(await region.etcdHealthy())) {
+    throw new SiteUnreachableError(`reseed ${region.name}/${info.name}: etcd is down, its DCS keys cannot be removed`, { cluster: info.name });
+  }
+  // The old leader key and config (with the old standby_cluster or none) must not steer the new bootstrap.
+  await etcdDeletePrefix(region.cfg.etcd.clientPort, `/service/${info.name}/`);
+  rmSync(clusterDir(region.cfg.dataDir, info.name), { recursive: true, force: true });
+}
+
+export async function reseedAsStandby(
+  region: LocalRegion,
+  name: string,
+  req: ReseedSpec,
+  opts: { onProgress?: ProgressFn; timeoutMs?: number } = {},
+): Promise<{ changed: boolean }> {
+  const progress: ProgressFn = opts.onProgress ?? (() => undefined);
+  const info = region.getCluster(name);
+  let pending = readPending(region.cfg.dataDir, name);
+  if (!info && !pending) throw new ClusterNotFoundError(`no cluster ${name} in region ${region.name}`, { cluster: name, site: region.name });
+  validate(region, name, info, req);
+  if (pending && pending.sourceRef !== req.sourceRef) {
+    throw new PreconditionFailedError(`reseed ${region.name}/${name} toward ${pending.sourceRef} is unfinished: finish it first`, {
+      cluster: name, pending: pending.sourceRef,
+    });
+  }
+  if (info && !pending && (await alreadyStandbyOf(region, info, req))) return { changed: false };
+
+  const spec: CreateLocalClusterSpec = {
+    name,
+    uid: pending?.uid ?? info!.uid,
+    pgVersion: 15,
+    members: pending?.members ?? info!.members.length,
+    archive: pending?.archive ?? info!.archive,
+    standby: {
+      fromArchive: { s3: req.fromArchive.s3, walPrefix: req.fromArchive.walPrefix, backupName: req.fromArchive.backupName },
+      fromHost: req.fromHost,
+      sourceRef: req.sourceRef,
+    },
+  };
+  // Everything that can refuse runs before the wipe: credentials, the source, the backup. After the wipe there is
+  // nothing to go back to.
+  const superuser = await region.readSecret(name, 'postgres');
+  const replication = await region.readSecret(name, 'standby');
+  if (!superuser || !replication) {
+    throw new PreconditionFailedError(`reseed ${region.name}/${name}: secrets postgres and standby must be there (the source's values)`, { cluster: name });
+  }
+  if (req.fromHost) await checkSourceHost(name, req.fromHost, { superuser, replication });
+  await resolveSourceBackup(spec);
+
+  // A cluster.json of our own re-creation (same source) is a creation to finish; anything else is wiped.
+  const recreating = !!pending && info?.standby?.sourceRef === req.sourceRef;
+  if (info && !recreating) {
+    if (!pending) {
+      pending = { uid: info.uid, members: info.members.length, archive: info.archive, sourceRef: req.sourceRef };
+      writeFileAtomic(pendingFile(region.cfg.dataDir, name), JSON.stringify(pending) + '\n', 0o644);
+    }
+    progress({ phase: 'wipe', detail: `stopping ${name} and removing its data and DCS keys` });
+    await wipe(region, info);
+  }
+  progress({ phase: 'bootstrap', detail: `re-creating ${name} as a standby of ${req.sourceRef} from ${req.fromArchive.backupName}` });
+  await region.createCluster(spec, { onProgress: opts.onProgress, timeoutMs: opts.timeoutMs });
+  const file = pendingFile(region.cfg.dataDir, name);
+  if (existsSync(file)) rmSync(file);
+  return { changed: true };
+}

@@ -1,0 +1,125 @@
+// failback-reseed against real parts: after an unplanned promotion, the old site comes back as a standby of the
+// promoted cluster (rewind or reseed), and the switchback restores the original topology with zero loss.
+import type { WorkflowHandle } from '@temporalio/client';
+import { startRunbook } from '../../scripts/lib/runbook-client';
+import { approveUpdate, getPendingApprovalQuery, type PendingApproval } from '../../workflows/contracts/approvals';
+import { getJournalQuery } from '../../workflows/contracts/journal';
+import { RUNBOOK_NAMES, type FailbackInput, type FailbackResult, type PromoteResult } from '../../workflows/contracts/runbooks';
+import { withRunbookWorkers, type RunbookHarness } from '../helpers/runbook-workers';
+import { driverOf, sql } from '../helpers/clusters';
+import { createStandbyPair, deleteStandbyPair, type StandbyPair } from '../helpers/standby-pair';
+import { startWriter } from '../helpers/writer';
+import { saveHistory } from '../helpers/histories';
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+async function pendingGate(handle: WorkflowHandle, timeoutMs = 300_000): Promise<PendingApproval> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    const gate = await handle.query(getPendingApprovalQuery).catch(() => null);
+    if (gate) return gate;
+    await sleep(250);
+  }
+  throw new Error(`no approval gate opened in ${handle.workflowId}`);
+}
+
+async function approveWhenAsked(handle: WorkflowHandle, approver: string): Promise<PendingApproval> {
+  const gate = await pendingGate(handle);
+  await handle.executeUpdate(approveUpdate, {
+    args: [{ approver, ticket: 'INC-77', acknowledgeDataLoss: gate.requires.acknowledgeDataLoss, acknowledgeUnconfirmedFence: gate.requires.acknowledgeUnconfirmedFence }],
+  });
+  return gate;
+}
+
+const roleOf = async (ref: string) => {
+  const { driver, cluster } = driverOf(ref);
+  return (await driver.describeCluster(cluster))?.leaderRole;
+};
+const ids = async (ref: string) => new Set((await sql<{ id: string }>(ref, 'SELECT id FROM public.writes')).map((r) => Number(r.id)));
+
+/** The source region is lost (its cluster stops, no worker serves it) and the standby is promoted, unplanned. */
+async function loseSourceAndPromote(pair: StandbyPair): Promise<number[]> {
+  const writer = await startWriter(pair.source);
+  await sleep(2000);
+  const src = driverOf(pair.source);
+  await src.driver.region.stopCluster(src.cluster);
+  await writer.stop();
+  await withRunbookWorkers(async (h) => {
+    const handle = await startRunbook(h.client, {
+      workflowType: 'promote', runbook: RUNBOOK_NAMES.promote, cluster: pair.standby, taskQueue: h.taskQueue,
+      input: { cluster: pair.standby, mode: 'unplanned', limits: { regionTimeoutSeconds: 3 }, takeBackup: false },
+    });
+    await approveWhenAsked(handle, 'oncall');
+    expect(((await handle.result()) as PromoteResult).fence).toBe('UNCONFIRMED');
+  }, { sites: ['us'] });
+  // The promoted side keeps taking writes while the old region is away.
+  for (let i = 1; i <= 20; i++) await sql(pair.standby, 'INSERT INTO public.writes (id) VALUES ($1)', [100_000 + i]);
+  return writer.acknowledged;
+}
+
+function startFailback(h: RunbookHarness, input: FailbackInput) {
+  return startRunbook(h.client, {
+    workflowType: 'failbackReseed', runbook: RUNBOOK_NAMES.failbackReseed, cluster: input.formerPrimary, input, taskQueue: h.taskQueue,
+  });
+}
+
+describe('failback-reseed', () => {
+  const pairs: StandbyPair[] = [];
+  afterAll(async () => {
+    for (const p of pairs) await deleteStandbyPair(p);
+  });
+
+  it('rewinds the old primary into a standby of the promoted cluster, then switches back with zero loss', async () => {
+    const pair = await createStandbyPair('fb');
+    pairs.push(pair);
+    const acknowledged = await loseSourceAndPromote(pair);
+    await withRunbookWorkers(async (h) => {
+      const handle = await startFailback(h, { primary: pair.standby, formerPrimary: pair.source, strategy: 'auto', switchBack: false });
+      const gate = await approveWhenAsked(handle, 'alice');
+      expect(gate.gate).toBe('failback');
+      const result = (await handle.result()) as FailbackResult;
+      expect(result).toMatchObject({ strategy: 'rewind', alreadyRejoined: false });
+      expect(result.forkLsn).toMatch(/^[0-9A-F]+\/[0-9A-F]+$/);
+      expect(await roleOf(pair.source)).toBe('standby_leader');
+      // Everything the promoted side has, including what it took while the old region was away, is on the old side.
+      const onFormer = await ids(pair.source);
+      for (const id of await ids(pair.standby)) expect(onFormer.has(id)).toBe(true);
+      process.stdout.write(`[failback rewind] fork ${result.forkLsn}, divergent ${result.divergentBytes} bytes, rewound ${result.rewound}, phases ${JSON.stringify(result.phaseDurationsMs)}\n`);
+      const steps = (await handle.query(getJournalQuery)).map((e) => e.step);
+      expect(steps).toEqual(expect.arrayContaining(['assess-former-primary', 'choose-strategy', 'approval', 'credential-parity', 'rewind', 'catch-up']));
+      await saveHistory(handle, 'failback-reseed.rewind');
+
+      // Switch back: the old side is already a standby, so only the planned switchover runs (its own approval).
+      const back = await startFailback(h, { primary: pair.standby, formerPrimary: pair.source, strategy: 'auto', switchBack: true });
+      const child = h.client.workflow.getHandle(`promote/${pair.source}`);
+      await approveWhenAsked(child, 'alice');
+      const final = (await back.result()) as FailbackResult;
+      expect(final.alreadyRejoined).toBe(true);
+      expect(final.switchBack).toMatchObject({ fence: 'CONFIRMED', measuredRpoBytes: 0 });
+      expect(await roleOf(pair.source)).toBe('primary');
+      expect(await roleOf(pair.standby)).toBe('standby_leader');
+      const finalIds = await ids(pair.source);
+      expect(acknowledged.filter((id) => !finalIds.has(id))).toEqual([]);
+      for (let i = 1; i <= 20; i++) expect(finalIds.has(100_000 + i)).toBe(true);
+      process.stdout.write(`[switchback] LSNs ${final.switchBack!.estimate?.sourceLsn} -> ${final.switchBack!.estimate?.standbyReplayedLsn}, RTO ${final.switchBack!.rtoMs} ms, backup ${final.switchBack!.backup?.backupName}\n`);
+      await saveHistory(back, 'failback-reseed.switchback');
+    });
+  });
+
+  it('reseeds when asked to, from the promoted cluster\'s backup, and the old side follows it', async () => {
+    const pair = await createStandbyPair('rs');
+    pairs.push(pair);
+    await loseSourceAndPromote(pair);
+    await withRunbookWorkers(async (h) => {
+      const handle = await startFailback(h, { primary: pair.standby, formerPrimary: pair.source, strategy: 'reseed' });
+      await approveWhenAsked(handle, 'bob');
+      const result = (await handle.result()) as FailbackResult;
+      expect(result.strategy).toBe('reseed');
+      expect(await roleOf(pair.source)).toBe('standby_leader');
+      const onFormer = await ids(pair.source);
+      for (const id of await ids(pair.standby)) expect(onFormer.has(id)).toBe(true);
+      process.stdout.write(`[failback reseed] phases ${JSON.stringify(result.phaseDurationsMs)}\n`);
+      await saveHistory(handle, 'failback-reseed.reseed');
+    });
+  });
+});

@@ -1,0 +1,154 @@
+// failback-reseed: bring the old site back as a standby of the promoted cluster — rewind where safe, reseed
+// otherwise — after keeping what it would lose and after a human approved; optionally switch back to the
+// original topology with the zero-loss planned switchover (a child promote with its own approval).
+import { ApplicationFailure, executeChild, workflowInfo } from '@temporalio/workflow';
+import { control, siteActivities, siteLongActivities } from './activity-proxies';
+import {
+  RUNBOOK_NAMES, runbookWorkflowId,
+  type ApprovalRecord, type FailbackInput, type FailbackResult, type PromoteResult,
+} from './contracts/runbooks';
+import { ApprovalGate } from './phases/approval-gate';
+import { assessFormerPrimary, chooseStrategy, validateFailback, type FailbackPlan, type FormerPrimaryState } from './phases/failback-assess';
+import { failureFacts } from './phases/failures';
+import { RunbookRecord } from './phases/runbook-record';
+import type { forceBackup } from './force-backup';
+import type { promote } from './promote';
+
+const OUTCOME_OF_FAILURE: Record<string, 'rejected' | 'timed-out'> = { ApprovalRejectedError: 'rejected', ApprovalTimedOutError: 'timed-out' };
+
+export async function failbackReseed(input: FailbackInput): Promise<FailbackResult> {
+  const record = new RunbookRecord(RUNBOOK_NAMES.failbackReseed, String(input?.formerPrimary ?? 'unknown'));
+  const gate = new ApprovalGate(record);
+  let changing = false;
+  try {
+    const plan = await record.phase('validate', () => validateFailback(record, input));
+    const result: FailbackResult = {
+      primary: plan.primary.ref, formerPrimary: plan.former.ref, alreadyRejoined: plan.alreadyRejoined, strategy: null,
+      choiceReason: 'already a standby of the primary', forkLsn: null, divergentBytes: null, quarantine: null,
+      rewound: false, approval: null, rejoinedAtLsn: null, switchBack: null, phaseDurationsMs: {},
+    };
+    if (!plan.alreadyRejoined) {
+      const state = await record.phase('assess', () => assessFormerPrimary(record, plan));
+      const choice = await record.phase('choose', async () => chooseStrategy(record, plan, state));
+      Object.assign(result, { strategy: choice.strategy, choiceReason: choice.reason, forkLsn: state.forkLsn, divergentBytes: state.divergentBytes });
+      changing = true;
+      result.quarantine = await record.phase('protect', () => protectFormerPrimary(record, plan, state));
+      result.approval = await record.phase('approve', () => approveRejoin(record, gate, plan, state, choice.strategy, result.quarantine));
+      await record.phase('credentials', () => ensureCredentialParity(record, plan));
+      result.rewound = await record.phase('rejoin', () => rejoin(record, plan, choice.strategy, state.primaryTimeline));
+    }
+    result.rejoinedAtLsn = await record.phase('catch-up', () => waitUntilFollowing(record, plan));
+    if (input.switchBack) result.switchBack = await record.phase('switch-back', () => switchBack(record, plan));
+    record.step('report', 'done', `${plan.former.ref} follows ${plan.primary.ref} (${result.strategy ?? 'already'}${result.rewound ? ', rewound' : ''}), caught up at ${result.rejoinedAtLsn}` +
+      `${result.quarantine ? `; divergent WAL kept at ${result.quarantine.manifest}` : ''}${result.switchBack ? `; switched back: ${plan.former.ref} is primary again` : ''}.`);
+    record.finish(plan.alreadyRejoined && !result.switchBack ? 'already' : 'succeeded');
+    return { ...result, phaseDurationsMs: record.durations() };
+  } catch (err) {
+    const f = failureFacts(err);
+    const refused = f.refused && !changing;
+    record.step('runbook', refused ? 'refused' : 'failed', f.message, { type: f.type });
+    record.finish(OUTCOME_OF_FAILURE[f.type] ?? (refused ? 'refused' : 'failed'));
+    throw err;
+  }
+}
+
+/** Fence a running former primary (a split brain must stop taking writes), then keep its divergent WAL. */
+async function protectFormerPrimary(record: RunbookRecord, plan: FailbackPlan, s: FormerPrimaryState) {
+  if (s.assessment.running) {
+    const fence = await siteLongActivities(plan.former.site, 120).siteFenceCluster({ ref: plan.former.ref });
+    record.step('fence-former-primary', fence.confirmed ? 'done' : 'failed', `${plan.former.ref} was running: ${fence.detail}`);
+    if (!fence.confirmed) throw ApplicationFailure.nonRetryable(`${plan.former.ref} could not be fenced: nothing was destroyed; stop it by hand and rerun`, 'FenceFailedError');
+  }
+  if (s.divergentBytes === 0) {
+    record.step('quarantine', 'skipped', `${plan.former.ref} wrote nothing after the fork point ${s.forkLsn}: nothing to keep.`);
+    return null;
+  }
+  const prefix = `quarantine/${plan.former.cluster}/${workflowInfo().runId}`;
+  const q = await siteLongActivities(plan.former.site, 600).siteQuarantineWal({
+    ref: plan.former.ref, fromLsn: s.forkLsn ?? '0/0', timeline: s.assessment.timeline ?? 1, destinationSite: plan.former.site, prefix,
+  });
+  record.step('quarantine', q.changed ? 'done' : 'already',
+    `Kept ${q.objects.length} WAL files (${q.bytes} bytes, ${q.divergentBytes ?? '?'} divergent bytes up to ${q.endOfWal ?? '?'}) of ${plan.former.ref} at ${q.manifest}.`,
+    { manifest: q.manifest, objects: q.objects.length, bytes: q.bytes });
+  return { manifest: q.manifest, objects: q.objects.length, bytes: q.bytes };
+}
+
+async function approveRejoin(
+  record: RunbookRecord, gate: ApprovalGate, plan: FailbackPlan, s: FormerPrimaryState, strategy: string,
+  quarantine: FailbackResult['quarantine'],
+): Promise<ApprovalRecord> {
+  const outcome = await gate.await({
+    gate: 'failback', runbook: RUNBOOK_NAMES.failbackReseed, cluster: plan.former.ref,
+    plan: `${strategy === 'rewind' ? 'Rewind' : 'WIPE and reseed'} ${plan.former.ref} as a standby of ${plan.primary.ref}. ` +
+      `${s.divergentBytes ?? 'An unknown amount of'} bytes of WAL it wrote after the fork will be discarded from it` +
+      `${quarantine ? `; kept at ${quarantine.manifest}` : ''}.`,
+    estimate: null, fence: 'CONFIRMED',
+    requires: { acknowledgeDataLoss: s.divergentBytes !== 0, acknowledgeUnconfirmedFence: false },
+  }, plan.approvalTimeoutSeconds);
+  if (outcome.kind === 'timed-out') {
+    record.step('approval', 'failed', `No decision within ${plan.approvalTimeoutSeconds}s: escalated; ${plan.former.ref} stays fenced and untouched.`);
+    await control.notifyEscalation({ runbook: RUNBOOK_NAMES.failbackReseed, workflowId: workflowInfo().workflowId, cluster: plan.former.ref,
+      reason: `nobody approved the ${strategy} of ${plan.former.ref}`, action: 'rerun failback-reseed and decide' });
+    throw ApplicationFailure.nonRetryable(`nobody approved the ${strategy} of ${plan.former.ref}: escalated; nothing destroyed`, 'ApprovalTimedOutError');
+  }
+  const a = outcome.record;
+  record.step('approval', a.decision === 'approved' ? 'done' : 'refused', `${a.decision === 'approved' ? 'Approved' : 'Rejected'} by ${a.approver} (ticket ${a.ticket}, via ${a.via}).`, { ...a });
+  if (a.decision === 'rejected') {
+    throw ApplicationFailure.nonRetryable(`${strategy} of ${plan.former.ref} rejected by ${a.approver}: it stays fenced, nothing destroyed`, 'ApprovalRejectedError');
+  }
+  return a;
+}
+
+async function ensureCredentialParity(record: RunbookRecord, plan: FailbackPlan): Promise<void> {
+  const r = await siteActivities(plan.former.site).secretsCopyClusterSecrets({ from: plan.primary.ref, to: plan.former.ref });
+  record.step('credential-parity', r.copied.length ? 'done' : 'already', r.copied.length
+    ? `Credentials of ${r.copied.join(', ')} at ${plan.former.ref} differed from ${plan.primary.ref}: replaced by the primary's.`
+    : `Credentials of ${plan.former.ref} already match ${plan.primary.ref}.`);
+}
+
+async function rejoin(record: RunbookRecord, plan: FailbackPlan, strategy: 'rewind' | 'reseed', primaryTimeline: number): Promise<boolean> {
+  const { streamingEndpoint, archive } = plan.primary.facts;
+  if (strategy === 'rewind') {
+    const r = await siteLongActivities(plan.former.site, 900).siteDemoteToStandby({
+      ref: plan.former.ref, sourceRef: plan.primary.ref, fromHost: streamingEndpoint, fromArchive: { archive },
+    });
+    record.step('rewind', r.changed ? 'done' : 'already', `${plan.former.ref} restarted as a standby of ${plan.primary.ref}${r.rewound ? '; Patroni ran pg_rewind' : '; no rewind was needed'}.`,
+      { rewound: r.rewound, rewindLog: r.rewindLog.slice(-5) });
+    return r.rewound;
+  }
+  // The primary's latest proven backup of its current timeline; none yet (promoted without one): take it now.
+  const existing = await siteActivities(plan.primary.site).s3FindBackupAtOrAfter({
+    archive, requiredLsn: '0/0', timeline: primaryTimeline, clusterRef: plan.primary.ref,
+  });
+  const backupName = existing?.name ?? (await executeChild<typeof forceBackup>('forceBackup', {
+    workflowId: runbookWorkflowId(RUNBOOK_NAMES.forceBackup, plan.primary.ref), taskQueue: workflowInfo().taskQueue,
+    args: [{ cluster: plan.primary.ref }],
+  })).backupName;
+  const r = await siteLongActivities(plan.former.site, 1800).siteReseedAsStandby({
+    ref: plan.former.ref, sourceRef: plan.primary.ref, fromHost: streamingEndpoint, fromArchive: { archive, backupName },
+  });
+  record.step('reseed', r.changed ? 'done' : 'already', `Wiped ${plan.former.ref} and bootstrapped it from ${plan.primary.ref}'s backup ${backupName} as its standby.`);
+  return false;
+}
+
+async function waitUntilFollowing(record: RunbookRecord, plan: FailbackPlan): Promise<string> {
+  const markerId = `${workflowInfo().workflowId}@${workflowInfo().runId}`;
+  const m = await siteActivities(plan.primary.site).postgresWriteMarker({ ref: plan.primary.ref, markerId, runbook: RUNBOOK_NAMES.failbackReseed, switchWal: true });
+  const r = await siteLongActivities(plan.former.site, plan.replayTimeoutSeconds).postgresWaitForReplay({
+    ref: plan.former.ref, markerId, targetLsn: m.lsn, timeoutSeconds: plan.replayTimeoutSeconds, pollIntervalSeconds: 2,
+  });
+  record.step('catch-up', 'done', `${plan.former.ref} replayed ${plan.primary.ref}'s marker (${m.lsn}) at ${r.replayedLsn}.`);
+  return r.replayedLsn;
+}
+
+async function switchBack(record: RunbookRecord, plan: FailbackPlan): Promise<PromoteResult> {
+  record.waiting(`approval of the switchback: child promote/${plan.former.ref} (approve it there)`);
+  const r = await executeChild<typeof promote>('promote', {
+    workflowId: runbookWorkflowId(RUNBOOK_NAMES.promote, plan.former.ref), taskQueue: workflowInfo().taskQueue,
+    args: [{ cluster: plan.former.ref, mode: 'planned', source: plan.primary.ref, approvalTimeoutSeconds: plan.approvalTimeoutSeconds }],
+  });
+  record.waiting(undefined);
+  record.step('switch-back', 'done', `Switched back: ${plan.former.ref} is primary again (loss ${r.measuredRpoBytes} bytes, old primary's last checkpoint ${r.estimate?.sourceLsn}, replayed ${r.estimate?.standbyReplayedLsn}), ${plan.primary.ref} follows it.`,
+    { sourceLsn: r.estimate?.sourceLsn, replayedLsn: r.estimate?.standbyReplayedLsn, rtoMs: r.rtoMs });
+  return r;
+}
