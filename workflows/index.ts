@@ -3,3 +3,4 @@ export { provisionStandby } from './provision-standby';
 export { forceBackup } from './force-backup';
 export { promote } from './promote';
 export { failbackReseed } from './failback-reseed';
+export { fenceGuard } from './fence-guard';

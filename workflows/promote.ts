@@ -1,7 +1,8 @@
 // promote: make a standby cluster the primary, the way a careful human would: measure the loss, fence the old
 // primary, get an explicit approval, promote, prove it takes writes, rejoin the old side (planned), and take
 // and prove the first backup of the new timeline.
-import { executeChild, workflowInfo } from '@temporalio/workflow';
+import { WorkflowExecutionAlreadyStartedError } from '@temporalio/common';
+import { executeChild, ParentClosePolicy, startChild, workflowInfo } from '@temporalio/workflow';
 import { siteActivities, siteLongActivities } from './activity-proxies';
 import { PreconditionFailedError } from './contracts/errors';
 import { lsnDiff } from './contracts/lsn';
@@ -15,6 +16,7 @@ import { assessLoss, validatePromotion, type PromotionPlan } from './phases/prom
 import { awaitPromotionApproval, fenceOldPrimary, type Fence } from './phases/promote-fence';
 import { RunbookRecord } from './phases/runbook-record';
 import type { forceBackup } from './force-backup';
+import type { fenceGuard } from './fence-guard';
 
 const OUTCOME_OF_FAILURE: Record<string, 'rejected' | 'timed-out'> = {
   ApprovalRejectedError: 'rejected',
@@ -37,6 +39,7 @@ export async function promote(input: PromoteInput): Promise<PromoteResult> {
     const writable = await record.phase('verify', () => verifyPromoted(record, plan, assessed.standbyTimeline));
     if (plan.mode === 'planned') await record.phase('rejoin-old-primary', () => rejoinOldPrimary(record, plan, fence));
     const backup = plan.takeBackup ? await record.phase('first-backup', () => takeFirstBackup(record, plan, writable.lsn)) : null;
+    const guard = fence.state === 'UNCONFIRMED' ? await guardOldPrimary(record, plan) : null;
     const rtoMs = Date.parse(writable.writtenAt) - Date.parse(approval.at);
     const measuredRpoBytes = fence.result?.finalLsn ? Math.max(0, lsnDiff(fence.result.finalLsn, estimate.standbyReplayedLsn)) : null;
     record.step('report', 'done',
@@ -46,7 +49,7 @@ export async function promote(input: PromoteInput): Promise<PromoteResult> {
     return {
       cluster: plan.target.ref, source: plan.source?.ref ?? null, mode: plan.mode, alreadyPromoted: false, estimate,
       fence: fence.state, approval, timelineBefore: assessed.standbyTimeline, timelineAfter: writable.timeline,
-      rtoMs, measuredRpoBytes, backup, phaseDurationsMs: record.durations(),
+      rtoMs, measuredRpoBytes, backup, fenceGuard: guard, phaseDurationsMs: record.durations(),
     };
   } catch (err) {
     const f = failureFacts(err);
@@ -62,8 +65,27 @@ function finishAlreadyPromoted(record: RunbookRecord, plan: PromotionPlan): Prom
   return {
     cluster: plan.target.ref, source: plan.source?.ref ?? null, mode: plan.mode, alreadyPromoted: true, estimate: null,
     fence: 'NOT_NEEDED', approval: null as ApprovalRecord | null, timelineBefore: null, timelineAfter: 0,
-    rtoMs: null, measuredRpoBytes: null, backup: null, phaseDurationsMs: record.durations(),
+    rtoMs: null, measuredRpoBytes: null, backup: null, fenceGuard: null, phaseDurationsMs: record.durations(),
   };
+}
+
+/** The old primary could not be fenced: leave a guard that fences it the moment its site answers again. */
+async function guardOldPrimary(record: RunbookRecord, plan: PromotionPlan): Promise<string> {
+  const workflowId = runbookWorkflowId(RUNBOOK_NAMES.fenceGuard, plan.source!.ref);
+  try {
+    await startChild<typeof fenceGuard>('fenceGuard', {
+      workflowId,
+      taskQueue: workflowInfo().taskQueue,
+      parentClosePolicy: ParentClosePolicy.ABANDON,
+      args: [{ cluster: plan.source!.ref, promoted: plan.target.ref }],
+    });
+  } catch (err) {
+    if (!(err instanceof WorkflowExecutionAlreadyStartedError)) throw err;
+    record.step('guard-old-primary', 'already', `${workflowId} already guards ${plan.source!.ref}.`);
+    return workflowId;
+  }
+  record.step('guard-old-primary', 'waiting', `Left ${workflowId} waiting: it fences ${plan.source!.ref} as soon as its site answers again.`);
+  return workflowId;
 }
 
 async function promoteStandby(record: RunbookRecord, plan: PromotionPlan): Promise<void> {

@@ -28,6 +28,8 @@ export interface RunbookHarness {
   /** The control queue of this harness: pass it to startRunbook. */
   taskQueue: string;
   prefix: string;
+  /** Brings up the worker of a site that was left out (its region "comes back"). */
+  addSiteWorker(site: string): Promise<void>;
 }
 
 /**
@@ -44,19 +46,22 @@ export async function withRunbookWorkers<T>(
   const realDriverFor = createDriverFactory(sites);
   const wrap = opts.wrapDriver;
   const connection = await NativeConnection.connect({ address: testTemporalAddress() });
-  const workers: Worker[] = await createRunbookWorkers({
-    connection,
-    namespace: 'default',
-    deps: { sites, driverFor: wrap ? (site: string) => wrap(realDriverFor(site)) : realDriverFor },
-    servedSites: opts.sites ?? Object.keys(sites.sites),
-    serveControl: true,
-    workflowBundle: { codePath: testBundlePath() },
-    taskQueuePrefix: prefix,
+  const deps = { sites, driverFor: wrap ? (site: string) => wrap(realDriverFor(site)) : realDriverFor };
+  const workersFor = (servedSites: string[], serveControl: boolean) => createRunbookWorkers({
+    connection, namespace: 'default', deps, servedSites, serveControl,
+    workflowBundle: { codePath: testBundlePath() }, taskQueuePrefix: prefix,
   });
+  const workers: Worker[] = await workersFor(opts.sites ?? Object.keys(sites.sites), true);
   const running = workers.map((w) => w.run());
+  const addSiteWorker = async (site: string) => {
+    for (const w of await workersFor([site], false)) {
+      workers.push(w);
+      running.push(w.run());
+    }
+  };
   const clientConnection = await Connection.connect({ address: testTemporalAddress() });
   try {
-    return await fn({ client: new Client({ connection: clientConnection }), taskQueue: controlTaskQueue(prefix), prefix });
+    return await fn({ client: new Client({ connection: clientConnection }), taskQueue: controlTaskQueue(prefix), prefix, addSiteWorker });
   } finally {
     for (const w of workers) if (w.getState() === 'RUNNING') w.shutdown();
     await Promise.allSettled(running);

@@ -8,11 +8,9 @@ export interface StandbyPair {
   standby: string;
 }
 
-/** `eu/acid-<name>` archiving with a base backup, and `us/acid-<name>` streaming from it with archive fallback. */
-export async function createStandbyPair(name: string): Promise<StandbyPair> {
-  const pair = { source: `eu/acid-${name}`, standby: `us/acid-${name}` };
-  const src = driverOf(pair.source);
-  const dst = driverOf(pair.standby);
+/** A source cluster archiving to S3 with a table `public.writes` and a complete base backup. */
+export async function createSource(ref: string): Promise<string> {
+  const src = driverOf(ref);
   const created = await src.driver.region.createCluster({ name: src.cluster, pgVersion: 15, archive: true, users: ['app'] });
   await src.driver.withLeaderSql(src.cluster, async (c) => {
     await c.query('CREATE TABLE IF NOT EXISTS public.writes (id bigint PRIMARY KEY, at timestamptz NOT NULL DEFAULT now())');
@@ -20,8 +18,17 @@ export async function createStandbyPair(name: string): Promise<StandbyPair> {
   const archive = created.cluster.archivePrefix!;
   if ((await listCompleteBackups(src.driver.cfg.s3, archive)).length === 0) {
     const r = await src.driver.region.backupPush(src.cluster);
-    if (r.exitCode !== 0) throw new Error(`backup-push of ${pair.source} failed: ${r.stderr.slice(-300)}`);
+    if (r.exitCode !== 0) throw new Error(`backup-push of ${ref} failed: ${r.stderr.slice(-300)}`);
   }
+  return archive;
+}
+
+/** `eu/acid-<name>` archiving with a base backup, and `us/acid-<name>` streaming from it with archive fallback. */
+export async function createStandbyPair(name: string): Promise<StandbyPair> {
+  const pair = { source: `eu/acid-${name}`, standby: `us/acid-${name}` };
+  const src = driverOf(pair.source);
+  const dst = driverOf(pair.standby);
+  const archive = await createSource(pair.source);
   for (const user of await src.driver.listSecretUsers(src.cluster)) {
     await dst.driver.writeSecret(dst.cluster, user, (await src.driver.readSecret(src.cluster, user))!);
   }

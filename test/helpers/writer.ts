@@ -10,12 +10,13 @@ export interface Writer {
   stop(): Promise<void>;
 }
 
-export async function startWriter(ref: string, everyMs = 20): Promise<Writer> {
+/** Inserts ids firstId, firstId+1, ... so two writers (one per side of a failover) never collide. */
+export async function startWriter(ref: string, everyMs = 20, firstId = 1): Promise<Writer> {
   const { driver, cluster } = driverOf(ref);
   const config = await driver.region.pgConfig(cluster);
   const w: Writer & { running: boolean } = { acknowledged: [], failures: 0, running: true, stop: async () => undefined };
   let client: Client | null = null;
-  let next = 1;
+  let next = firstId;
   const loop = (async () => {
     while (w.running) {
       try {

@@ -7,7 +7,8 @@ import { getJournalQuery } from '../../workflows/contracts/journal';
 import { RUNBOOK_NAMES, type FailbackInput, type FailbackResult, type PromoteResult } from '../../workflows/contracts/runbooks';
 import { withRunbookWorkers, type RunbookHarness } from '../helpers/runbook-workers';
 import { driverOf, sql } from '../helpers/clusters';
-import { createStandbyPair, deleteStandbyPair, type StandbyPair } from '../helpers/standby-pair';
+import { createSource, createStandbyPair, deleteStandbyPair, type StandbyPair } from '../helpers/standby-pair';
+import { listCompleteBackups } from '../../activities/s3/backup-catalogue';
 import { startWriter } from '../helpers/writer';
 import { saveHistory } from '../helpers/histories';
 
@@ -67,6 +68,79 @@ describe('failback-reseed', () => {
   const pairs: StandbyPair[] = [];
   afterAll(async () => {
     for (const p of pairs) await deleteStandbyPair(p);
+  });
+
+  it('the whole DR cycle: provision, lose eu under a writer, promote us, eu comes back fenced, rewind, switch back', async () => {
+    const pair = { source: 'eu/acid-cy', standby: 'us/acid-cy' };
+    pairs.push(pair);
+    await createSource(pair.source);
+    const eu = driverOf(pair.source);
+    let writer = await startWriter(pair.source);
+    const t: Record<string, number> = {};
+    await withRunbookWorkers(async (h) => {
+      const provision = await startRunbook(h.client, {
+        workflowType: 'provisionStandby', runbook: RUNBOOK_NAMES.provisionStandby, cluster: pair.standby, taskQueue: h.taskQueue,
+        input: { source: pair.source, target: pair.standby, method: 'both', limits: { pollIntervalSeconds: 1 } },
+      });
+      await provision.result();
+    });
+    await sleep(2000);
+    // Region eu is lost: its cluster and its etcd stop, and no eu worker serves its queue.
+    await eu.driver.region.stopCluster(eu.cluster);
+    await eu.driver.region.stopEtcd();
+    await writer.stop();
+    const committedOnEu = writer.acknowledged;
+
+    await withRunbookWorkers(async (h) => {
+      const promote = await startRunbook(h.client, {
+        workflowType: 'promote', runbook: RUNBOOK_NAMES.promote, cluster: pair.standby, taskQueue: h.taskQueue,
+        input: { cluster: pair.standby, mode: 'unplanned', limits: { regionTimeoutSeconds: 3 } },
+      });
+      const gate = await approveWhenAsked(promote, 'oncall');
+      const promoted = (await promote.result()) as PromoteResult;
+      expect(promoted.fence).toBe('UNCONFIRMED');
+      expect(promoted.fenceGuard).toBe(`fence-guard/${pair.source}`);
+      t.unplannedRtoMs = promoted.rtoMs!;
+
+      // Writes go on in us while eu is away.
+      writer = await startWriter(pair.standby, 20, 1_000_000);
+      await sleep(2000);
+      await writer.stop();
+      const committedOnUs = writer.acknowledged;
+
+      // eu comes back: etcd, then its worker; the guard fences the old primary before Patroni starts Postgres.
+      await eu.driver.region.startEtcd();
+      await h.addSiteWorker('eu');
+      const guard = (await h.client.workflow.getHandle(promoted.fenceGuard!).result()) as { fenced: boolean };
+      expect(guard.fenced).toBe(true);
+      await eu.driver.region.startCluster(eu.cluster);
+      await sleep(5000);
+      await expect(sql(pair.source, 'INSERT INTO public.writes (id) VALUES (-42)')).rejects.toThrow();
+
+      const failback = await startFailback(h, { primary: pair.standby, formerPrimary: pair.source, strategy: 'auto', switchBack: true });
+      await approveWhenAsked(failback, 'alice');
+      await approveWhenAsked(h.client.workflow.getHandle(`promote/${pair.source}`), 'alice');
+      const result = (await failback.result()) as FailbackResult;
+      expect(result.strategy).toBe('rewind');
+      expect(await roleOf(pair.source)).toBe('primary');
+      expect(await roleOf(pair.standby)).toBe('standby_leader');
+
+      // Every row a writer was told was committed is on the final primary, but what the loss estimate named.
+      const final = await ids(pair.source);
+      const lostOnEu = committedOnEu.filter((id) => !final.has(id));
+      expect(committedOnUs.filter((id) => !final.has(id))).toEqual([]);
+      expect(committedOnUs.length).toBeGreaterThan(10);
+      if (gate.estimate?.bytes === 0) expect(lostOnEu).toEqual([]);
+      // Both regions have proven backups of their own timelines.
+      for (const ref of [pair.source, pair.standby]) {
+        const { driver, cluster } = driverOf(ref);
+        const facts = (await driver.describeCluster(cluster))!;
+        expect((await listCompleteBackups(facts.archive.s3, facts.archive.walPrefix)).length).toBeGreaterThan(0);
+      }
+      process.stdout.write(`[dr-cycle] committed on eu ${committedOnEu.length}, lost ${lostOnEu.length} (estimate ${JSON.stringify(gate.estimate)}); ` +
+        `committed on us ${committedOnUs.length}; unplanned RTO ${t.unplannedRtoMs} ms; failback ${result.strategy} rewound=${result.rewound} ` +
+        `phases ${JSON.stringify(result.phaseDurationsMs)}; switchback RTO ${result.switchBack?.rtoMs} ms, LSNs ${result.switchBack?.estimate?.sourceLsn} -> ${result.switchBack?.estimate?.standbyReplayedLsn}\n`);
+    }, { sites: ['us'] });
   });
 
   it('rewinds the old primary into a standby of the promoted cluster, then switches back with zero loss', async () => {

@@ -131,6 +131,8 @@ export interface PromoteResult {
   /** Bytes of WAL the source had that the promoted cluster does not (measured when the source was reachable). */
   measuredRpoBytes: number | null;
   backup: ForceBackupResult | null;
+  /** Workflow ID of the fence-guard left waiting for an unreachable old primary (UNCONFIRMED fence), if any. */
+  fenceGuard: string | null;
   phaseDurationsMs: Record<string, number>;
 }
 
@@ -178,6 +180,7 @@ export const RUNBOOK_NAMES = {
   forceBackup: 'force-backup',
   promote: 'promote',
   failbackReseed: 'failback-reseed',
+  fenceGuard: 'fence-guard',
 } as const;
 
 /** Workflow IDs are business keys: one run of a runbook per cluster at a time. */

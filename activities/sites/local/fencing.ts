@@ -56,15 +56,18 @@ export async function fenceCluster(region: RegionHandle, name: string, opts: Fen
 
   // Nothing runs, and nothing would start it again (paused, or no Patroni alive): already fenced.
   if (!states.some((s) => s.postgresRunning) && (paused || !states.some((s) => s.patroniAlive))) {
+    // A Patroni started later (the region coming back) would start Postgres again: leave the pause in the DCS
+    // whenever it can be written, so the fence outlives the restart.
+    const pausedNow = !paused && etcdUp && (await patchDynamicConfig(info, etcdPort, { pause: true }).then(() => true, () => false));
     const { confirmed, open } = await confirmFenced(info);
     const cp = await finalCheckpoint(leader.dataDir, runAs);
     return {
-      changed: false,
+      changed: pausedNow,
       confirmed,
       method: 'already-stopped',
       finalLsn: cp.finalLsn,
       cleanShutdown: cp.cleanShutdown,
-      detail: `Postgres was already stopped on every member of ${name} (${paused ? 'Patroni paused' : 'no Patroni running'}); ` +
+      detail: `Postgres was already stopped on every member of ${name} (${paused ? 'Patroni paused' : pausedNow ? 'no Patroni running; pause written to the DCS' : 'no Patroni running'}); ` +
         `${leader.name} is "${cp.state}"${cp.finalLsn ? ` at checkpoint ${cp.finalLsn}` : ''}; ` +
         (confirmed ? 'every port refuses connections.' : `still accepting connections: ${open.join(', ')}.`),
     };

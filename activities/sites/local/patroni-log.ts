@@ -34,6 +34,8 @@ export interface RewindReport {
   members: string[];
   /** Members where pg_rewind ran and failed (Patroni does not retry it: the member stays down until reseeded). */
   failed: string[];
+  /** Members where pg_rewind was started and has not ended yet. */
+  running: string[];
   /** Lines about crash recovery, pg_rewind and timelines, prefixed with the member: for the journal. */
   lines: string[];
 }
@@ -43,13 +45,18 @@ const RELEVANT = /pg_rewind|crash recovery|Local timeline|primary_timeline|reini
 export function rewindsSince(logs: Array<{ member: string; file: string }>, since: Date): RewindReport {
   const members: string[] = [];
   const failed: string[] = [];
+  const running: string[] = [];
   const lines: string[] = [];
   for (const { member, file } of logs) {
     const mine = patroniLogSince(file, since).filter((l) => RELEVANT.test(l));
+    // "running pg_rewind from <dsn>" is logged once per pg_rewind invocation, "pg_rewind exit code=N" when it ends.
+    const started = mine.filter((l) => /running pg_rewind from dbname=/.test(l)).length;
+    const ended = mine.filter((l) => /pg_rewind exit code=/.test(l)).length;
+    if (started > ended) running.push(member);
     if (mine.some((l) => /pg_rewind exit code=0\b/.test(l))) members.push(member);
     // Patroni's own words (typo included) for the terminal state; "because primary ... become unreachable" is retried.
     else if (mine.some((l) => /Failed to rewind from (healty|healthy) primary/.test(l))) failed.push(member);
     lines.push(...mine.map((l) => `${member}: ${l}`));
   }
-  return { rewound: members.length > 0, members, failed, lines };
+  return { rewound: members.length > 0, members, failed, running, lines };
 }

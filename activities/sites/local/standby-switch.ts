@@ -170,7 +170,16 @@ export async function demoteToStandby(
   }
   await patchDynamicConfig(info, etcdPort, { pause: null });
   await waitFollowing(region, info, req, timeoutMs, since);
-  const rw = rewindsSince(logsOf(region, info), since);
+  // Another member (a replica whose data predates the fork) may win the standby leader race while the former
+  // leader is still rewinding: the report waits for every pg_rewind started here to end.
+  const rw = await pollUntil(
+    timeoutMs,
+    async () => {
+      const r = rewindsSince(logsOf(region, info), since);
+      return r.running.length ? null : r;
+    },
+    async () => ({ message: `${region.name}/${name}: pg_rewind still running ${timeoutMs} ms after the cluster followed ${req.sourceRef}`, facts: { cluster: name } }),
+  );
   return { changed: true, rewound: rw.rewound, rewindLog: rw.lines };
 }
 
