@@ -1,46 +1,10 @@
-// A client that keeps inserting rows and remembers every id the server acknowledged, so a test can prove that
-// no acknowledged write was lost across a promotion.
-import { Client } from 'pg';
+// The continuous writer, aimed at a sandbox cluster by its `<site>/<cluster>` name.
+import { startWriter as startWriterOn, type Writer } from '../../scripts/lib/writer';
 import { driverOf } from './clusters';
 
-export interface Writer {
-  /** Ids whose INSERT returned success. */
-  acknowledged: number[];
-  failures: number;
-  stop(): Promise<void>;
-}
+export type { Writer };
 
-/** Inserts ids firstId, firstId+1, ... so two writers (one per side of a failover) never collide. */
-export async function startWriter(ref: string, everyMs = 20, firstId = 1): Promise<Writer> {
+export function startWriter(ref: string, everyMs = 20, firstId = 1): Promise<Writer> {
   const { driver, cluster } = driverOf(ref);
-  const config = await driver.region.pgConfig(cluster);
-  const w: Writer & { running: boolean } = { acknowledged: [], failures: 0, running: true, stop: async () => undefined };
-  let client: Client | null = null;
-  let next = firstId;
-  const loop = (async () => {
-    while (w.running) {
-      try {
-        if (!client) {
-          client = new Client({ ...config, connectionTimeoutMillis: 1000 });
-          client.on('error', () => undefined);
-          await client.connect();
-        }
-        const id = next++;
-        await client.query('INSERT INTO public.writes (id) VALUES ($1)', [id]);
-        w.acknowledged.push(id);
-      } catch {
-        w.failures++;
-        const c = client as Client | null;
-        client = null;
-        await c?.end().catch(() => undefined);
-      }
-      await new Promise((r) => setTimeout(r, everyMs));
-    }
-  })();
-  w.stop = async () => {
-    w.running = false;
-    await loop;
-    await (client as Client | null)?.end().catch(() => undefined);
-  };
-  return w;
+  return startWriterOn(driver, cluster, everyMs, firstId);
 }

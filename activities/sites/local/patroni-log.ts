@@ -49,10 +49,9 @@ export function rewindsSince(logs: Array<{ member: string; file: string }>, sinc
   const lines: string[] = [];
   for (const { member, file } of logs) {
     const mine = patroniLogSince(file, since).filter((l) => RELEVANT.test(l));
-    // "running pg_rewind from <dsn>" is logged once per pg_rewind invocation, "pg_rewind exit code=N" when it ends.
-    const started = mine.filter((l) => /running pg_rewind from dbname=/.test(l)).length;
-    const ended = mine.filter((l) => /pg_rewind exit code=/.test(l)).length;
-    if (started > ended) running.push(member);
+    // While a rewind runs, its last word is "running pg_rewind from ..." (also "... in progress" each cycle); it ends
+    // with "pg_rewind exit code=N" and its output, or a reason it could not run ("Can not use ... for rewind").
+    if (mine.length && /running pg_rewind from/.test(mine[mine.length - 1])) running.push(member);
     if (mine.some((l) => /pg_rewind exit code=0\b/.test(l))) members.push(member);
     // Patroni's own words (typo included) for the terminal state; "because primary ... become unreachable" is retried.
     else if (mine.some((l) => /Failed to rewind from (healty|healthy) primary/.test(l))) failed.push(member);

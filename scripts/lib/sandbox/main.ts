@@ -9,6 +9,7 @@ import { RUNBOOK_NAMES, runbookWorkflowId, type ProvisionStandbyResult } from '.
 import { REGIONS, userLayout, type SandboxLayout } from './layout';
 import { downRegions, ensureDemoSource, openRegions, s3Running, upRegions } from './regions';
 import { buildWorkflowBundle, startWorker, stopWorker, workersRunning } from './workers';
+import { drCycle } from './dr-cycle';
 
 const say = (line: string) => console.log(line);
 
@@ -51,6 +52,7 @@ async function up(layout: SandboxLayout): Promise<void> {
   say(`  ${t} workflow start --task-queue dr-control --type promote --workflow-id promote/${input.target} --input '{"cluster":"${input.target}","mode":"planned"}'`);
   say(`  ${t} workflow query --workflow-id promote/${input.target} --name getPendingApproval`);
   say(`  ${t} workflow update execute --workflow-id promote/${input.target} --name approve --input '{"approver":"you","ticket":"CHG-1"}'`);
+  say('  ./scripts/sandbox dr-cycle               the whole disaster: eu lost, promote us, failback, switchback');
   say('  ./scripts/sandbox down | reset           stop everything (data kept) | wipe it');
 }
 
@@ -115,13 +117,21 @@ async function main(argv: string[]): Promise<void> {
       return status(layout, rest.includes('--json'));
     case 'down':
       return down(layout);
+    case 'dr-cycle': {
+      const regions = openRegions(layout);
+      const bundle = await buildWorkflowBundle(layout);
+      const client = new Client({ connection: await Connection.connect({ address: `127.0.0.1:${layout.temporalPort}` }) });
+      await drCycle(layout, regions, client, bundle, say);
+      await client.connection.close();
+      return;
+    }
     case 'reset':
       await down(layout);
       rmSync(layout.dir, { recursive: true, force: true });
       say(`wiped ${layout.dir}`);
       return;
     default:
-      say('usage: scripts/sandbox up | status [--json] | down | reset');
+      say('usage: scripts/sandbox up | status [--json] | dr-cycle | down | reset');
       process.exitCode = cmd ? 2 : 0;
   }
 }
