@@ -2,7 +2,7 @@
 // promoted cluster (rewind or reseed), and the switchback restores the original topology with zero loss.
 import type { WorkflowHandle } from '@temporalio/client';
 import { startRunbook } from '../../scripts/lib/runbook-client';
-import { approveUpdate, getPendingApprovalQuery, type PendingApproval } from '../../workflows/contracts/approvals';
+import { approveUpdate, getPendingApprovalQuery, rejectSignal, type PendingApproval } from '../../workflows/contracts/approvals';
 import { getJournalQuery } from '../../workflows/contracts/journal';
 import { RUNBOOK_NAMES, type FailbackInput, type FailbackResult, type PromoteResult } from '../../workflows/contracts/runbooks';
 import { withRunbookWorkers, type RunbookHarness } from '../helpers/runbook-workers';
@@ -147,6 +147,9 @@ describe('failback-reseed', () => {
     const pair = await createStandbyPair('fb');
     pairs.push(pair);
     const acknowledged = await loseSourceAndPromote(pair);
+    // The old site's replication credentials drifted while it was away: failback must put the primary's back.
+    const former = driverOf(pair.source);
+    await former.driver.writeSecret(former.cluster, 'standby', { username: 'standby', password: 'drifted-while-away' });
     await withRunbookWorkers(async (h) => {
       const handle = await startFailback(h, { primary: pair.standby, formerPrimary: pair.source, strategy: 'auto', switchBack: false });
       const gate = await approveWhenAsked(handle, 'alice');
@@ -159,8 +162,11 @@ describe('failback-reseed', () => {
       const onFormer = await ids(pair.source);
       for (const id of await ids(pair.standby)) expect(onFormer.has(id)).toBe(true);
       process.stdout.write(`[failback rewind] fork ${result.forkLsn}, divergent ${result.divergentBytes} bytes, rewound ${result.rewound}, phases ${JSON.stringify(result.phaseDurationsMs)}\n`);
-      const steps = (await handle.query(getJournalQuery)).map((e) => e.step);
-      expect(steps).toEqual(expect.arrayContaining(['assess-former-primary', 'choose-strategy', 'approval', 'credential-parity', 'rewind', 'catch-up']));
+      const journal = await handle.query(getJournalQuery);
+      expect(journal.map((e) => e.step)).toEqual(expect.arrayContaining(['assess-former-primary', 'choose-strategy', 'approval', 'credential-parity', 'rewind', 'catch-up']));
+      expect(journal.find((e) => e.step === 'credential-parity')).toMatchObject({ outcome: 'done', message: expect.stringContaining('standby') });
+      const primarySide = driverOf(pair.standby);
+      expect(await former.driver.readSecret(former.cluster, 'standby')).toEqual(await primarySide.driver.readSecret(primarySide.cluster, 'standby'));
       await saveHistory(handle, 'failback-reseed.rewind');
 
       // Switch back: the old side is already a standby, so only the planned switchover runs (its own approval).
@@ -184,7 +190,19 @@ describe('failback-reseed', () => {
     const pair = await createStandbyPair('rs');
     pairs.push(pair);
     await loseSourceAndPromote(pair);
+    const former = driverOf(pair.source);
+    const before = former.driver.region.getCluster(former.cluster);
     await withRunbookWorkers(async (h) => {
+      // A rejected reseed destroys nothing: same cluster files, no reseed step.
+      const rejected = await startFailback(h, { primary: pair.standby, formerPrimary: pair.source, strategy: 'reseed' });
+      await pendingGate(rejected);
+      await rejected.signal(rejectSignal, { approver: 'bob', ticket: 'INC-78', comment: 'not before the audit' });
+      const err = await rejected.result().then(() => undefined, (e: unknown) => e as { cause?: { type?: string } });
+      expect(err?.cause?.type).toBe('ApprovalRejectedError');
+      expect((await rejected.query(getJournalQuery)).map((e) => e.step)).not.toContain('reseed');
+      expect(former.driver.region.getCluster(former.cluster)).toEqual(before);
+      expect(await roleOf(pair.source)).not.toBe('standby_leader');
+
       const handle = await startFailback(h, { primary: pair.standby, formerPrimary: pair.source, strategy: 'reseed' });
       await approveWhenAsked(handle, 'bob');
       const result = (await handle.result()) as FailbackResult;

@@ -78,7 +78,7 @@ export async function quarantineWal(region: RegionHandle, name: string, req: Qua
     const r = walFileRange(f);
     if (!r || r.timeline !== req.timeline) return false;
     if (r.partial) return true;
-    return r.end > from && (endPos === null || r.start <= endPos);
+    return r.end > from && (endPos === null || r.start < endPos);
   });
 
   const { bucket } = req.destination.s3;

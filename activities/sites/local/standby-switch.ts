@@ -1,6 +1,8 @@
 // Switching a local cluster between standby and primary through Patroni's dynamic config: promotion
 // (standby_cluster removed) and demotion of a FENCED former primary into a standby of the promoted cluster
 // (standby_cluster written while paused, then resumed), as in patroni-recipes.md "Planned switchback".
+import { statSync } from 'node:fs';
+import { join } from 'node:path';
 import { Client, type ClientConfig } from 'pg';
 import { BadInputError, PreconditionFailedError, SiteUnreachableError } from '../../../workflows/contracts/errors';
 import type { S3ArchiveConfig } from '../sites-file';
@@ -97,8 +99,8 @@ function sameSpec(a: StandbySpec | null, b: StandbySpec): boolean {
  * A former primary that crashed (region loss) and diverged after the fork point works the same way: its Patroni
  * processes are started paused, the config written, and on resume Patroni itself does crash recovery in single-user
  * mode, sees its timeline is not an ancestor of the source's at its LSN and runs pg_rewind against the source
- * (its superuser credentials must be the source's). `rewound` is read from the Patroni logs of this call; a
- * repeated call that finds the work done reports `rewound: false` (it did nothing).
+ * (its superuser credentials must be the source's). `rewound` is read from the Patroni logs written since the
+ * standby spec was recorded, so a repeated call (`changed: false`) reports the same rewind.
  */
 export async function demoteToStandby(
   region: SwitchHandle,
@@ -123,8 +125,12 @@ export async function demoteToStandby(
   const dcsDone = sameJson(dcs.config.standby_cluster, section);
   const fileDone = sameSpec(info.standby, spec);
   if (dcsDone && fileDone && dcs.config.pause !== true) {
-    await waitFollowing(region, info, req, timeoutMs, since);
-    return { changed: false, rewound: false, rewindLog: [] };
+    // Done by an earlier call: its Patroni log lines count from when that call recorded the spec, so a retry
+    // reports the rewind that call saw, and a pg_rewind that failed then fails this call too instead of a timeout.
+    const specAt = statSync(join(clusterDir(region.cfg.dataDir, name), 'cluster.json')).mtime;
+    await waitFollowing(region, info, req, timeoutMs, specAt);
+    const rw = rewindsSince(logsOf(region, info), specAt);
+    return { changed: false, rewound: rw.rewound, rewindLog: rw.lines };
   }
 
   const states = memberStates(region, info);
