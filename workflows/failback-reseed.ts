@@ -9,12 +9,9 @@ import {
 } from './contracts/runbooks';
 import { ApprovalGate } from './phases/approval-gate';
 import { assessFormerPrimary, chooseStrategy, validateFailback, type FailbackPlan, type FormerPrimaryState } from './phases/failback-assess';
-import { failureFacts } from './phases/failures';
 import { RunbookRecord } from './phases/runbook-record';
 import type { forceBackup } from './force-backup';
 import type { promote } from './promote';
-
-const OUTCOME_OF_FAILURE: Record<string, 'rejected' | 'timed-out'> = { ApprovalRejectedError: 'rejected', ApprovalTimedOutError: 'timed-out' };
 
 export async function failbackReseed(input: FailbackInput): Promise<FailbackResult> {
   const record = new RunbookRecord(RUNBOOK_NAMES.failbackReseed, String(input?.formerPrimary ?? 'unknown'));
@@ -44,10 +41,7 @@ export async function failbackReseed(input: FailbackInput): Promise<FailbackResu
     record.finish(plan.alreadyRejoined && !result.switchBack ? 'already' : 'succeeded');
     return { ...result, phaseDurationsMs: record.durations() };
   } catch (err) {
-    const f = failureFacts(err);
-    const refused = f.refused && !changing;
-    record.step('runbook', refused ? 'refused' : 'failed', f.message, { type: f.type });
-    record.finish(OUTCOME_OF_FAILURE[f.type] ?? (refused ? 'refused' : 'failed'));
+    record.failed(err, { changedAnything: changing });
     throw err;
   }
 }

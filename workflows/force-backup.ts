@@ -6,7 +6,6 @@
 import { siteActivities, siteLongActivities } from './activity-proxies';
 import { RUNBOOK_NAMES, type ForceBackupInput, type ForceBackupResult } from './contracts/runbooks';
 import { checkExistingBackup, validateBackupRequest, type BackupNeed, type BackupPlan } from './phases/backup-checks';
-import { failureFacts } from './phases/failures';
 import { RunbookRecord } from './phases/runbook-record';
 import type { BaseBackup } from '../activities/s3/backup-catalogue';
 import type { BaseBackupRun } from '../activities/sites/site-driver';
@@ -29,11 +28,7 @@ export async function forceBackup(input: ForceBackupInput): Promise<ForceBackupR
     record.finish(result.reused ? 'already' : 'succeeded');
     return result;
   } catch (err) {
-    record.waiting(undefined);
-    const f = failureFacts(err);
-    const refused = f.refused && !backupStarted;
-    record.step('runbook', refused ? 'refused' : 'failed', f.message, { type: f.type });
-    record.finish(refused ? 'refused' : 'failed');
+    record.failed(err, { changedAnything: backupStarted });
     throw err;
   }
 }

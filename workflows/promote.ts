@@ -11,17 +11,12 @@ import {
   type ApprovalRecord, type ForceBackupResult, type PromoteInput, type PromoteResult,
 } from './contracts/runbooks';
 import { ApprovalGate } from './phases/approval-gate';
-import { failureFacts, refuse } from './phases/failures';
+import { refuse } from './phases/failures';
 import { assessLoss, validatePromotion, type PromotionPlan } from './phases/promote-assess';
 import { awaitPromotionApproval, fenceOldPrimary, type Fence } from './phases/promote-fence';
 import { RunbookRecord } from './phases/runbook-record';
 import type { forceBackup } from './force-backup';
 import type { fenceGuard } from './fence-guard';
-
-const OUTCOME_OF_FAILURE: Record<string, 'rejected' | 'timed-out'> = {
-  ApprovalRejectedError: 'rejected',
-  ApprovalTimedOutError: 'timed-out',
-};
 
 export async function promote(input: PromoteInput): Promise<PromoteResult> {
   const record = new RunbookRecord(RUNBOOK_NAMES.promote, String(input?.cluster ?? 'unknown'));
@@ -52,10 +47,7 @@ export async function promote(input: PromoteInput): Promise<PromoteResult> {
       rtoMs, measuredRpoBytes, backup, fenceGuard: guard, phaseDurationsMs: record.durations(),
     };
   } catch (err) {
-    const f = failureFacts(err);
-    const refused = f.refused && !changing;
-    record.step('runbook', refused ? 'refused' : 'failed', f.message, { type: f.type });
-    record.finish(OUTCOME_OF_FAILURE[f.type] ?? (refused ? 'refused' : 'failed'));
+    record.failed(err, { changedAnything: changing });
     throw err;
   }
 }

@@ -1,59 +1,19 @@
 // Helpers of switchover.test.ts: a private two-region layout on ports 36000-36299, SQL on a leader, a writer
 // that records every acknowledged id, and WAL facts read with pg_waldump.
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Client, type ClientConfig } from 'pg';
-import type { S3ArchiveConfig } from '../../activities/sites/sites-file';
-import { LocalSiteDriver } from '../../activities/sites/local-driver';
+import type { LocalSiteDriver } from '../../activities/sites/local-driver';
+import { privateRegions, sleep, sql, waitFor } from '../helpers/private-regions';
 import { runCommand } from '../../activities/sites/local/walg-env';
 import { pgBinDir } from '../../activities/sites/local/tools';
 import { formatLsn, parseLsn } from '../../workflows/contracts/lsn';
 
-export const tmp = mkdtempSync(join(tmpdir(), 'switchover-'));
-export const credsFile = join(tmp, 'aws-credentials');
-export const S3_PORT = 36000;
-
-export function writeCredentials(): void {
-  writeFileSync(credsFile, '[sandbox]\naws_access_key_id = sandboxkey\naws_secret_access_key = sandboxsecret123\n', { mode: 0o600 });
-}
-
-export const s3Of = (bucket: string): S3ArchiveConfig => ({
-  bucket,
-  scopePrefix: 'spilo',
-  region: 'us-east-1',
-  endpoint: `http://127.0.0.1:${S3_PORT}`,
-  forcePathStyle: true,
-  profile: 'sandbox',
-  credentialsFile: credsFile,
-});
-
-export const driverFor = (name: string, base: number) => new LocalSiteDriver({
-  name,
-  kind: 'local',
-  dataDir: join(tmp, name),
-  etcd: { clientPort: base + 1, peerPort: base + 2 },
-  memberPorts: { first: base + 10, last: base + 49 },
-  s3: s3Of(`dr-${name}`),
-  secretStore: { dir: join(tmp, `secrets-${name}`) },
-});
-
-export const log = (msg: string) => process.stdout.write(`[switchover] ${msg}\n`);
-export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-export function sql<T extends Record<string, unknown>>(d: LocalSiteDriver, cluster: string, text: string, params: unknown[] = []): Promise<T[]> {
-  return d.withLeaderSql(cluster, async (c) => (await c.query<T>(text, params)).rows);
-}
-
-export async function waitFor<T>(what: string, timeoutMs: number, fn: () => Promise<T | null>): Promise<T> {
-  const t0 = Date.now();
-  for (;;) {
-    const v = await fn().catch(() => null);
-    if (v !== null && v !== undefined) return v;
-    if (Date.now() - t0 > timeoutMs) throw new Error(`${what}: not within ${timeoutMs} ms`);
-    await sleep(200);
-  }
-}
+const regions = privateRegions('switchover', 36000);
+export const { tmp, credsFile, S3_PORT, s3Of, writeCredentials, driverFor, log } = regions;
+export const startRegions = regions.start;
+export const stopRegions = regions.stop;
+export { sleep, sql, waitFor };
 
 export async function waitForMarker(d: LocalSiteDriver, cluster: string, note: string, timeoutMs = 60_000): Promise<number> {
   const t0 = Date.now();

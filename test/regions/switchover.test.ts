@@ -5,31 +5,22 @@
 import { existsSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { Client } from 'pg';
-import { ensureBucket, startS3ServerFor, stopS3Server } from '../../activities/sites/local/s3-server';
 import { isAlive } from '../../activities/sites/local/processes';
 import { PreconditionFailedError, SiteUnreachableError } from '../../workflows/contracts/errors';
 import { lsnAtOrAfter, lsnDiff } from '../../workflows/contracts/lsn';
 import {
-  copySecrets, driverFor, log, patroniLogSince, patroniNode, s3Of, sleep, sql, tmp, waitFor, waitForMarker,
-  walRecordAt, writeCredentials, Writer,
+  copySecrets, driverFor, log, patroniLogSince, patroniNode, sleep, sql, startRegions, stopRegions, tmp, waitFor, waitForMarker,
+  walRecordAt, Writer,
 } from './switchover-helpers';
 
 const east = driverFor('east', 36100);
 const west = driverFor('west', 36200);
 const LSN = /^[0-9A-F]+\/[0-9A-F]+$/;
 
-beforeAll(async () => {
-  writeCredentials();
-  await startS3ServerFor(s3Of('dr-east'), join(tmp, 's3'));
-  for (const d of [east, west]) {
-    await ensureBucket(d.cfg.s3);
-    await d.region.startEtcd();
-  }
-});
+beforeAll(() => startRegions([east, west]));
 
 afterAll(async () => {
-  for (const d of [east, west]) await d.region.stopAll().catch((e) => log(`stopAll ${d.site}: ${String(e)}`));
-  await stopS3Server(join(tmp, 's3', 'versitygw.pid'));
+  await stopRegions([east, west]);
   if (!process.env.KEEP_SWITCHOVER) rmSync(tmp, { recursive: true, force: true });
   else log(`kept ${tmp}`);
 });

@@ -1,8 +1,8 @@
 // failback-reseed against real parts: after an unplanned promotion, the old site comes back as a standby of the
 // promoted cluster (rewind or reseed), and the switchback restores the original topology with zero loss.
-import type { WorkflowHandle } from '@temporalio/client';
 import { startRunbook } from '../../scripts/lib/runbook-client';
-import { approveUpdate, getPendingApprovalQuery, rejectSignal, type PendingApproval } from '../../workflows/contracts/approvals';
+import { rejectSignal } from '../../workflows/contracts/approvals';
+import { approveWhenAsked, pendingGate } from '../helpers/approvals';
 import { getJournalQuery } from '../../workflows/contracts/journal';
 import { RUNBOOK_NAMES, type FailbackInput, type FailbackResult, type PromoteResult } from '../../workflows/contracts/runbooks';
 import { withRunbookWorkers, type RunbookHarness } from '../helpers/runbook-workers';
@@ -13,24 +13,6 @@ import { startWriter } from '../helpers/writer';
 import { saveHistory } from '../helpers/histories';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-async function pendingGate(handle: WorkflowHandle, timeoutMs = 300_000): Promise<PendingApproval> {
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
-    const gate = await handle.query(getPendingApprovalQuery).catch(() => null);
-    if (gate) return gate;
-    await sleep(250);
-  }
-  throw new Error(`no approval gate opened in ${handle.workflowId}`);
-}
-
-async function approveWhenAsked(handle: WorkflowHandle, approver: string): Promise<PendingApproval> {
-  const gate = await pendingGate(handle);
-  await handle.executeUpdate(approveUpdate, {
-    args: [{ approver, ticket: 'INC-77', acknowledgeDataLoss: gate.requires.acknowledgeDataLoss, acknowledgeUnconfirmedFence: gate.requires.acknowledgeUnconfirmedFence }],
-  });
-  return gate;
-}
 
 const roleOf = async (ref: string) => {
   const { driver, cluster } = driverOf(ref);

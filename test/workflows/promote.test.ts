@@ -4,7 +4,8 @@ import { existsSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { WorkflowFailedError, type WorkflowHandle } from '@temporalio/client';
 import { startRunbook, RunbookAlreadyRunningError } from '../../scripts/lib/runbook-client';
-import { approveUpdate, getPendingApprovalQuery, rejectSignal, type PendingApproval } from '../../workflows/contracts/approvals';
+import { approveUpdate, rejectSignal } from '../../workflows/contracts/approvals';
+import { pendingGate, updateRefusal } from '../helpers/approvals';
 import { getJournalQuery } from '../../workflows/contracts/journal';
 import { RUNBOOK_NAMES, type PromoteInput, type PromoteResult } from '../../workflows/contracts/runbooks';
 import { listCompleteBackups } from '../../activities/s3/backup-catalogue';
@@ -22,26 +23,10 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const startPromote = (h: RunbookHarness, input: PromoteInput) =>
   startRunbook(h.client, { workflowType: 'promote', runbook: RUNBOOK_NAMES.promote, cluster: input.cluster, input, taskQueue: h.taskQueue });
 
-async function pendingGate(handle: WorkflowHandle, timeoutMs = 180_000): Promise<PendingApproval> {
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
-    const gate = await handle.query(getPendingApprovalQuery).catch(() => null);
-    if (gate) return gate;
-    await sleep(250);
-  }
-  throw new Error(`no approval gate opened in ${handle.workflowId} within ${timeoutMs} ms`);
-}
-
 async function failureType(handle: WorkflowHandle): Promise<string | undefined> {
   const err = await handle.result().then(() => undefined, (e: unknown) => e);
   expect(err).toBeInstanceOf(WorkflowFailedError);
   return ((err as WorkflowFailedError).cause as { type?: string }).type;
-}
-
-/** The reason a validator gave for refusing an update. */
-async function updateRefusal(p: Promise<unknown>): Promise<string> {
-  const err = await p.then(() => { throw new Error('the update was accepted but should have been refused'); }, (e: unknown) => e);
-  return ((err as { cause?: { message?: string } }).cause?.message) ?? String(err);
 }
 
 const roleOf = async (ref: string) => {

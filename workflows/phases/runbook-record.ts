@@ -21,6 +21,13 @@ import {
   type RunbookStatus,
   type StepOutcome,
 } from '../contracts/journal';
+import { failureFacts } from './failures';
+
+// A human's "no" and a human's silence end a run with outcomes of their own, not "failed".
+const OUTCOME_OF_FAILURE: Record<string, 'rejected' | 'timed-out'> = {
+  ApprovalRejectedError: 'rejected',
+  ApprovalTimedOutError: 'timed-out',
+};
 
 export class RunbookRecord {
   private readonly journal: JournalEntry[] = [];
@@ -91,6 +98,18 @@ export class RunbookRecord {
       { key: DR_APPROVAL_PENDING, value: false },
     ]);
     this.refreshDetails();
+  }
+
+  /**
+   * Records why the run ends and sets its outcome. A final error before anything changed is a refusal; once the
+   * runbook has changed something, every error is a failure. The caller rethrows.
+   */
+  failed(err: unknown, opts: { changedAnything: boolean }): void {
+    const f = failureFacts(err);
+    const refused = f.refused && !opts.changedAnything;
+    this.waiting(undefined);
+    this.step('runbook', refused ? 'refused' : 'failed', f.message, { type: f.type });
+    this.finish(OUTCOME_OF_FAILURE[f.type] ?? (refused ? 'refused' : 'failed'));
   }
 
   durations(): Record<string, number> {

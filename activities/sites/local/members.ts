@@ -123,6 +123,7 @@ export async function waitReady(
   const deadline = Date.now() + timeoutMs;
   const expected = opts.scope === 'leader' ? [] : info.members.filter((m) => isAlive(pathsOf(m).pidFile));
   let last = '';
+  const reinitialized = new Set<string>();
   for (;;) {
     for (const m of info.members) {
       const p = pathsOf(m);
@@ -145,6 +146,20 @@ export async function waitReady(
       ok = expected.every((m) => view.members.some((v) => v.name === m.name && (v.state === 'running' || v.state === 'streaming')));
       // The same staleness for replicas: a member resumed a moment ago still reads "running" in /cluster.
       for (const m of expected) if (ok && m.name !== leader?.name) ok = await nodeRunsAs(m);
+    }
+    // A replica whose Postgres cannot start under a running leader (seen after a former primary was demoted on
+    // Patroni 3.0.2: "start failed" for minutes) is rebuilt from the leader, as `patronictl reinit` would:
+    // a replica holds nothing the leader does not.
+    if (leader?.state === 'running' && view) {
+      for (const v of view.members) {
+        const m = info.members.find((x) => x.name === v.name);
+        if (m && v.name !== leader.name && v.state === 'start failed' && !reinitialized.has(v.name)) {
+          reinitialized.add(v.name);
+          await fetch(`${restUrl(m)}/reinitialize`, { method: 'POST', body: JSON.stringify({ force: true }), signal: AbortSignal.timeout(5_000) })
+            .catch(() => undefined);
+          opts.onProgress?.({ phase: 'reinitializing', detail: `${v.name} failed to start: rebuilding it from ${leader.name}` });
+        }
+      }
     }
     const state = view ? view.members.map((v) => `${v.name}:${v.role}/${v.state}`).join(' ') : 'no Patroni answer';
     if (state !== last) {

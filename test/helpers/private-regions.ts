@@ -1,0 +1,71 @@
+// A private two-region layout for region-level tests: its own temp folder, S3 port and etcd/member ports, so a
+// region test never touches the suite's sandbox. Each test file makes one with its own label and port block.
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { S3ArchiveConfig } from '../../activities/sites/sites-file';
+import { LocalSiteDriver } from '../../activities/sites/local-driver';
+import { ensureBucket, startS3ServerFor, stopS3Server } from '../../activities/sites/local/s3-server';
+
+export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+export function sql<T extends Record<string, unknown>>(d: LocalSiteDriver, cluster: string, text: string, params: unknown[] = []): Promise<T[]> {
+  return d.withLeaderSql(cluster, async (c) => (await c.query<T>(text, params)).rows);
+}
+
+export async function waitFor<T>(what: string, timeoutMs: number, fn: () => Promise<T | null>): Promise<T> {
+  const t0 = Date.now();
+  for (;;) {
+    const v = await fn().catch(() => null);
+    if (v !== null && v !== undefined) return v;
+    if (Date.now() - t0 > timeoutMs) throw new Error(`${what}: not within ${timeoutMs} ms`);
+    await sleep(200);
+  }
+}
+
+export function privateRegions(label: string, s3Port: number) {
+  const tmp = mkdtempSync(join(tmpdir(), `${label}-`));
+  const credsFile = join(tmp, 'aws-credentials');
+  const s3Of = (bucket: string): S3ArchiveConfig => ({
+    bucket,
+    scopePrefix: 'spilo',
+    region: 'us-east-1',
+    endpoint: `http://127.0.0.1:${s3Port}`,
+    forcePathStyle: true,
+    profile: 'sandbox',
+    credentialsFile: credsFile,
+  });
+  const writeCredentials = () =>
+    writeFileSync(credsFile, '[sandbox]\naws_access_key_id = sandboxkey\naws_secret_access_key = sandboxsecret123\n', { mode: 0o600 });
+  const log = (msg: string) => process.stdout.write(`[${label}] ${msg}\n`);
+  return {
+    tmp,
+    credsFile,
+    S3_PORT: s3Port,
+    s3Of,
+    writeCredentials,
+    driverFor: (name: string, base: number) => new LocalSiteDriver({
+      name,
+      kind: 'local',
+      dataDir: join(tmp, name),
+      etcd: { clientPort: base + 1, peerPort: base + 2 },
+      memberPorts: { first: base + 10, last: base + 49 },
+      s3: s3Of(`dr-${name}`),
+      secretStore: { dir: join(tmp, `secrets-${name}`) },
+    }),
+    log,
+    /** S3 with a bucket per region and each region's etcd. */
+    async start(drivers: LocalSiteDriver[]): Promise<void> {
+      writeCredentials();
+      await startS3ServerFor(s3Of('dr-east'), join(tmp, 's3'));
+      for (const d of drivers) {
+        await ensureBucket(d.cfg.s3);
+        await d.region.startEtcd();
+      }
+    },
+    async stop(drivers: LocalSiteDriver[]): Promise<void> {
+      for (const d of drivers) await d.region.stopAll().catch((e) => log(`stopAll ${d.site}: ${String(e)}`));
+      await stopS3Server(join(tmp, 's3', 'versitygw.pid'));
+    },
+  };
+}
