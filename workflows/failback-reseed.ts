@@ -2,7 +2,7 @@
 // otherwise — after keeping what it would lose and after a human approved; optionally switch back to the
 // original topology with the zero-loss planned switchover (a child promote with its own approval).
 import { ApplicationFailure, executeChild, workflowInfo } from '@temporalio/workflow';
-import { control, siteActivities, siteLongActivities } from './activity-proxies';
+import { siteActivities, siteLongActivities } from './activity-proxies';
 import {
   RUNBOOK_NAMES, runbookWorkflowId,
   type ApprovalRecord, type FailbackInput, type FailbackResult, type PromoteResult,
@@ -71,26 +71,18 @@ async function approveRejoin(
   record: RunbookRecord, gate: ApprovalGate, plan: FailbackPlan, s: FormerPrimaryState, strategy: string,
   quarantine: FailbackResult['quarantine'],
 ): Promise<ApprovalRecord> {
-  const outcome = await gate.await({
+  return gate.decide({
     gate: 'failback', runbook: RUNBOOK_NAMES.failbackReseed, cluster: plan.former.ref,
     plan: `${strategy === 'rewind' ? 'Rewind' : 'WIPE and reseed'} ${plan.former.ref} as a standby of ${plan.primary.ref}. ` +
       `${s.divergentBytes ?? 'An unknown amount of'} bytes of WAL it wrote after the fork will be discarded from it` +
       `${quarantine ? `; kept at ${quarantine.manifest}` : ''}.`,
     estimate: null, fence: 'CONFIRMED',
     requires: { acknowledgeDataLoss: s.divergentBytes !== 0, acknowledgeUnconfirmedFence: false },
-  }, plan.approvalTimeoutSeconds);
-  if (outcome.kind === 'timed-out') {
-    record.step('approval', 'failed', `No decision within ${plan.approvalTimeoutSeconds}s: escalated; ${plan.former.ref} stays fenced and untouched.`);
-    await control.notifyEscalation({ runbook: RUNBOOK_NAMES.failbackReseed, workflowId: workflowInfo().workflowId, cluster: plan.former.ref,
-      reason: `nobody approved the ${strategy} of ${plan.former.ref}`, action: 'rerun failback-reseed and decide' });
-    throw ApplicationFailure.nonRetryable(`nobody approved the ${strategy} of ${plan.former.ref}: escalated; nothing destroyed`, 'ApprovalTimedOutError');
-  }
-  const a = outcome.record;
-  record.step('approval', a.decision === 'approved' ? 'done' : 'refused', `${a.decision === 'approved' ? 'Approved' : 'Rejected'} by ${a.approver} (ticket ${a.ticket}, via ${a.via}).`, { ...a });
-  if (a.decision === 'rejected') {
-    throw ApplicationFailure.nonRetryable(`${strategy} of ${plan.former.ref} rejected by ${a.approver}: it stays fenced, nothing destroyed`, 'ApprovalRejectedError');
-  }
-  return a;
+  }, plan.approvalTimeoutSeconds, {
+    what: `the ${strategy} of ${plan.former.ref}`,
+    abortedMeans: `${plan.former.ref} stays fenced and untouched, nothing destroyed`,
+    nextStep: 'rerun failback-reseed and decide',
+  });
 }
 
 async function ensureCredentialParity(record: RunbookRecord, plan: FailbackPlan): Promise<void> {

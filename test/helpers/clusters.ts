@@ -30,3 +30,9 @@ export async function deleteCluster(ref: string): Promise<void> {
   const { driver, cluster } = driverOf(ref);
   await driver.region.deleteCluster(cluster, { deleteSecrets: true });
 }
+
+/** The leader's role as the driver reports it ('primary', 'standby_leader', 'unknown', ...). */
+export async function roleOf(ref: string) {
+  const { driver, cluster } = driverOf(ref);
+  return (await driver.describeCluster(cluster))?.leaderRole;
+}

@@ -6,7 +6,7 @@ import { approveWhenAsked, pendingGate } from '../helpers/approvals';
 import { getJournalQuery } from '../../workflows/contracts/journal';
 import { RUNBOOK_NAMES, type FailbackInput, type FailbackResult, type PromoteResult } from '../../workflows/contracts/runbooks';
 import { withRunbookWorkers, type RunbookHarness } from '../helpers/runbook-workers';
-import { driverOf, sql } from '../helpers/clusters';
+import { driverOf, roleOf, sql } from '../helpers/clusters';
 import { createSource, createStandbyPair, deleteStandbyPair, type StandbyPair } from '../helpers/standby-pair';
 import { listCompleteBackups } from '../../activities/s3/backup-catalogue';
 import { startWriter } from '../helpers/writer';
@@ -14,10 +14,6 @@ import { saveHistory } from '../helpers/histories';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-const roleOf = async (ref: string) => {
-  const { driver, cluster } = driverOf(ref);
-  return (await driver.describeCluster(cluster))?.leaderRole;
-};
 const ids = async (ref: string) => new Set((await sql<{ id: string }>(ref, 'SELECT id FROM public.writes')).map((r) => Number(r.id)));
 
 /** The source region is lost (its cluster stops, no worker serves it) and the standby is promoted, unplanned. */

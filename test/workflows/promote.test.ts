@@ -10,7 +10,7 @@ import { getJournalQuery } from '../../workflows/contracts/journal';
 import { RUNBOOK_NAMES, type PromoteInput, type PromoteResult } from '../../workflows/contracts/runbooks';
 import { listCompleteBackups } from '../../activities/s3/backup-catalogue';
 import { withRunbookWorkers, type RunbookHarness } from '../helpers/runbook-workers';
-import { driverOf, sql } from '../helpers/clusters';
+import { driverOf, roleOf, sql } from '../helpers/clusters';
 import { createStandbyPair, deleteStandbyPair, type StandbyPair } from '../helpers/standby-pair';
 import { startWriter } from '../helpers/writer';
 import { saveHistory } from '../helpers/histories';
@@ -29,10 +29,6 @@ async function failureType(handle: WorkflowHandle): Promise<string | undefined> 
   return ((err as WorkflowFailedError).cause as { type?: string }).type;
 }
 
-const roleOf = async (ref: string) => {
-  const { driver, cluster } = driverOf(ref);
-  return (await driver.describeCluster(cluster))?.leaderRole;
-};
 
 describe('promote', () => {
   const pairs: StandbyPair[] = [];

@@ -1,6 +1,7 @@
 // A human decision, durably: the gate opens with what will happen, the estimated loss and the fence state;
 // it accepts one decision (Update with a validator, or Signal) and never proceeds silently on timeout.
-import { condition, setHandler, upsertSearchAttributes } from '@temporalio/workflow';
+import { ApplicationFailure, condition, setHandler, upsertSearchAttributes, workflowInfo } from '@temporalio/workflow';
+import { control } from '../activity-proxies';
 import {
   APPROVAL_DESCRIPTIONS, approveSignal, approveUpdate, getPendingApprovalQuery, rejectSignal, rejectUpdate,
   type ApprovalDecision, type PendingApproval,
@@ -8,6 +9,18 @@ import {
 import { DR_APPROVAL_PENDING } from '../contracts/search-attributes';
 import type { ApprovalRecord } from '../contracts/runbooks';
 import type { RunbookRecord } from './runbook-record';
+
+/** What a decision is about, for the journal, the escalation and the failure that ends an aborted run. */
+export interface DecisionTerms {
+  /** e.g. "promoting us/acid-demo" */
+  what: string;
+  /** What an abort leaves behind, e.g. "nothing was promoted". */
+  abortedMeans: string;
+  /** What the escalated human should do next. */
+  nextStep: string;
+  /** Undoes what the run did before the gate (a fence), on rejection or timeout. */
+  undo?: (why: string) => Promise<void>;
+}
 
 export type GateOutcome = { kind: 'decided'; record: ApprovalRecord } | { kind: 'timed-out' };
 
@@ -63,6 +76,31 @@ export class ApprovalGate {
     };
     setHandler(approveSignal, signal(true), { description: APPROVAL_DESCRIPTIONS.approveSignal });
     setHandler(rejectSignal, signal(false), { description: APPROVAL_DESCRIPTIONS.rejectSignal });
+  }
+
+  /**
+   * Opens the gate and returns the approval. A rejection or a timeout (after an escalation) undoes what the terms
+   * say and ends the run with ApprovalRejectedError / ApprovalTimedOutError: never proceeds silently.
+   */
+  async decide(gate: Omit<PendingApproval, 'openedAt' | 'expiresAt'>, timeoutSeconds: number, terms: DecisionTerms): Promise<ApprovalRecord> {
+    const outcome = await this.await(gate, timeoutSeconds);
+    if (outcome.kind === 'timed-out') {
+      const reason = `nobody decided on ${terms.what} within ${timeoutSeconds}s`;
+      this.record.step('approval', 'failed', `No decision within ${timeoutSeconds}s: escalated and aborted; ${terms.abortedMeans}.`);
+      await control.notifyEscalation({ runbook: gate.runbook, workflowId: workflowInfo().workflowId, cluster: gate.cluster, reason, action: terms.nextStep });
+      await terms.undo?.('approval timed out');
+      throw ApplicationFailure.nonRetryable(`${reason}: escalated; ${terms.abortedMeans}`, 'ApprovalTimedOutError');
+    }
+    const a = outcome.record;
+    this.record.step('approval', a.decision === 'approved' ? 'done' : 'refused',
+      `${a.decision === 'approved' ? 'Approved' : 'Rejected'} by ${a.approver} (ticket ${a.ticket}, via ${a.via})${a.comment ? `: "${a.comment}"` : ''}` +
+      `${a.acknowledgedDataLoss ? '; data loss acknowledged' : ''}${a.acknowledgedUnconfirmedFence ? '; unconfirmed fence acknowledged' : ''}.`,
+      { ...a });
+    if (a.decision === 'rejected') {
+      await terms.undo?.(`rejected by ${a.approver}`);
+      throw ApplicationFailure.nonRetryable(`${terms.what} rejected by ${a.approver} (ticket ${a.ticket}); ${terms.abortedMeans}`, 'ApprovalRejectedError');
+    }
+    return a;
   }
 
   /** Opens the gate and waits for one decision or the timeout. */

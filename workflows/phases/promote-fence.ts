@@ -1,7 +1,6 @@
 // promote, the old side and the human: fence the old primary, catch up (planned), then ask for approval;
 // a rejection or a timeout lifts the fence again, so nothing is left changed.
-import { ApplicationFailure, workflowInfo } from '@temporalio/workflow';
-import { control, siteActivities, siteLongActivities, siteProbeActivities } from '../activity-proxies';
+import { siteActivities, siteLongActivities, siteProbeActivities } from '../activity-proxies';
 import type { ApprovalRecord, FenceState, LossEstimate } from '../contracts/runbooks';
 import { failureFacts } from './failures';
 import type { ApprovalGate } from './approval-gate';
@@ -64,7 +63,7 @@ export async function awaitPromotionApproval(
   record: RunbookRecord, gate: ApprovalGate, plan: PromotionPlan, estimate: LossEstimate, fence: Fence,
 ): Promise<ApprovalRecord> {
   const loss = estimate.bytes === null ? 'unknown' : `${estimate.bytes} bytes / ${estimate.seconds ?? '?'} s`;
-  const outcome = await gate.await({
+  return gate.decide({
     gate: 'promote',
     runbook: 'promote',
     cluster: plan.target.ref,
@@ -74,26 +73,10 @@ export async function awaitPromotionApproval(
     estimate,
     fence: fence.state,
     requires: { acknowledgeDataLoss: !estimate.withinPolicy, acknowledgeUnconfirmedFence: fence.state === 'UNCONFIRMED' },
-  }, plan.approvalTimeoutSeconds);
-
-  if (outcome.kind === 'timed-out') {
-    const reason = `nobody decided on promoting ${plan.target.ref} within ${plan.approvalTimeoutSeconds}s`;
-    record.step('approval', 'failed', `No decision within ${plan.approvalTimeoutSeconds}s: escalated and aborted; ${plan.target.ref} was not promoted.`);
-    await control.notifyEscalation({
-      runbook: 'promote', workflowId: workflowInfo().workflowId, cluster: plan.target.ref, reason,
-      action: `start promote ${plan.target.ref} again and approve it, or decide not to promote`,
-    });
-    await liftFence(record, plan, fence, 'approval timed out');
-    throw ApplicationFailure.nonRetryable(`${reason}: escalated; nothing was promoted`, 'ApprovalTimedOutError');
-  }
-  const a = outcome.record;
-  record.step('approval', a.decision === 'approved' ? 'done' : 'refused',
-    `${a.decision === 'approved' ? 'Approved' : 'Rejected'} by ${a.approver} (ticket ${a.ticket}, via ${a.via})${a.comment ? `: "${a.comment}"` : ''}` +
-    `${a.acknowledgedDataLoss ? '; data loss acknowledged' : ''}${a.acknowledgedUnconfirmedFence ? '; unconfirmed fence acknowledged' : ''}.`,
-    { ...a });
-  if (a.decision === 'rejected') {
-    await liftFence(record, plan, fence, `rejected by ${a.approver}`);
-    throw ApplicationFailure.nonRetryable(`promotion of ${plan.target.ref} rejected by ${a.approver} (ticket ${a.ticket}); nothing was promoted`, 'ApprovalRejectedError');
-  }
-  return a;
+  }, plan.approvalTimeoutSeconds, {
+    what: `promoting ${plan.target.ref}`,
+    abortedMeans: 'nothing was promoted',
+    nextStep: `start promote ${plan.target.ref} again and approve it, or decide not to promote`,
+    undo: (why) => liftFence(record, plan, fence, why),
+  });
 }
