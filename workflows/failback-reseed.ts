@@ -8,6 +8,7 @@ import {
   type ApprovalRecord, type FailbackInput, type FailbackResult, type PromoteResult,
 } from './contracts/runbooks';
 import { ApprovalGate } from './phases/approval-gate';
+import { failureFacts } from './phases/failures';
 import { assessFormerPrimary, chooseStrategy, validateFailback, type FailbackPlan, type FormerPrimaryState } from './phases/failback-assess';
 import { RunbookRecord } from './phases/runbook-record';
 import type { forceBackup } from './force-backup';
@@ -32,7 +33,11 @@ export async function failbackReseed(input: FailbackInput): Promise<FailbackResu
       result.quarantine = await record.phase('protect', () => protectFormerPrimary(record, plan, state));
       result.approval = await record.phase('approve', () => approveRejoin(record, gate, plan, state, choice.strategy, result.quarantine));
       await record.phase('credentials', () => ensureCredentialParity(record, plan));
-      result.rewound = await record.phase('rejoin', () => rejoin(record, plan, choice.strategy, state.primaryTimeline));
+      const rejoined = await record.phase('rejoin', () => rejoin(record, plan, choice.strategy, state.primaryTimeline));
+      result.rewound = rejoined.rewound;
+      if (rejoined.strategy !== choice.strategy) {
+        Object.assign(result, { strategy: rejoined.strategy, choiceReason: `${choice.reason}; pg_rewind failed, so reseeded as approved` });
+      }
     }
     result.rejoinedAtLsn = await record.phase('catch-up', () => waitUntilFollowing(record, plan));
     if (input.switchBack) result.switchBack = await record.phase('switch-back', () => switchBack(record, plan));
@@ -71,10 +76,16 @@ async function approveRejoin(
   record: RunbookRecord, gate: ApprovalGate, plan: FailbackPlan, s: FormerPrimaryState, strategy: string,
   quarantine: FailbackResult['quarantine'],
 ): Promise<ApprovalRecord> {
+  // auto approves the fallback too: a failed pg_rewind leaves the cluster down, and waiting for a second human
+  // decision then only lengthens the time without a standby.
+  const steps = strategy === 'reseed'
+    ? `WIPE and reseed ${plan.former.ref} as a standby of ${plan.primary.ref}`
+    : plan.strategy === 'auto'
+      ? `Rewind ${plan.former.ref} as a standby of ${plan.primary.ref}; should pg_rewind fail, WIPE and reseed it from ${plan.primary.ref}'s latest backup instead`
+      : `Rewind ${plan.former.ref} as a standby of ${plan.primary.ref} (should pg_rewind fail, the run stops and it stays down)`;
   return gate.decide({
     gate: 'failback', runbook: RUNBOOK_NAMES.failbackReseed, cluster: plan.former.ref,
-    plan: `${strategy === 'rewind' ? 'Rewind' : 'WIPE and reseed'} ${plan.former.ref} as a standby of ${plan.primary.ref}. ` +
-      `${s.divergentBytes ?? 'An unknown amount of'} bytes of WAL it wrote after the fork will be discarded from it` +
+    plan: `${steps}. ${s.divergentBytes ?? 'An unknown amount of'} bytes of WAL it wrote after the fork will be discarded from it` +
       `${quarantine ? `; kept at ${quarantine.manifest}` : ''}.`,
     estimate: null, fence: 'CONFIRMED',
     requires: { acknowledgeDataLoss: s.divergentBytes !== 0, acknowledgeUnconfirmedFence: false },
@@ -92,16 +103,30 @@ async function ensureCredentialParity(record: RunbookRecord, plan: FailbackPlan)
     : `Credentials of ${plan.former.ref} already match ${plan.primary.ref}.`);
 }
 
-async function rejoin(record: RunbookRecord, plan: FailbackPlan, strategy: 'rewind' | 'reseed', primaryTimeline: number): Promise<boolean> {
+async function rejoin(
+  record: RunbookRecord, plan: FailbackPlan, strategy: 'rewind' | 'reseed', primaryTimeline: number,
+): Promise<{ strategy: 'rewind' | 'reseed'; rewound: boolean }> {
   const { streamingEndpoint, archive } = plan.primary.facts;
   if (strategy === 'rewind') {
-    const r = await siteLongActivities(plan.former.site, 900).siteDemoteToStandby({
-      ref: plan.former.ref, sourceRef: plan.primary.ref, fromHost: streamingEndpoint, fromArchive: { archive },
-    });
-    record.step('rewind', r.changed ? 'done' : 'already', `${plan.former.ref} restarted as a standby of ${plan.primary.ref}${r.rewound ? '; Patroni ran pg_rewind' : '; no rewind was needed'}.`,
-      { rewound: r.rewound, rewindLog: r.rewindLog.slice(-5) });
-    return r.rewound;
+    try {
+      const r = await siteLongActivities(plan.former.site, 900).siteDemoteToStandby({
+        ref: plan.former.ref, sourceRef: plan.primary.ref, fromHost: streamingEndpoint, fromArchive: { archive },
+      });
+      record.step('rewind', r.changed ? 'done' : 'already', `${plan.former.ref} restarted as a standby of ${plan.primary.ref}${r.rewound ? '; Patroni ran pg_rewind' : '; no rewind was needed'}.`,
+        { rewound: r.rewound, rewindLog: r.rewindLog.slice(-5) });
+      return { strategy, rewound: r.rewound };
+    } catch (err) {
+      const f = failureFacts(err);
+      if (f.type !== 'RewindFailedError' || plan.strategy !== 'auto') throw err;
+      record.step('rewind', 'failed', `${f.message.split('\n')[0]}. Falling back to the reseed approved with it.`);
+    }
   }
+  await reseed(record, plan, primaryTimeline);
+  return { strategy: 'reseed', rewound: false };
+}
+
+async function reseed(record: RunbookRecord, plan: FailbackPlan, primaryTimeline: number): Promise<void> {
+  const { streamingEndpoint, archive } = plan.primary.facts;
   // The primary's latest proven backup of its current timeline; none yet (promoted without one): take it now.
   const existing = await siteActivities(plan.primary.site).s3FindBackupAtOrAfter({
     archive, requiredLsn: '0/0', timeline: primaryTimeline, clusterRef: plan.primary.ref,
@@ -113,8 +138,9 @@ async function rejoin(record: RunbookRecord, plan: FailbackPlan, strategy: 'rewi
   const r = await siteLongActivities(plan.former.site, 1800).siteReseedAsStandby({
     ref: plan.former.ref, sourceRef: plan.primary.ref, fromHost: streamingEndpoint, fromArchive: { archive, backupName },
   });
-  record.step('reseed', r.changed ? 'done' : 'already', `Wiped ${plan.former.ref} and bootstrapped it from ${plan.primary.ref}'s backup ${backupName} as its standby.`);
-  return false;
+  record.step('reseed', r.changed ? 'done' : 'already', `Wiped ${plan.former.ref} and bootstrapped it from ${plan.primary.ref}'s backup ${backupName} as its standby.` +
+    (r.previousWalPrefix ? ` It archives under ${r.walPrefix} from now on; ${r.previousWalPrefix}, with its diverged timeline, is left as it was.` : ''),
+    { walPrefix: r.walPrefix, previousWalPrefix: r.previousWalPrefix });
 }
 
 async function waitUntilFollowing(record: RunbookRecord, plan: FailbackPlan): Promise<string> {
@@ -134,7 +160,8 @@ async function switchBack(record: RunbookRecord, plan: FailbackPlan): Promise<Pr
     args: [{ cluster: plan.former.ref, mode: 'planned', source: plan.primary.ref, approvalTimeoutSeconds: plan.approvalTimeoutSeconds }],
   });
   record.waiting(undefined);
-  record.step('switch-back', 'done', `Switched back: ${plan.former.ref} is primary again (loss ${r.measuredRpoBytes} bytes, old primary's last checkpoint ${r.estimate?.sourceLsn}, replayed ${r.estimate?.standbyReplayedLsn}), ${plan.primary.ref} follows it.`,
-    { sourceLsn: r.estimate?.sourceLsn, replayedLsn: r.estimate?.standbyReplayedLsn, rtoMs: r.rtoMs });
+  record.step('switch-back', 'done', `Switched back: ${plan.former.ref} is primary again (writes stopped ${r.writeDowntimeMs} ms, loss ${r.measuredRpoBytes} bytes, ` +
+    `old primary's last checkpoint ${r.estimate?.sourceLsn}, replayed ${r.estimate?.standbyReplayedLsn}), ${plan.primary.ref} follows it.`,
+    { sourceLsn: r.estimate?.sourceLsn, replayedLsn: r.estimate?.standbyReplayedLsn, rtoMs: r.rtoMs, writeDowntimeMs: r.writeDowntimeMs });
   return r;
 }

@@ -2,7 +2,7 @@
 // primary, get an explicit approval, promote, prove it takes writes, rejoin the old side (planned), and take
 // and prove the first backup of the new timeline.
 import { WorkflowExecutionAlreadyStartedError } from '@temporalio/common';
-import { executeChild, ParentClosePolicy, startChild, workflowInfo } from '@temporalio/workflow';
+import { executeChild, ParentClosePolicy, patched, startChild, workflowInfo } from '@temporalio/workflow';
 import { siteActivities, siteLongActivities } from './activity-proxies';
 import { PreconditionFailedError } from './contracts/errors';
 import { lsnDiff } from './contracts/lsn';
@@ -13,7 +13,7 @@ import {
 import { ApprovalGate } from './phases/approval-gate';
 import { refuse } from './phases/failures';
 import { assessLoss, validatePromotion, type PromotionPlan } from './phases/promote-assess';
-import { awaitPromotionApproval, fenceOldPrimary, type Fence } from './phases/promote-fence';
+import { awaitPromotionApproval, fenceOldPrimary, NOT_YET_FENCED, type Fence } from './phases/promote-fence';
 import { RunbookRecord } from './phases/runbook-record';
 import type { forceBackup } from './force-backup';
 import type { fenceGuard } from './fence-guard';
@@ -27,11 +27,18 @@ export async function promote(input: PromoteInput): Promise<PromoteResult> {
     const plan = await record.phase('validate', () => validatePromotion(record, input));
     if (plan.alreadyPromoted) return finishAlreadyPromoted(record, plan);
     const assessed = await record.phase('assess', () => assessLoss(record, plan));
+    // A planned switchover asks before it fences, so the old primary stops taking writes only for the switch
+    // itself, not while a human reads the plan. Runs started before this change fenced first (patch marker).
+    const approveFirst = plan.mode === 'planned' && patched('planned-approval-before-fence');
+    const earlyApproval = approveFirst
+      ? await record.phase('approve', () => awaitPromotionApproval(record, gate, plan, assessed.estimate, NOT_YET_FENCED))
+      : null;
     changing = true;
     const { fence, estimate } = await record.phase('fence', () => fenceOldPrimary(record, plan, assessed.estimate));
-    const approval = await record.phase('approve', () => awaitPromotionApproval(record, gate, plan, estimate, fence));
+    const approval = earlyApproval ?? await record.phase('approve', () => awaitPromotionApproval(record, gate, plan, estimate, fence));
     await record.phase('promote', () => promoteStandby(record, plan));
     const writable = await record.phase('verify', () => verifyPromoted(record, plan, assessed.standbyTimeline));
+    const writeDowntimeMs = plan.mode === 'planned' && fence.startedAt !== null ? Date.parse(writable.writtenAt) - fence.startedAt : null;
     if (plan.mode === 'planned') await record.phase('rejoin-old-primary', () => rejoinOldPrimary(record, plan, fence));
     const backup = plan.takeBackup ? await record.phase('first-backup', () => takeFirstBackup(record, plan, writable.lsn)) : null;
     const guard = fence.state === 'UNCONFIRMED' ? await guardOldPrimary(record, plan) : null;
@@ -39,12 +46,13 @@ export async function promote(input: PromoteInput): Promise<PromoteResult> {
     const measuredRpoBytes = fence.result?.finalLsn ? Math.max(0, lsnDiff(fence.result.finalLsn, estimate.standbyReplayedLsn)) : null;
     record.step('report', 'done',
       `Promoted ${plan.target.ref}: writable ${rtoMs} ms after approval by ${approval.approver}, timeline ${assessed.standbyTimeline} -> ${writable.timeline}, ` +
-      `loss ${measuredRpoBytes ?? estimate.bytes ?? 'unknown'} bytes${measuredRpoBytes === null ? ' (estimated)' : ''}, fence ${fence.state}${backup ? `, first backup ${backup.backupName}` : ''}.`);
+      `loss ${measuredRpoBytes ?? estimate.bytes ?? 'unknown'} bytes${measuredRpoBytes === null ? ' (estimated)' : ''}, fence ${fence.state}` +
+      `${writeDowntimeMs === null ? '' : `, writes stopped for ${writeDowntimeMs} ms`}${backup ? `, first backup ${backup.backupName}` : ''}.`);
     record.finish('succeeded');
     return {
       cluster: plan.target.ref, source: plan.source?.ref ?? null, mode: plan.mode, alreadyPromoted: false, estimate,
       fence: fence.state, approval, timelineBefore: assessed.standbyTimeline, timelineAfter: writable.timeline,
-      rtoMs, measuredRpoBytes, backup, fenceGuard: guard, phaseDurationsMs: record.durations(),
+      rtoMs, writeDowntimeMs, measuredRpoBytes, backup, fenceGuard: guard, phaseDurationsMs: record.durations(),
     };
   } catch (err) {
     record.failed(err, { changedAnything: changing });
@@ -57,7 +65,7 @@ function finishAlreadyPromoted(record: RunbookRecord, plan: PromotionPlan): Prom
   return {
     cluster: plan.target.ref, source: plan.source?.ref ?? null, mode: plan.mode, alreadyPromoted: true, estimate: null,
     fence: 'NOT_NEEDED', approval: null as ApprovalRecord | null, timelineBefore: null, timelineAfter: 0,
-    rtoMs: null, measuredRpoBytes: null, backup: null, fenceGuard: null, phaseDurationsMs: record.durations(),
+    rtoMs: null, writeDowntimeMs: null, measuredRpoBytes: null, backup: null, fenceGuard: null, phaseDurationsMs: record.durations(),
   };
 }
 

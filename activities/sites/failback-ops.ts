@@ -2,7 +2,7 @@
 import { heartbeat } from '@temporalio/activity';
 import type { ActivityDeps } from '../deps';
 import { siteConfig } from '../deps';
-import type { ArchiveLocation, FormerPrimaryAssessment, QuarantineResult, StreamingEndpoint } from '../sites/site-driver';
+import type { ArchiveLocation, FormerPrimaryAssessment, QuarantineResult, ReseedResult, StreamingEndpoint } from '../sites/site-driver';
 import { parseClusterRef } from '../../workflows/contracts/clusters';
 
 /** Read-only: what the former primary holds (timeline, last LSN, system id, rewind prerequisites). */
@@ -41,7 +41,7 @@ export function createReseedAsStandby(deps: ActivityDeps) {
     sourceRef: string;
     fromArchive: { archive: ArchiveLocation; backupName: string };
     fromHost?: StreamingEndpoint;
-  }): Promise<{ changed: boolean }> {
+  }): Promise<ReseedResult> {
     const { site, cluster } = parseClusterRef(input.ref);
     return deps.driverFor(site).reseedAsStandby(
       cluster,

@@ -3,7 +3,7 @@ import { Client as PgClient } from 'pg';
 import type { LocalSiteConfig } from './sites-file';
 import type {
   BaseBackupRun, ClusterFacts, CreateStandbyRequest, DemoteRequest, DemoteResult, FenceResult, FormerPrimaryAssessment,
-  PatroniRole, QuarantineRequest, QuarantineResult, ReseedRequest, SecretValue, SiteDriver, StandbySource,
+  PatroniRole, QuarantineRequest, QuarantineResult, ReseedRequest, ReseedResult, SecretValue, SiteDriver, StandbySource,
 } from './site-driver';
 import { runLocalBaseBackup } from './local/base-backup';
 import { LocalRegion } from './local/region';
@@ -162,7 +162,7 @@ export class LocalSiteDriver implements SiteDriver {
   }
 
   /** Wipe and bootstrap as a standby of req.sourceRef from its backup (local/reseed.ts); checks run before the wipe. */
-  async reseedAsStandby(cluster: string, req: ReseedRequest, onProgress?: (detail: string) => void): Promise<{ changed: boolean }> {
+  async reseedAsStandby(cluster: string, req: ReseedRequest, onProgress?: (detail: string) => void): Promise<ReseedResult> {
     return this.region.reseedAsStandby(cluster, {
       sourceRef: req.sourceRef,
       fromArchive: { s3: req.fromArchive.archive.s3, walPrefix: req.fromArchive.archive.walPrefix, backupName: req.fromArchive.backupName },

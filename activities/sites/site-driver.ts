@@ -5,6 +5,17 @@ import type { S3ArchiveConfig } from './sites-file';
 
 export type PatroniRole = 'primary' | 'standby_leader' | 'replica' | 'unknown';
 
+export interface ReseedResult {
+  changed: boolean;
+  /**
+   * Where the cluster archives from now on. A reseed makes a new incarnation (a new uid, as the operator's
+   * delete-and-recreate does), so its archive starts under a new prefix.
+   */
+  walPrefix: string | null;
+  /** The prefix it archived to before, left untouched because it holds the diverged timeline; null when unchanged. */
+  previousWalPrefix: string | null;
+}
+
 export interface ArchiveLocation {
   s3: S3ArchiveConfig;
   /** `s3://<bucket>/<scope>/<cluster>/<uid>/wal/<major>`: WAL-G's WALG_S3_PREFIX, Spilo's WAL path. */
@@ -185,9 +196,9 @@ export interface SiteDriver {
    */
   quarantineWal(cluster: string, req: QuarantineRequest): Promise<QuarantineResult>;
   /**
-   * DESTRUCTIVE: stops the cluster, wipes its members' data and its DCS keys (secrets and uid kept) and bootstraps
-   * it as a fresh standby of req.sourceRef from the named base backup (+ archive and/or streaming), then waits for
-   * a running standby_leader. Quarantine first. `changed: false` when it already runs as a standby of sourceRef.
+   * DESTRUCTIVE: stops the cluster, wipes its members' data and its DCS keys (secrets kept) and bootstraps it as a
+   * fresh standby of req.sourceRef from the named base backup (+ archive and/or streaming), then waits for a
+   * running standby_leader. Quarantine first. `changed: false` when it already runs as a standby of sourceRef.
    */
-  reseedAsStandby(cluster: string, req: ReseedRequest, onProgress?: (detail: string) => void): Promise<{ changed: boolean }>;
+  reseedAsStandby(cluster: string, req: ReseedRequest, onProgress?: (detail: string) => void): Promise<ReseedResult>;
 }

@@ -184,7 +184,7 @@ describe('failback after an unplanned promotion', () => {
     log(`demoteToStandby(A) again: changed false in ${Date.now() - t0} ms`);
     // Already a standby of B: a reseed has nothing to do either.
     const reseedReq = { sourceRef: 'west/acid-b', fromArchive: { archive: bFacts.archive, backupName: bBackup }, fromHost: bFacts.streamingEndpoint };
-    expect(await east.reseedAsStandby('acid-a', reseedReq)).toEqual({ changed: false });
+    expect(await east.reseedAsStandby('acid-a', reseedReq)).toMatchObject({ changed: false, previousWalPrefix: null });
     const aa = await east.assessFormerPrimary('acid-a');
     expect(aa).toMatchObject({ running: true, timeline: 2, lastLsnSource: 'pg_last_wal_receive_lsn' });
   });
@@ -200,12 +200,16 @@ describe('failback after an unplanned promotion', () => {
     // Credential parity is the runbook's job: C gets B's secrets before it is rebuilt.
     await copySecrets(west, 'acid-b', east, 'acid-c');
     const req = { sourceRef: 'west/acid-b', fromArchive: { archive: bFacts.archive, backupName: bBackup }, fromHost: bFacts.streamingEndpoint };
+    const ownPrefix = east.region.getCluster('acid-c')!.archivePrefix;
     const steps: string[] = [];
     let t0 = Date.now();
     const r = await east.reseedAsStandby('acid-c', req, (d) => steps.push(`${Date.now() - t0} ms ${d}`));
     timings.reseed = Date.now() - t0;
     log(`reseedAsStandby(C) in ${timings.reseed} ms: ${JSON.stringify(r)}\n  ${steps.join('\n  ')}`);
     expect(r.changed).toBe(true);
+    // A new incarnation archives under a new prefix; the old one is left as it was.
+    expect(r).toMatchObject({ previousWalPrefix: ownPrefix, walPrefix: east.region.getCluster('acid-c')!.archivePrefix });
+    expect(r.walPrefix).not.toBe(ownPrefix);
     expect(await patroniNode(east, 'acid-c')).toMatchObject({ role: 'standby_leader', state: 'running', timeline: 2 });
     expect(await sysid(east, 'acid-c')).toBe(bSys);
     expect(await count(east, 'acid-c', "note = 'c-own'")).toBe(0);
@@ -214,7 +218,7 @@ describe('failback after an unplanned promotion', () => {
     expect(east.region.getCluster('acid-c')!.standby).toMatchObject({ sourceRef: 'west/acid-b' });
     await east.region.waitClusterReady('acid-c', { timeoutMs: 300_000 });
     t0 = Date.now();
-    expect(await east.reseedAsStandby('acid-c', req)).toEqual({ changed: false });
+    expect(await east.reseedAsStandby('acid-c', req)).toMatchObject({ changed: false, walPrefix: r.walPrefix });
     log(`reseedAsStandby(C) again: changed false in ${Date.now() - t0} ms; rewind ${timings.rewind} ms vs reseed ${timings.reseed} ms ` +
       `for ${BULK_ROWS} bulk rows; quarantine ${quarantine.bytes} bytes in ${quarantine.objects.length} objects, divergent WAL ${quarantine.divergentBytes} bytes`);
   });
@@ -289,6 +293,6 @@ describe('failback after an unplanned promotion', () => {
     await waitFor('e-after-promotion on D', 60_000, async () => ((await count(east, 'acid-d', "note = 'e-after-promotion'")) === 1 ? true : null));
     expect(await count(east, 'acid-d', "note like 'divergent-%'")).toBe(0);
     await east.region.waitClusterReady('acid-d', { timeoutMs: 300_000 });
-    expect(await east.reseedAsStandby('acid-d', rreq)).toEqual({ changed: false });
+    expect(await east.reseedAsStandby('acid-d', rreq)).toMatchObject({ changed: false, walPrefix: r.walPrefix });
   });
 });

@@ -8,32 +8,49 @@ import { RUNBOOK_NAMES, type FailbackInput, type FailbackResult, type PromoteRes
 import { withRunbookWorkers, type RunbookHarness } from '../helpers/runbook-workers';
 import { driverOf, roleOf, sql } from '../helpers/clusters';
 import { createSource, createStandbyPair, deleteStandbyPair, type StandbyPair } from '../helpers/standby-pair';
-import { listCompleteBackups } from '../../activities/s3/backup-catalogue';
+import { listCompleteBackups, splitS3Url } from '../../activities/s3/backup-catalogue';
+import { listKeys } from '../../activities/sites/local/s3-server';
+import type { ReseedRequest, SiteDriver } from '../../activities/sites/site-driver';
 import { startWriter } from '../helpers/writer';
 import { saveHistory } from '../helpers/histories';
+import { testLayout } from '../helpers/test-env';
+import { forkPointOf, partitionStandby, removeWalSegmentHolding, writeDivergentRows } from '../../scripts/lib/sandbox/faults';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 const ids = async (ref: string) => new Set((await sql<{ id: string }>(ref, 'SELECT id FROM public.writes')).map((r) => Number(r.id)));
 
-/** The source region is lost (its cluster stops, no worker serves it) and the standby is promoted, unplanned. */
-async function loseSourceAndPromote(pair: StandbyPair): Promise<number[]> {
+/**
+ * The source region is lost (its cluster stops, no worker serves it) and the standby is promoted, unplanned.
+ * With `diverge`, a partition first cuts the standby off and the source writes rows it never gets.
+ */
+async function loseSourceAndPromote(pair: StandbyPair, opts: { diverge?: boolean } = {}) {
   const writer = await startWriter(pair.source);
   await sleep(2000);
   const src = driverOf(pair.source);
+  const dst = driverOf(pair.standby);
+  let divergent: number[] = [];
+  if (opts.diverge) {
+    await writer.stop();
+    const port = (await src.driver.describeCluster(src.cluster))!.streamingEndpoint.port;
+    await partitionStandby(dst.driver, dst.cluster, port, testLayout().portBase + 4999);
+    divergent = await writeDivergentRows(src.driver, src.cluster);
+    await sleep(1000);
+  }
   await src.driver.region.stopCluster(src.cluster);
   await writer.stop();
-  await withRunbookWorkers(async (h) => {
+  const promoted = await withRunbookWorkers(async (h) => {
     const handle = await startRunbook(h.client, {
       workflowType: 'promote', runbook: RUNBOOK_NAMES.promote, cluster: pair.standby, taskQueue: h.taskQueue,
       input: { cluster: pair.standby, mode: 'unplanned', limits: { regionTimeoutSeconds: 3 }, takeBackup: false },
     });
     await approveWhenAsked(handle, 'oncall');
-    expect(((await handle.result()) as PromoteResult).fence).toBe('UNCONFIRMED');
+    return (await handle.result()) as PromoteResult;
   }, { sites: ['us'] });
+  expect(promoted.fence).toBe('UNCONFIRMED');
   // The promoted side keeps taking writes while the old region is away.
   for (let i = 1; i <= 20; i++) await sql(pair.standby, 'INSERT INTO public.writes (id) VALUES ($1)', [100_000 + i]);
-  return writer.acknowledged;
+  return { acknowledged: writer.acknowledged, divergent, promoted };
 }
 
 function startFailback(h: RunbookHarness, input: FailbackInput) {
@@ -97,8 +114,13 @@ describe('failback-reseed', () => {
 
       const failback = await startFailback(h, { primary: pair.standby, formerPrimary: pair.source, strategy: 'auto', switchBack: true });
       await approveWhenAsked(failback, 'alice');
+      // The switchback happens under a client that follows the primary: no write it was told committed is lost.
+      writer = await startWriter([pair.standby, pair.source], 20, 2_000_000);
       await approveWhenAsked(h.client.workflow.getHandle(`promote/${pair.source}`), 'alice');
       const result = (await failback.result()) as FailbackResult;
+      await sleep(1000);
+      await writer.stop();
+      const committedAcrossSwitchback = writer.acknowledged;
       expect(result.strategy).toBe('rewind');
       expect(await roleOf(pair.source)).toBe('primary');
       expect(await roleOf(pair.standby)).toBe('standby_leader');
@@ -107,6 +129,8 @@ describe('failback-reseed', () => {
       const final = await ids(pair.source);
       const lostOnEu = committedOnEu.filter((id) => !final.has(id));
       expect(committedOnUs.filter((id) => !final.has(id))).toEqual([]);
+      expect(committedAcrossSwitchback.filter((id) => !final.has(id))).toEqual([]);
+      expect(committedAcrossSwitchback.length).toBeGreaterThan(10);
       expect(committedOnUs.length).toBeGreaterThan(10);
       if (gate.estimate?.bytes === 0) expect(lostOnEu).toEqual([]);
       // Both regions have proven backups of their own timelines.
@@ -117,14 +141,15 @@ describe('failback-reseed', () => {
       }
       process.stdout.write(`[dr-cycle] committed on eu ${committedOnEu.length}, lost ${lostOnEu.length} (estimate ${JSON.stringify(gate.estimate)}); ` +
         `committed on us ${committedOnUs.length}; unplanned RTO ${t.unplannedRtoMs} ms; failback ${result.strategy} rewound=${result.rewound} ` +
-        `phases ${JSON.stringify(result.phaseDurationsMs)}; switchback RTO ${result.switchBack?.rtoMs} ms, LSNs ${result.switchBack?.estimate?.sourceLsn} -> ${result.switchBack?.estimate?.standbyReplayedLsn}\n`);
+        `phases ${JSON.stringify(result.phaseDurationsMs)}; switchback RTO ${result.switchBack?.rtoMs} ms, writes stopped ${result.switchBack?.writeDowntimeMs} ms ` +
+        `(longest gap a client saw ${writer.longestGapMs()} ms, ${committedAcrossSwitchback.length} rows committed across it, 0 missing), LSNs ${result.switchBack?.estimate?.sourceLsn} -> ${result.switchBack?.estimate?.standbyReplayedLsn}\n`);
     }, { sites: ['us'] });
   });
 
   it('rewinds the old primary into a standby of the promoted cluster, then switches back with zero loss', async () => {
     const pair = await createStandbyPair('fb');
     pairs.push(pair);
-    const acknowledged = await loseSourceAndPromote(pair);
+    const { acknowledged } = await loseSourceAndPromote(pair);
     // The old site's replication credentials drifted while it was away: failback must put the primary's back.
     const former = driverOf(pair.source);
     await former.driver.writeSecret(former.cluster, 'standby', { username: 'standby', password: 'drifted-while-away' });
@@ -191,5 +216,74 @@ describe('failback-reseed', () => {
       process.stdout.write(`[failback reseed] phases ${JSON.stringify(result.phaseDurationsMs)}\n`);
       await saveHistory(handle, 'failback-reseed.reseed');
     });
+  });
+  it('auto falls back to the approved reseed when pg_rewind fails (its WAL gone); the quarantine is in S3 before the wipe; a crash after the wipe is retried', async () => {
+    const pair = await createStandbyPair('ri');
+    pairs.push(pair);
+    const { acknowledged, divergent, promoted } = await loseSourceAndPromote(pair, { diverge: true });
+    const former = driverOf(pair.source);
+    const primarySide = driverOf(pair.standby);
+    // The WAL back to the fork point is gone from the former primary, as if recycled: a rewind cannot work.
+    const fork = await forkPointOf(primarySide.driver, primarySide.cluster, promoted.timelineAfter, promoted.timelineBefore!);
+    expect(removeWalSegmentHolding(former.driver, former.cluster, promoted.timelineBefore!, fork).length).toBeGreaterThan(0);
+    const oldPrefix = (await former.driver.describeCluster(former.cluster))!.archive.walPrefix;
+    const s3 = former.driver.cfg.s3;
+    const keysUnder = (url: string) => listKeys(s3, s3.bucket, `${splitS3Url(url).key}/`);
+    const oldArchive = await keysUnder(oldPrefix);
+
+    // At the wipe: what is in the quarantine already. The first attempt dies right after the wipe, as a worker would.
+    const atWipe: string[][] = [];
+    const crashAfterWipe = (driver: SiteDriver): SiteDriver => Object.assign(Object.create(driver) as SiteDriver, {
+      reseedAsStandby: async (cluster: string, req: ReseedRequest, onProgress?: (d: string) => void) => {
+        atWipe.push(await listKeys(s3, s3.bucket, `quarantine/${cluster}/`));
+        return driver.reseedAsStandby(cluster, req, (d) => {
+          if (atWipe.length === 1 && d.startsWith('bootstrap')) throw new Error('simulated worker crash right after the wipe');
+          onProgress?.(d);
+        });
+      },
+    });
+    await withRunbookWorkers(async (h) => {
+      const handle = await startFailback(h, { primary: pair.standby, formerPrimary: pair.source, strategy: 'auto', switchBack: true });
+      const gate = await approveWhenAsked(handle, 'alice');
+      expect(gate.plan).toMatch(/should pg_rewind fail, WIPE and reseed it/);
+      expect(gate.requires.acknowledgeDataLoss).toBe(true);
+      await approveWhenAsked(h.client.workflow.getHandle(`promote/${pair.source}`), 'alice');
+      const result = (await handle.result()) as FailbackResult;
+      expect(result).toMatchObject({ strategy: 'reseed', rewound: false, alreadyRejoined: false });
+      expect(result.choiceReason).toMatch(/pg_rewind failed, so reseeded as approved/);
+
+      const journal = await handle.query(getJournalQuery);
+      const steps = journal.map((e) => `${e.step}:${e.outcome}`);
+      expect(steps).toEqual(expect.arrayContaining(['choose-strategy:done', 'quarantine:done', 'approval:done', 'rewind:failed', 'reseed:done']));
+      expect(steps.filter((x) => x.startsWith('reseed:'))).toEqual(['reseed:done']);
+      expect(steps.indexOf('quarantine:done')).toBeLessThan(steps.indexOf('reseed:done'));
+      // The quarantine (manifest and WAL) was in S3 before the first attempt wiped anything.
+      expect(atWipe.length).toBe(2);
+      const manifestKey = splitS3Url(result.quarantine!.manifest).key;
+      expect(atWipe[0]).toContain(manifestKey);
+      expect(atWipe[0].filter((k) => k !== manifestKey).length).toBe(result.quarantine!.objects);
+
+      // The reseeded cluster is a new incarnation with its own archive; the old prefix, diverged timeline and
+      // all, is untouched.
+      const reseedStep = journal.find((e) => e.step === 'reseed')!;
+      const newPrefix = (await former.driver.describeCluster(former.cluster))!.archive.walPrefix;
+      expect(newPrefix).not.toBe(oldPrefix);
+      expect(reseedStep.facts).toMatchObject({ walPrefix: newPrefix, previousWalPrefix: oldPrefix });
+      expect(await keysUnder(oldPrefix)).toEqual(expect.arrayContaining(oldArchive));
+
+      // Switched back: the former primary leads with everything the promoted side had, and nothing it alone wrote.
+      expect(await roleOf(pair.source)).toBe('primary');
+      expect(await roleOf(pair.standby)).toBe('standby_leader');
+      const final = await ids(pair.source);
+      expect(acknowledged.filter((id) => !final.has(id))).toEqual([]);
+      for (let i = 1; i <= 20; i++) expect(final.has(100_000 + i)).toBe(true);
+      expect(divergent.filter((id) => final.has(id))).toEqual([]);
+      expect(result.switchBack).toMatchObject({ fence: 'CONFIRMED', measuredRpoBytes: 0 });
+      const backups = await listCompleteBackups(s3, newPrefix);
+      expect(backups.map((b) => b.name)).toContain(result.switchBack!.backup!.backupName);
+      process.stdout.write(`[failback rewind impossible] fork ${fork}, divergent ${result.divergentBytes} bytes kept in ${result.quarantine!.objects} objects, ` +
+        `archive ${oldPrefix} -> ${newPrefix}, phases ${JSON.stringify(result.phaseDurationsMs)}\n`);
+      await saveHistory(handle, 'failback-reseed.rewind-failed');
+    }, { wrapDriver: crashAfterWipe });
   });
 });

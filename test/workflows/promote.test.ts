@@ -36,29 +36,36 @@ describe('promote', () => {
     for (const p of pairs) await deleteStandbyPair(p);
   });
 
-  it('planned: fences the source, loses no acknowledged write, promotes, rejoins the old primary and proves a first backup', async () => {
+  it('planned: asks first, then fences the source, loses no acknowledged write, promotes, rejoins the old primary and proves a first backup', async () => {
     const pair = await createStandbyPair('pl');
     pairs.push(pair);
-    const writer = await startWriter(pair.source);
+    // A client that follows the primary, as an application behind the switchover would.
+    const writer = await startWriter([pair.source, pair.standby]);
     await withRunbookWorkers(async (h) => {
       const handle = await startPromote(h, { cluster: pair.standby, mode: 'planned', approvalTimeoutSeconds: 600 });
       const gate = await pendingGate(handle);
-      expect(gate).toMatchObject({ gate: 'promote', fence: 'CONFIRMED', requires: { acknowledgeDataLoss: false, acknowledgeUnconfirmedFence: false } });
-      expect(gate.estimate).toMatchObject({ bytes: 0, withinPolicy: true });
-      await writer.stop();
+      expect(gate).toMatchObject({ gate: 'promote', fence: 'PENDING', requires: { acknowledgeDataLoss: false, acknowledgeUnconfirmedFence: false } });
+      expect(gate.plan).toMatch(/after this approval eu\/acid-pl stops taking writes/);
+      // While a human reads the plan, the source still takes writes.
+      await sql(pair.source, 'INSERT INTO public.writes (id) VALUES (-7)');
+      expect(await roleOf(pair.source)).toBe('primary');
       const record = await handle.executeUpdate(approveUpdate, { args: [{ approver: 'alice', ticket: 'CHG-1', comment: 'planned test' }] });
       expect(record).toMatchObject({ decision: 'approved', approver: 'alice', ticket: 'CHG-1', via: 'update' });
       const result = (await handle.result()) as PromoteResult;
+      await writer.stop();
       expect(result).toMatchObject({ alreadyPromoted: false, fence: 'CONFIRMED', measuredRpoBytes: 0 });
       expect(result.timelineAfter).toBeGreaterThan(result.timelineBefore!);
       expect(result.rtoMs).toBeGreaterThanOrEqual(0);
+      expect(result.writeDowntimeMs).toBeGreaterThan(0);
 
-      // Every write the source acknowledged is on the promoted cluster.
+      // Every write acknowledged on either side, before, during and after the switch, is on the promoted cluster.
       expect(writer.acknowledged.length).toBeGreaterThan(10);
       const rows = await sql<{ id: string }>(pair.standby, 'SELECT id FROM public.writes');
       const present = new Set(rows.map((r) => Number(r.id)));
       expect(writer.acknowledged.filter((id) => !present.has(id))).toEqual([]);
-      process.stdout.write(`[promote planned] acknowledged ${writer.acknowledged.length}, lost 0, RTO ${result.rtoMs} ms, phases ${JSON.stringify(result.phaseDurationsMs)}\n`);
+      expect(present.has(-7)).toBe(true);
+      process.stdout.write(`[promote planned] acknowledged ${writer.acknowledged.length}, lost 0, RTO ${result.rtoMs} ms, ` +
+        `writes stopped ${result.writeDowntimeMs} ms (runbook), longest gap a client saw ${writer.longestGapMs()} ms, phases ${JSON.stringify(result.phaseDurationsMs)}\n`);
 
       // The old primary follows the new one; the first backup of the new timeline is in S3.
       expect(await roleOf(pair.source)).toBe('standby_leader');
@@ -70,9 +77,10 @@ describe('promote', () => {
       expect(result.backup!.timeline).toBe(result.timelineAfter);
 
       const steps = (await handle.query(getJournalQuery)).map((e) => e.step);
-      expect(steps).toEqual(['validate-request', 'estimate-loss', 'check-streaming', 'fence-old-primary', 'catch-up', 'approval',
+      expect(steps).toEqual(['validate-request', 'estimate-loss', 'approval', 'check-streaming', 'fence-old-primary', 'catch-up',
         'remove-standby-config', 'verify-writable', 'rejoin-old-primary', 'first-backup', 'report']);
-      await saveHistory(handle, 'promote.planned');
+      // promote.planned.json is a run from before the approval moved ahead of the fence: it replays the old order.
+      await saveHistory(handle, 'promote.planned-asks-first');
 
       // Promoting it again is success without change.
       const again = await startPromote(h, { cluster: pair.standby, mode: 'planned' });
@@ -131,7 +139,7 @@ describe('promote', () => {
     pairs.push(pair);
     rmSync(NOTIFY_FILE, { force: true });
     await withRunbookWorkers(async (h) => {
-      // Rejected by signal: the fence is lifted, the source takes writes again, the standby is still a standby.
+      // Rejected by signal: a planned switchover asks before it fences, so the source never stopped taking writes.
       const rejected = await startPromote(h, { cluster: pair.standby, mode: 'planned', approvalTimeoutSeconds: 600 });
       await pendingGate(rejected);
       await expect(startPromote(h, { cluster: pair.standby, mode: 'planned' })).rejects.toThrow(RunbookAlreadyRunningError);
@@ -140,10 +148,12 @@ describe('promote', () => {
       expect(await roleOf(pair.source)).toBe('primary');
       expect(await roleOf(pair.standby)).toBe('standby_leader');
       await sql(pair.source, 'INSERT INTO public.writes (id) VALUES (-1)');
-      await saveHistory(rejected, 'promote.rejected');
+      expect((await rejected.query(getJournalQuery)).map((e) => e.step)).not.toContain('fence-old-primary');
+      await saveHistory(rejected, 'promote.rejected-asks-first');
 
-      // Nobody answers: escalation, then abort with nothing changed.
-      const ignored = await startPromote(h, { cluster: pair.standby, mode: 'planned', approvalTimeoutSeconds: 3 });
+      // Unplanned with the source still reachable: it is fenced before the gate, so the human sees a confirmed
+      // fence. Nobody answers: escalation, the fence is lifted, nothing changed.
+      const ignored = await startPromote(h, { cluster: pair.standby, mode: 'unplanned', approvalTimeoutSeconds: 3 });
       expect(await failureType(ignored)).toBe('ApprovalTimedOutError');
       expect(existsSync(NOTIFY_FILE)).toBe(true);
       const events = readFileSync(NOTIFY_FILE, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { workflowId: string; cluster: string });
@@ -151,8 +161,8 @@ describe('promote', () => {
       expect(await roleOf(pair.source)).toBe('primary');
       expect(await roleOf(pair.standby)).toBe('standby_leader');
       const journal = await ignored.query(getJournalQuery);
-      expect(journal.map((e) => `${e.step}:${e.outcome}`)).toEqual(expect.arrayContaining(['approval:failed', 'lift-fence:done']));
-      await saveHistory(ignored, 'promote.timed-out');
+      expect(journal.map((e) => `${e.step}:${e.outcome}`)).toEqual(expect.arrayContaining(['fence-old-primary:done', 'approval:failed', 'lift-fence:done']));
+      await saveHistory(ignored, 'promote.unplanned-timed-out');
     });
   });
 });

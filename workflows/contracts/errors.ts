@@ -28,6 +28,12 @@ export class PreconditionFailedError extends RunbookError {
   readonly retryable = false;
 }
 
+/**
+ * pg_rewind ran and failed (e.g. the WAL back to the last common checkpoint is gone): the cluster can only come back
+ * by a reseed. Patroni does not retry it, so neither does the runbook.
+ */
+export class RewindFailedError extends PreconditionFailedError {}
+
 /** A site or one of its parts (Patroni, Postgres, S3, etcd) cannot be reached right now. */
 export class SiteUnreachableError extends RunbookError {
   readonly retryable = true;
@@ -53,7 +59,7 @@ export class BackupNotProvenError extends RunbookError {
 
 /** Every failure type a runbook treats as final. */
 export const NON_RETRYABLE_ERROR_TYPES = [
-  'BadInputError', 'ClusterNotFoundError', 'PreconditionFailedError', 'WaitTimedOutError', 'BackupNotProvenError',
+  'BadInputError', 'ClusterNotFoundError', 'PreconditionFailedError', 'RewindFailedError', 'WaitTimedOutError', 'BackupNotProvenError',
 ];
 
 export function toApplicationFailure(err: RunbookError): ApplicationFailure {

@@ -92,7 +92,8 @@ export interface PromoteInput {
   };
 }
 
-export type FenceState = 'CONFIRMED' | 'UNCONFIRMED' | 'NOT_NEEDED';
+/** PENDING: a planned switchover asks first and fences after the approval, so writes stop only for the switch. */
+export type FenceState = 'CONFIRMED' | 'UNCONFIRMED' | 'NOT_NEEDED' | 'PENDING';
 
 export interface LossEstimate {
   sourceReachable: boolean;
@@ -128,6 +129,12 @@ export interface PromoteResult {
   timelineAfter: number;
   /** Milliseconds from approval to the first accepted write on the promoted cluster. */
   rtoMs: number | null;
+  /**
+   * Planned: milliseconds from the start of the fence (the old primary takes no write after it) to the runbook's
+   * marker write on the promoted cluster: an upper bound of the write outage clients saw (they may write a little
+   * before the marker). Null when unplanned (the outage began with the loss).
+   */
+  writeDowntimeMs: number | null;
   /** Bytes of WAL the source had that the promoted cluster does not (measured when the source was reachable). */
   measuredRpoBytes: number | null;
   backup: ForceBackupResult | null;

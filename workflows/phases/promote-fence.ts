@@ -1,5 +1,6 @@
-// promote, the old side and the human: fence the old primary, catch up (planned), then ask for approval;
-// a rejection or a timeout lifts the fence again, so nothing is left changed.
+// promote, the old side and the human. Unplanned: fence the old primary (or find it unreachable), then ask, so
+// the human sees the fence state; a rejection or a timeout lifts a fence this run set. Planned: ask first, then
+// fence and let the standby replay everything the old primary wrote; if it does not, the fence is lifted.
 import { siteActivities, siteLongActivities, siteProbeActivities } from '../activity-proxies';
 import type { ApprovalRecord, FenceState, LossEstimate } from '../contracts/runbooks';
 import { failureFacts } from './failures';
@@ -13,6 +14,8 @@ export interface Fence {
   /** Set when this run stopped the old primary, so it can undo that on rejection or timeout. */
   fencedByUs: boolean;
   result: FenceResult | null;
+  /** Workflow time the fence was started: the old primary takes no write after it. Null when never started. */
+  startedAt: number | null;
 }
 
 export async function fenceOldPrimary(record: RunbookRecord, plan: PromotionPlan, estimate: LossEstimate): Promise<{ fence: Fence; estimate: LossEstimate }> {
@@ -24,12 +27,13 @@ export async function fenceOldPrimary(record: RunbookRecord, plan: PromotionPlan
   }
   let result: FenceResult | null = null;
   let why = '';
+  const startedAt = Date.now();
   try {
     result = await siteProbeActivities(source.site, plan.regionTimeoutSeconds).siteFenceCluster({ ref: source.ref });
   } catch (err) {
     why = failureFacts(err).message;
   }
-  const fence: Fence = { state: result?.confirmed ? 'CONFIRMED' : 'UNCONFIRMED', fencedByUs: !!result?.changed, result };
+  const fence: Fence = { state: result?.confirmed ? 'CONFIRMED' : 'UNCONFIRMED', fencedByUs: !!result?.changed, result, startedAt };
   record.step('fence-old-primary', result?.confirmed ? 'done' : 'failed', result
     ? `Fenced ${source.ref}: ${result.detail} Fence ${fence.state}${result.finalLsn ? `, last checkpoint ${result.finalLsn}` : ''}.`
     : `Could not fence ${source.ref} (${why}): fence UNCONFIRMED — it may still take writes if its region comes back.`,
@@ -52,6 +56,9 @@ export async function fenceOldPrimary(record: RunbookRecord, plan: PromotionPlan
   return { fence, estimate: { ...estimate, sourceLsn: result.finalLsn, standbyReplayedLsn: caughtUp.replayedLsn, bytes: 0, seconds: 0, withinPolicy: true } };
 }
 
+/** The fence a planned switchover shows at its approval: none yet, set only after the human said yes. */
+export const NOT_YET_FENCED: Fence = { state: 'PENDING', fencedByUs: false, result: null, startedAt: null };
+
 /** Undo this run's fence: used when a human says no or does not answer. */
 export async function liftFence(record: RunbookRecord, plan: PromotionPlan, fence: Fence, why: string): Promise<void> {
   if (!fence.fencedByUs || !plan.source) return;
@@ -63,16 +70,20 @@ export async function awaitPromotionApproval(
   record: RunbookRecord, gate: ApprovalGate, plan: PromotionPlan, estimate: LossEstimate, fence: Fence,
 ): Promise<ApprovalRecord> {
   const loss = estimate.bytes === null ? 'unknown' : `${estimate.bytes} bytes / ${estimate.seconds ?? '?'} s`;
+  const switchover = fence.state === 'PENDING';
   return gate.decide({
     gate: 'promote',
     runbook: 'promote',
     cluster: plan.target.ref,
-    plan: `Promote ${plan.target.ref} to primary (${plan.mode}); estimated loss ${loss}; old primary ${plan.source?.ref} fence ${fence.state}.` +
+    plan: (switchover
+      ? `Switch over to ${plan.target.ref} (planned, zero loss): after this approval ${plan.source?.ref} stops taking writes, ` +
+        `${plan.target.ref} (now ${loss} behind) replays all of its WAL and is promoted; if it does not catch up, ${plan.source?.ref} takes writes again and nothing is promoted.`
+      : `Promote ${plan.target.ref} to primary (${plan.mode}); estimated loss ${loss}; old primary ${plan.source?.ref} fence ${fence.state}.`) +
       (plan.mode === 'planned' ? ` Afterwards ${plan.source?.ref} becomes a standby of ${plan.target.ref}.` : '') +
       (plan.takeBackup ? ' Then a first base backup is taken and proven.' : ''),
     estimate,
     fence: fence.state,
-    requires: { acknowledgeDataLoss: !estimate.withinPolicy, acknowledgeUnconfirmedFence: fence.state === 'UNCONFIRMED' },
+    requires: { acknowledgeDataLoss: !switchover && !estimate.withinPolicy, acknowledgeUnconfirmedFence: fence.state === 'UNCONFIRMED' },
   }, plan.approvalTimeoutSeconds, {
     what: `promoting ${plan.target.ref}`,
     abortedMeans: 'nothing was promoted',

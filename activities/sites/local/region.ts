@@ -20,7 +20,7 @@ import { leaderOf, patroniGet, type PatroniClusterMember, type PatroniClusterVie
 import { lookupUser } from './processes';
 import { ensureBucket } from './s3-server';
 import { SecretStore, type Credentials } from './secret-store';
-import type { DemoteResult, FenceResult, FormerPrimaryAssessment, QuarantineRequest, QuarantineResult } from '../site-driver';
+import type { DemoteResult, FenceResult, FormerPrimaryAssessment, QuarantineRequest, QuarantineResult, ReseedResult } from '../site-driver';
 import { assessFormerPrimary } from './former-primary';
 import { quarantineWal } from './quarantine-wal';
 import { reseedAsStandby, type ReseedSpec } from './reseed';
@@ -286,7 +286,7 @@ export class LocalRegion {
     return quarantineWal(this, name, req);
   }
 
-  reseedAsStandby(name: string, req: ReseedSpec, opts?: { onProgress?: ProgressFn; timeoutMs?: number }): Promise<{ changed: boolean }> {
+  reseedAsStandby(name: string, req: ReseedSpec, opts?: { onProgress?: ProgressFn; timeoutMs?: number }): Promise<ReseedResult> {
     return reseedAsStandby(this, name, req, opts);
   }
 

@@ -1,10 +1,15 @@
 // Failback by reseeding: when a former primary cannot be rewound (another system identifier, no WAL for the
 // rewind, a failed pg_rewind), its data is thrown away and it is bootstrapped again as a fresh standby of the
 // promoted cluster, from that cluster's base backup and archive and/or by streaming. DESTRUCTIVE: the runbook
-// quarantines the divergent WAL first. Name, uid (hence its own archive prefix), member count and secrets stay.
+// quarantines the divergent WAL first. Name, member count and secrets stay; the uid does not: like the operator's
+// delete-and-recreate, the reseeded cluster is a new incarnation that archives under a new prefix, and the old
+// prefix, which holds the diverged timeline (WAL and history files the new primary's history does not know), is
+// left untouched, so no later restore can mix the two histories.
+import { randomUUID } from 'node:crypto';
 import { existsSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { BadInputError, ClusterNotFoundError, PreconditionFailedError, SiteUnreachableError } from '../../../workflows/contracts/errors';
+import type { ReseedResult } from '../site-driver';
 import type { S3ArchiveConfig } from '../sites-file';
 import { checkSourceHost, resolveSourceBackup } from './cluster-checks';
 import { clusterDir, clustersDir, type CreateLocalClusterSpec, type LocalClusterInfo } from './cluster-files';
@@ -24,7 +29,9 @@ export interface ReseedSpec {
 
 /** What survives the wipe, written before it: a retry after a crash mid-wipe still knows what to re-create. */
 interface Pending {
+  /** The new incarnation's uid, chosen once so a retry re-creates the same one. */
   uid: string;
+  previousArchivePrefix: string | null;
   members: number;
   archive: boolean;
   sourceRef: string;
@@ -84,7 +91,7 @@ export async function reseedAsStandby(
   name: string,
   req: ReseedSpec,
   opts: { onProgress?: ProgressFn; timeoutMs?: number } = {},
-): Promise<{ changed: boolean }> {
+): Promise<ReseedResult> {
   const progress: ProgressFn = opts.onProgress ?? (() => undefined);
   const info = region.getCluster(name);
   let pending = readPending(region.cfg.dataDir, name);
@@ -95,14 +102,19 @@ export async function reseedAsStandby(
       cluster: name, pending: pending.sourceRef,
     });
   }
-  if (info && !pending && (await alreadyStandbyOf(region, info, req))) return { changed: false };
+  if (info && !pending && (await alreadyStandbyOf(region, info, req))) {
+    return { changed: false, walPrefix: info.archivePrefix, previousWalPrefix: null };
+  }
+  if (!pending) {
+    pending = { uid: randomUUID(), previousArchivePrefix: info!.archivePrefix, members: info!.members.length, archive: info!.archive, sourceRef: req.sourceRef };
+  }
 
   const spec: CreateLocalClusterSpec = {
     name,
-    uid: pending?.uid ?? info!.uid,
+    uid: pending.uid,
     pgVersion: 15,
-    members: pending?.members ?? info!.members.length,
-    archive: pending?.archive ?? info!.archive,
+    members: pending.members,
+    archive: pending.archive,
     standby: {
       fromArchive: { s3: req.fromArchive.s3, walPrefix: req.fromArchive.walPrefix, backupName: req.fromArchive.backupName },
       fromHost: req.fromHost,
@@ -120,18 +132,16 @@ export async function reseedAsStandby(
   await resolveSourceBackup(spec);
 
   // A cluster.json of our own re-creation (same source) is a creation to finish; anything else is wiped.
-  const recreating = !!pending && info?.standby?.sourceRef === req.sourceRef;
+  const recreating = info?.uid === pending.uid;
   if (info && !recreating) {
-    if (!pending) {
-      pending = { uid: info.uid, members: info.members.length, archive: info.archive, sourceRef: req.sourceRef };
-      writeFileAtomic(pendingFile(region.cfg.dataDir, name), JSON.stringify(pending) + '\n', 0o644);
-    }
+    const file = pendingFile(region.cfg.dataDir, name);
+    if (!existsSync(file)) writeFileAtomic(file, JSON.stringify(pending) + '\n', 0o644);
     progress({ phase: 'wipe', detail: `stopping ${name} and removing its data and DCS keys` });
     await wipe(region, info);
   }
   progress({ phase: 'bootstrap', detail: `re-creating ${name} as a standby of ${req.sourceRef} from ${req.fromArchive.backupName}` });
-  await region.createCluster(spec, { onProgress: opts.onProgress, timeoutMs: opts.timeoutMs });
+  const created = await region.createCluster(spec, { onProgress: opts.onProgress, timeoutMs: opts.timeoutMs });
   const file = pendingFile(region.cfg.dataDir, name);
   if (existsSync(file)) rmSync(file);
-  return { changed: true };
+  return { changed: true, walPrefix: created.cluster.archivePrefix, previousWalPrefix: pending.previousArchivePrefix };
 }

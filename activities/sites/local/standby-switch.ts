@@ -4,7 +4,7 @@
 import { statSync } from 'node:fs';
 import { join } from 'node:path';
 import { Client, type ClientConfig } from 'pg';
-import { BadInputError, PreconditionFailedError, SiteUnreachableError } from '../../../workflows/contracts/errors';
+import { BadInputError, PreconditionFailedError, RewindFailedError, SiteUnreachableError } from '../../../workflows/contracts/errors';
 import type { S3ArchiveConfig } from '../sites-file';
 import type { DemoteResult } from '../site-driver';
 import { clusterDir, withRegionLock, writeClusterFile, type LocalClusterInfo, type StandbySpec } from './cluster-files';
@@ -194,7 +194,7 @@ const logsOf = (region: RegionHandle, info: LocalClusterInfo) =>
 
 /**
  * Until the leader is a running standby_leader, and when streaming, its WAL receiver streams from fromHost.
- * A pg_rewind that failed on every member that tried it ends the wait at once (PreconditionFailedError): Patroni
+ * A pg_rewind that failed on every member that tried it ends the wait at once (RewindFailedError): Patroni
  * does not retry it, so only a reseed brings such a cluster back.
  */
 async function waitFollowing(region: SwitchHandle, info: LocalClusterInfo, req: DemoteSpec, timeoutMs: number, since: Date): Promise<void> {
@@ -204,7 +204,7 @@ async function waitFollowing(region: SwitchHandle, info: LocalClusterInfo, req: 
     async () => {
       const rw = rewindsSince(logsOf(region, info), since);
       if (rw.failed.length && !rw.rewound) {
-        throw new PreconditionFailedError(
+        throw new RewindFailedError(
           `${region.name}/${info.name}: pg_rewind against ${req.sourceRef} failed on ${rw.failed.join(', ')}: it must be reseeded\n` +
             rw.lines.slice(-15).join('\n'),
           { cluster: info.name, source: req.sourceRef, failed: rw.failed },

@@ -1,6 +1,6 @@
 // `scripts/sandbox dr-cycle`: the whole disaster on the sandbox's demo cluster, with the real runbooks and
 // workers: a writer on eu, region eu lost, unplanned promote of us, writes on us, eu back and found fenced,
-// failback by rewind (or reseed), switchback to the original topology. The demo gives the approvals itself and
+// failback by rewind (or, with --rewind-impossible, a reseed), switchback to the original topology. The demo gives the approvals itself and
 // says so; in production a human gives them (UI, temporal CLI, or an incident tool).
 import type { Client, WorkflowHandle } from '@temporalio/client';
 import { approveUpdate, getPendingApprovalQuery, type PendingApproval } from '../../../workflows/contracts/approvals';
@@ -10,6 +10,7 @@ import { startRunbook } from '../runbook-client';
 import { startWriter } from '../writer';
 import type { SandboxLayout } from './layout';
 import type { SandboxRegions } from './regions';
+import { forkPointOf, partitionStandby, removeWalSegmentHolding, writeDivergentRows } from './faults';
 import { startWorker, stopWorker } from './workers';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -28,7 +29,17 @@ async function approveAsDemo(handle: WorkflowHandle, say: (l: string) => void): 
   return gate;
 }
 
-export async function drCycle(layout: SandboxLayout, regions: SandboxRegions, client: Client, bundle: string, say: (l: string) => void): Promise<void> {
+export interface DrCycleOptions {
+  /**
+   * The second run the issue asks for: us is cut off before eu is lost (so eu diverges), and the WAL a pg_rewind of
+   * eu would need is removed before it comes back, so failback (auto) must fall back to a reseed.
+   */
+  rewindImpossible: boolean;
+}
+
+export async function drCycle(
+  layout: SandboxLayout, regions: SandboxRegions, client: Client, bundle: string, say: (l: string) => void, opts: DrCycleOptions,
+): Promise<void> {
   const { source, target } = layout.demo;
   const eu = regions.drivers[parseClusterRef(source).site];
   const us = regions.drivers[parseClusterRef(target).site];
@@ -41,8 +52,15 @@ export async function drCycle(layout: SandboxLayout, regions: SandboxRegions, cl
   await eu.withLeaderSql(euCluster, (c) => c.query('CREATE TABLE IF NOT EXISTS public.writes (id bigint PRIMARY KEY, at timestamptz NOT NULL DEFAULT now())'));
   const first = Date.now();
   say(`1. a writer inserts into ${source} every 20 ms`);
-  let writer = await startWriter(eu, euCluster, 20, first);
+  let writer = await startWriter([{ driver: eu, cluster: euCluster }], 20, first);
   await sleep(3000);
+  let divergent: number[] = [];
+  if (opts.rewindImpossible) {
+    say(`   a partition cuts ${target} off ${source}, which goes on writing (it diverges)`);
+    await partitionStandby(us, usCluster, a.streamingEndpoint.port, layout.portBase + 4999);
+    divergent = await writeDivergentRows(eu, euCluster);
+    await sleep(1000);
+  }
   say('2. region eu is lost: worker-eu, its clusters and its etcd stop');
   await stopWorker(layout, 'eu');
   await eu.region.stopCluster(euCluster);
@@ -61,7 +79,7 @@ export async function drCycle(layout: SandboxLayout, regions: SandboxRegions, cl
   say(`   ${target} is primary: RTO ${promoted.rtoMs} ms, fence ${promoted.fence}, first backup ${promoted.backup?.backupName}`);
 
   say(`4. writes go on in ${target}`);
-  writer = await startWriter(us, usCluster, 20, first + 10_000_000);
+  writer = await startWriter([{ driver: us, cluster: usCluster }], 20, first + 10_000_000);
   await sleep(3000);
   await writer.stop();
   const onUs = writer.acknowledged;
@@ -70,27 +88,38 @@ export async function drCycle(layout: SandboxLayout, regions: SandboxRegions, cl
   await eu.region.startEtcd();
   await startWorker(layout, 'eu', bundle);
   if (promoted.fenceGuard) await client.workflow.getHandle(promoted.fenceGuard).result();
+  if (opts.rewindImpossible) {
+    const fork = await forkPointOf(us, usCluster, promoted.timelineAfter, promoted.timelineBefore!);
+    const removed = removeWalSegmentHolding(eu, euCluster, promoted.timelineBefore!, fork);
+    say(`   the WAL a rewind of ${source} needs is gone (as if recycled): removed ${removed.join(', ')}`);
+  }
   await eu.region.startCluster(euCluster);
   await sleep(5000);
   const fenced = await eu.withLeaderSql(euCluster, (c) => c.query('INSERT INTO public.writes (id) VALUES (-1)')).then(() => false, () => true);
   say(`   an INSERT into ${source} ${fenced ? 'was refused: it is fenced' : 'SUCCEEDED: split brain!'}`);
 
-  say(`6. failback-reseed (auto) of ${source}, then switchback`);
+  say(`6. failback-reseed (auto) of ${source}, then switchback under a writer that follows the primary`);
   const failback = await startRunbook(client, {
     workflowType: 'failbackReseed', runbook: RUNBOOK_NAMES.failbackReseed, cluster: source,
     input: { primary: target, formerPrimary: source, strategy: 'auto', switchBack: true },
   });
   await approveAsDemo(failback, say);
+  writer = await startWriter([{ driver: us, cluster: usCluster }, { driver: eu, cluster: euCluster }], 20, first + 20_000_000);
   await approveAsDemo(client.workflow.getHandle(`promote/${source}`), say);
   const result = (await failback.result()) as FailbackResult;
+  await sleep(1000);
+  await writer.stop();
+  const acrossSwitchback = writer.acknowledged;
 
-  const final = new Set((await eu.withLeaderSql(euCluster, (c) => c.query<{ id: string }>('SELECT id FROM public.writes WHERE id >= $1', [first]))).rows.map((r) => Number(r.id)));
-  const lostEu = onEu.filter((id) => !final.has(id));
-  const lostUs = onUs.filter((id) => !final.has(id));
+  const final = new Set((await eu.withLeaderSql(euCluster, (c) => c.query<{ id: string }>('SELECT id FROM public.writes'))).rows.map((r) => Number(r.id)));
+  const missing = (ids: number[]) => ids.filter((id) => !final.has(id)).length;
   say('');
   say(`Cycle done: ${source} is primary again, ${target} follows it.`);
-  say(`  rows committed on eu ${onEu.length}, missing at the end ${lostEu.length} (loss estimate at promotion: ${gate.estimate?.bytes ?? '?'} bytes, basis ${gate.estimate?.basis})`);
-  say(`  rows committed on us ${onUs.length}, missing at the end ${lostUs.length}`);
-  say(`  unplanned RTO ${promoted.rtoMs} ms; failback by ${result.strategy}${result.rewound ? ' (pg_rewind ran)' : ''}; switchback RTO ${result.switchBack?.rtoMs} ms, loss ${result.switchBack?.measuredRpoBytes} bytes`);
+  say(`  rows committed on eu ${onEu.length}, missing at the end ${missing(onEu)} (loss estimate at promotion: ${gate.estimate?.bytes ?? '?'} bytes, basis ${gate.estimate?.basis})`);
+  say(`  rows committed on us ${onUs.length}, missing at the end ${missing(onUs)}`);
+  say(`  rows committed across the switchback ${acrossSwitchback.length}, missing at the end ${missing(acrossSwitchback)}; longest write gap a client saw ${writer.longestGapMs()} ms`);
+  if (divergent.length) say(`  divergent rows eu wrote during the partition: ${divergent.length}, on the final primary ${divergent.length - missing(divergent)}, kept in ${result.quarantine?.manifest ?? 'no quarantine'}`);
+  say(`  unplanned RTO ${promoted.rtoMs} ms; failback by ${result.strategy}${result.rewound ? ' (pg_rewind ran)' : ''} (${result.choiceReason}); ` +
+    `switchback RTO ${result.switchBack?.rtoMs} ms, writes stopped ${result.switchBack?.writeDowntimeMs} ms, loss ${result.switchBack?.measuredRpoBytes} bytes`);
   say(`  backups: ${target} ${promoted.backup?.backupName}, ${source} ${result.switchBack?.backup?.backupName}`);
 }

@@ -53,6 +53,7 @@ async function up(layout: SandboxLayout): Promise<void> {
   say(`  ${t} workflow query --workflow-id promote/${input.target} --name getPendingApproval`);
   say(`  ${t} workflow update execute --workflow-id promote/${input.target} --name approve --input '{"approver":"you","ticket":"CHG-1"}'`);
   say('  ./scripts/sandbox dr-cycle               the whole disaster: eu lost, promote us, failback, switchback');
+  say('  ./scripts/sandbox dr-cycle --rewind-impossible   the same with eu diverged and its rewind WAL gone: reseed');
   say('  ./scripts/sandbox down | reset           stop everything (data kept) | wipe it');
 }
 
@@ -121,7 +122,7 @@ async function main(argv: string[]): Promise<void> {
       const regions = openRegions(layout);
       const bundle = await buildWorkflowBundle(layout);
       const client = new Client({ connection: await Connection.connect({ address: `127.0.0.1:${layout.temporalPort}` }) });
-      await drCycle(layout, regions, client, bundle, say);
+      await drCycle(layout, regions, client, bundle, say, { rewindImpossible: rest.includes('--rewind-impossible') });
       await client.connection.close();
       return;
     }
@@ -131,7 +132,7 @@ async function main(argv: string[]): Promise<void> {
       say(`wiped ${layout.dir}`);
       return;
     default:
-      say('usage: scripts/sandbox up | status [--json] | dr-cycle | down | reset');
+      say('usage: scripts/sandbox up | status [--json] | dr-cycle [--rewind-impossible] | down | reset');
       process.exitCode = cmd ? 2 : 0;
   }
 }

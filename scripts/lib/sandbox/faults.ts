@@ -1,0 +1,82 @@
+// Faults for the DR-cycle demo and tests, on real parts: a partition that leaves the standby behind while the
+// primary keeps writing (so the old primary diverges), and the loss of the WAL a pg_rewind would need.
+import { rmSync } from 'node:fs';
+import { join } from 'node:path';
+import type { LocalSiteDriver } from '../../../activities/sites/local-driver';
+import { walFileRange, walFilesOf } from '../../../activities/sites/local/former-primary';
+import { forkPoint, readTimelineHistory } from '../../../activities/s3/timeline-history';
+import { parseLsn } from '../../../workflows/contracts/lsn';
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/**
+ * Cuts a standby cluster off its source as a network partition would: its standby_cluster points at a port
+ * nobody listens on and restores nothing from the archive. Resolves once no WAL receiver streams from `sourcePort`.
+ */
+export async function partitionStandby(standby: LocalSiteDriver, cluster: string, sourcePort: number, deadPort: number): Promise<void> {
+  const r = await fetch(`${standby.region.patroniUrl(cluster)}/config`, {
+    method: 'PATCH', headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ standby_cluster: { host: '127.0.0.1', port: deadPort, restore_command: null } }),
+  });
+  if (r.status !== 200) throw new Error(`PATCH /config of ${cluster} answered ${r.status}: ${await r.text()}`);
+  const deadline = Date.now() + 60_000;
+  while (Date.now() < deadline) {
+    const { rows } = await standby.withLeaderSql(cluster, (c) =>
+      c.query<{ n: number }>('SELECT count(*)::int AS n FROM pg_stat_wal_receiver WHERE sender_port = $1', [sourcePort]));
+    if (rows[0].n === 0) return;
+    await sleep(500);
+  }
+  throw new Error(`${cluster} still streams from port ${sourcePort} 60 s after the partition`);
+}
+
+/**
+ * Rows only the (partitioned) primary gets, over `segments` WAL segments, each switched out so it is archived.
+ * Ids are negative, so they never collide with a writer's. Returns the ids.
+ */
+export async function writeDivergentRows(primary: LocalSiteDriver, cluster: string, segments = 3, perSegment = 100): Promise<number[]> {
+  const ids: number[] = [];
+  for (let s = 0; s < segments; s++) {
+    const first = -1_000_000 - s * perSegment;
+    await primary.withLeaderSql(cluster, async (c) => {
+      await c.query('INSERT INTO public.writes (id) SELECT g FROM generate_series($1::bigint - $2::bigint + 1, $1::bigint) g', [first, perSegment]);
+      await c.query('SELECT pg_switch_wal()');
+    });
+    for (let i = 0; i < perSegment; i++) ids.push(first - i);
+  }
+  return ids;
+}
+
+/**
+ * Where `promoted`'s `timeline` forked from `oldTimeline`, from the timeline history file in its archive (what a rewind of the
+ * old side starts from).
+ */
+export async function forkPointOf(promoted: LocalSiteDriver, cluster: string, timeline: number, oldTimeline: number): Promise<string> {
+  const facts = await promoted.describeCluster(cluster);
+  if (!facts) throw new Error(`no cluster ${cluster}`);
+  const history = await readTimelineHistory(facts.archive.s3, facts.archive.walPrefix, timeline);
+  const fork = history && forkPoint(history, oldTimeline);
+  if (!fork) throw new Error(`${cluster}'s archive has no history of timeline ${timeline} reaching timeline ${oldTimeline}`);
+  return fork;
+}
+
+/**
+ * The WAL a rewind needs is gone, as if recycled: removes, from every member's pg_wal, the segment of `timeline`
+ * holding `lsn` (the fork point: pg_rewind reads back from the last common checkpoint before it). Only on a
+ * cluster whose Postgres is stopped. Returns the files removed.
+ */
+export function removeWalSegmentHolding(driver: LocalSiteDriver, cluster: string, timeline: number, lsn: string): string[] {
+  const info = driver.region.getCluster(cluster);
+  if (!info) throw new Error(`no cluster ${cluster}`);
+  const at = parseLsn(lsn);
+  const removed: string[] = [];
+  for (const m of info.members) {
+    for (const f of walFilesOf(m.dataDir)) {
+      const r = walFileRange(f);
+      if (r && r.timeline === timeline && r.start <= at && at < r.end) {
+        rmSync(join(m.dataDir, 'pg_wal', f));
+        removed.push(`${m.name}:${f}`);
+      }
+    }
+  }
+  return removed;
+}
