@@ -47,6 +47,7 @@ async function createStandby(record: RunbookRecord, plan: Plan, pre: Preflight):
       ? { archive: plan.source.facts.archive, backupName: pre.baseBackup }
       : undefined,
     fromHost: usesStreaming(plan.method) ? plan.source.facts.streamingEndpoint : undefined,
+    like: { pgVersion: plan.source.facts.pgVersion, instances: plan.source.facts.members.length },
   });
   const from = [
     usesArchive(plan.method) ? `base backup ${pre.baseBackup} and WAL from ${plan.source.facts.archive.walPrefix}` : '',

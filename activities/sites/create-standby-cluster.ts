@@ -10,6 +10,8 @@ export interface CreateStandbyClusterInput {
   source: string;
   fromArchive?: { archive: ArchiveLocation; backupName: string };
   fromHost?: StreamingEndpoint;
+  /** The source's shape (major version, members), for drivers that declare it. */
+  like?: { pgVersion: number; instances: number };
 }
 
 /** Creates the standby cluster at the target site; an existing identical one is success without change. */
@@ -22,7 +24,7 @@ export function createCreateStandbyCluster(deps: ActivityDeps) {
     heartbeat({ step: 'creating', cluster: input.target });
     // Restoring a large base backup takes long: each progress line keeps the heartbeat timeout at bay.
     return deps.driverFor(site).createStandbyCluster(
-      { cluster, sourceRef: input.source, fromArchive: input.fromArchive, fromHost: input.fromHost },
+      { cluster, sourceRef: input.source, fromArchive: input.fromArchive, fromHost: input.fromHost, like: input.like },
       (detail) => heartbeat({ step: 'creating', cluster: input.target, detail }),
     );
   };

@@ -2,6 +2,7 @@
 import type { LoadedSites } from './sites-file';
 import type { SiteDriver } from './site-driver';
 import { LocalSiteDriver } from './local-driver';
+import { ZalandoSiteDriver } from './zalando-driver';
 import { BadInputError } from '../../workflows/contracts/errors';
 
 export function createDriverFactory(sites: LoadedSites): (site: string) => SiteDriver {
@@ -13,7 +14,7 @@ export function createDriverFactory(sites: LoadedSites): (site: string) => SiteD
       if (!cfg) {
         throw new BadInputError(`site "${site}" is not in the sites file ${sites.path} (known: ${Object.keys(sites.sites).join(', ')})`);
       }
-      driver = new LocalSiteDriver(cfg);
+      driver = cfg.kind === 'zalando' ? new ZalandoSiteDriver(cfg) : new LocalSiteDriver(cfg);
       cache.set(site, driver);
     }
     return driver;

@@ -61,6 +61,8 @@ export interface SecretValue {
 
 export interface CreateStandbyRequest {
   cluster: string;
+  /** Shape of the source, for drivers that must declare it (the operator's manifest): major version, members. */
+  like?: { pgVersion: number; instances: number; volumeSize?: string };
   /** The source `<site>/<cluster>`, recorded on the standby (cluster file; an annotation on Kubernetes). */
   sourceRef: string;
   fromArchive?: { archive: ArchiveLocation; backupName: string };
@@ -160,7 +162,7 @@ export interface ReseedRequest {
 
 export interface SiteDriver {
   readonly site: string;
-  readonly kind: 'local';
+  readonly kind: 'local' | 'zalando';
   /** Facts about a cluster, or null when it does not exist. Throws SiteUnreachableError when the site does not answer. */
   describeCluster(cluster: string): Promise<ClusterFacts | null>;
   /** Superuser SQL on the current leader (primary or standby leader). */

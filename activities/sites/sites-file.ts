@@ -31,9 +31,28 @@ export interface LocalSiteConfig {
   secretStore: { dir: string };
   /** OS user that runs Postgres and Patroni when the worker runs as root. */
   runAs?: string;
+  /** Members also listen on this non-loopback address (the tests' stand-in operator gives it to its pods). */
+  exposeOn?: string;
 }
 
-export type SiteConfig = LocalSiteConfig;
+/** Clusters of the Zalando Postgres Operator in one Kubernetes namespace. */
+export interface ZalandoSiteConfig {
+  kind: 'zalando';
+  /** kubeconfig file (relative to the sites file); absent: the in-cluster ServiceAccount of the worker's pod. */
+  kubeconfig?: string;
+  /** kubeconfig context; absent: the file's current context. */
+  context?: string;
+  namespace: string;
+  /** This region's archive bucket, as the worker reaches it (AWS SDK default credential chain, narrowed by profile). */
+  s3: S3ArchiveConfig;
+  /**
+   * The NAME of the Secret in `namespace` holding the S3 keys Spilo pods of this region use; a standby created here
+   * gets its STANDBY_AWS_* env from a copy of it, by reference. Never the keys themselves.
+   */
+  s3CredentialsSecret: { name: string; accessKeyIdKey?: string; secretAccessKeyKey?: string };
+}
+
+export type SiteConfig = LocalSiteConfig | ZalandoSiteConfig;
 
 export interface SitesFile {
   sites: Record<string, SiteConfig>;
@@ -73,16 +92,35 @@ export function loadSites(explicit?: string): LoadedSites {
     if (!/^[a-z][a-z0-9-]{0,30}$/.test(name)) {
       throw new BadInputError(`sites file ${path}: site name "${name}" must be lower-case letters, digits and '-'`);
     }
-    if (site.kind !== 'local') {
-      throw new BadInputError(`sites file ${path}: site "${name}" has unknown kind "${(site as { kind?: string }).kind}" (known: local)`);
+    if (site.kind === 'local') {
+      sites[name] = {
+        ...site,
+        name,
+        dataDir: abs(site.dataDir),
+        secretStore: { dir: abs(site.secretStore.dir) },
+        s3: { ...site.s3, credentialsFile: site.s3.credentialsFile ? abs(site.s3.credentialsFile) : undefined },
+      };
+    } else if (site.kind === 'zalando') {
+      const bad = (what: string) => new BadInputError(`sites file ${path}: zalando site "${name}" ${what}`);
+      if (!site.namespace || !/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/.test(site.namespace)) throw bad('needs "namespace", a DNS label');
+      if (!site.s3?.bucket) throw bad('needs "s3": { "bucket", "region", ... } of its archive');
+      if (!site.s3CredentialsSecret?.name) throw bad('needs "s3CredentialsSecret": { "name" } (the Secret holding the S3 keys Spilo uses)');
+      sites[name] = {
+        ...site,
+        name,
+        kubeconfig: site.kubeconfig ? abs(site.kubeconfig) : undefined,
+        s3: { ...site.s3, scopePrefix: site.s3.scopePrefix ?? 'spilo', credentialsFile: site.s3.credentialsFile ? abs(site.s3.credentialsFile) : undefined },
+      };
+    } else {
+      throw new BadInputError(`sites file ${path}: site "${name}" has unknown kind "${(site as { kind?: string }).kind}" (known: local, zalando)`);
     }
-    sites[name] = {
-      ...site,
-      name,
-      dataDir: abs(site.dataDir),
-      secretStore: { dir: abs(site.secretStore.dir) },
-      s3: { ...site.s3, credentialsFile: site.s3.credentialsFile ? abs(site.s3.credentialsFile) : undefined },
-    };
   }
   return { path, sites };
+}
+
+/** A site that must be a local (sandbox) region, e.g. for the sandbox's own tooling. */
+export function localSite(loaded: LoadedSites, name: string): LocalSiteConfig & { name: string } {
+  const site = loaded.sites[name];
+  if (site?.kind !== 'local') throw new BadInputError(`site "${name}" in ${loaded.path} is not a local sandbox region`);
+  return site;
 }

@@ -1,7 +1,7 @@
 // Direct looks at the sandbox's clusters, independent of the runbooks under test.
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { loadSites } from '../../activities/sites/sites-file';
+import { loadSites, localSite } from '../../activities/sites/sites-file';
 import { LocalSiteDriver } from '../../activities/sites/local-driver';
 import { parseClusterRef } from '../../workflows/contracts/clusters';
 import { testLayout } from './test-env';
@@ -9,7 +9,7 @@ import { testLayout } from './test-env';
 export function driverOf(ref: string): { driver: LocalSiteDriver; cluster: string } {
   const { site, cluster } = parseClusterRef(ref);
   const sites = loadSites(process.env.DR_SITES_FILE ?? testLayout().sitesFile);
-  return { driver: new LocalSiteDriver(sites.sites[site]), cluster };
+  return { driver: new LocalSiteDriver(localSite(sites, site)), cluster };
 }
 
 export async function sql<T extends Record<string, unknown>>(ref: string, text: string, params: unknown[] = []): Promise<T[]> {

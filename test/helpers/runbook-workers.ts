@@ -38,11 +38,11 @@ export interface RunbookHarness {
  */
 export async function withRunbookWorkers<T>(
   fn: (h: RunbookHarness) => Promise<T>,
-  opts: { sites?: string[]; wrapDriver?: (driver: SiteDriver) => SiteDriver } = {},
+  opts: { sites?: string[]; wrapDriver?: (driver: SiteDriver) => SiteDriver; sitesFile?: string } = {},
 ): Promise<T> {
   installQuietRuntime();
   const prefix = `t${randomBytes(4).toString('hex')}-`;
-  const sites = loadSites(testLayout().sitesFile);
+  const sites = loadSites(opts.sitesFile ?? testLayout().sitesFile);
   const realDriverFor = createDriverFactory(sites);
   const wrap = opts.wrapDriver;
   const connection = await NativeConnection.connect({ address: testTemporalAddress() });

@@ -54,6 +54,7 @@ export class ClusterSetup {
         replication,
         scripts: walgScriptPaths(dir),
         pgBinDir: pgBinDir(),
+        exposeOn: this.cfg.exposeOn,
       });
       changed = writeFileAtomic(p.configFile, JSON.stringify(cfg, null, 2) + '\n', 0o600, owner) || changed;
     }

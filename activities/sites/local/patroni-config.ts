@@ -24,6 +24,8 @@ export interface PatroniConfigInput {
   replication: Credentials;
   scripts: WalgScripts;
   pgBinDir: string;
+  /** Also listen on this (non-loopback) address: the pod IP of the stand-in operator's pods. */
+  exposeOn?: string;
 }
 
 /** Name of the custom create_replica_method restoring the source's base backup (Spilo calls it wal_e/bootstrap_standby_with_wale). */
@@ -89,7 +91,7 @@ export function buildPatroniConfig(i: PatroniConfigInput): Record<string, unknow
   if (cluster.standby) dcs.standby_cluster = standbyClusterSection(cluster.standby, scripts, cluster.bootstrapBackup);
 
   const postgresql: Record<string, unknown> = {
-    listen: `127.0.0.1:${member.pgPort}`,
+    listen: `127.0.0.1${i.exposeOn ? `,${i.exposeOn}` : ''}:${member.pgPort}`,
     connect_address: `127.0.0.1:${member.pgPort}`,
     data_dir: member.dataDir,
     bin_dir: i.pgBinDir,
@@ -114,6 +116,7 @@ export function buildPatroniConfig(i: PatroniConfigInput): Record<string, unknow
       'local all all md5',
       `host replication ${i.replication.username} 127.0.0.1/32 md5`,
       'host all all 127.0.0.1/32 md5',
+      ...(i.exposeOn ? [`host replication ${i.replication.username} ${i.exposeOn}/32 md5`, `host all all ${i.exposeOn}/32 md5`] : []),
     ],
     // Members of any cluster (standby clusters included) clone from their own leader.
     create_replica_methods: ['basebackup'],
@@ -126,7 +129,7 @@ export function buildPatroniConfig(i: PatroniConfigInput): Record<string, unknow
     namespace: '/service/',
     name: member.name,
     log: { level: 'INFO', format: '%(asctime)s %(levelname)s: %(message)s' },
-    restapi: { listen: `127.0.0.1:${member.restPort}`, connect_address: `127.0.0.1:${member.restPort}` },
+    restapi: { listen: `${i.exposeOn ? '0.0.0.0' : '127.0.0.1'}:${member.restPort}`, connect_address: `127.0.0.1:${member.restPort}` },
     etcd3: { hosts: [`127.0.0.1:${i.etcdClientPort}`] },
     bootstrap: {
       dcs,

@@ -1,7 +1,7 @@
 // Brings up the sandbox's two regions on loopback: one S3 server both regions reach (it stands in for S3 with
 // cross-region bucket access), an etcd per region, every cluster already created there, and the demo source.
 import { join } from 'node:path';
-import { loadSites, type LoadedSites } from '../../../activities/sites/sites-file';
+import { loadSites, localSite, type LoadedSites } from '../../../activities/sites/sites-file';
 import { LocalSiteDriver } from '../../../activities/sites/local-driver';
 import { ensureBucket, s3ServerRunning, startS3ServerFor, stopS3Server } from '../../../activities/sites/local/s3-server';
 import { listCompleteBackups } from '../../../activities/s3/backup-catalogue';
@@ -19,7 +19,7 @@ const s3Dir = (layout: SandboxLayout) => join(layout.dir, 's3');
 
 export function openRegions(layout: SandboxLayout): SandboxRegions {
   const sites = loadSites(layout.sitesFile);
-  const drivers = Object.fromEntries(Object.entries(sites.sites).map(([name, cfg]) => [name, new LocalSiteDriver(cfg)]));
+  const drivers = Object.fromEntries(Object.keys(sites.sites).map((name) => [name, new LocalSiteDriver(localSite(sites, name))]));
   return { sites, drivers };
 }
 

@@ -1,0 +1,154 @@
+// The runbooks through the zalando driver, against a REAL kube-apiserver (v1.34.4, RBAC on, the operator's CRD,
+// the worker authenticated by a real ServiceAccount token bound to deploy/kubernetes/worker-rbac.yaml). The
+// operator and the kubelet are stand-ins (test/kube/stand-in-operator.ts) whose pods are backed by real Patroni
+// members of two private sandbox regions, so a promotion through the driver really promotes a Postgres cluster and
+// a backup really lands in S3. Private ports 47300-47399 and a temp folder.
+import { networkInterfaces } from 'node:os';
+import { join } from 'node:path';
+import { rmSync, writeFileSync } from 'node:fs';
+import { startRunbook } from '../../scripts/lib/runbook-client';
+import {
+  addWorkerIdentity, kubeRequest, startKubeDevServer, stopKubeDevServer, type KubeDevServer,
+} from '../../scripts/lib/kube-dev-server';
+import { listCompleteBackups } from '../../activities/s3/backup-catalogue';
+import { credentialsSecretName, type PostgresqlObject } from '../../activities/sites/zalando-driver';
+import { getJournalQuery } from '../../workflows/contracts/journal';
+import { RUNBOOK_NAMES, type ForceBackupResult, type PromoteResult } from '../../workflows/contracts/runbooks';
+import { approveWhenAsked } from '../helpers/approvals';
+import { privateRegions, waitFor } from '../helpers/private-regions';
+import { withRunbookWorkers } from '../helpers/runbook-workers';
+import { StandInOperator } from './stand-in-operator';
+
+const HOST_IP = Object.values(networkInterfaces()).flat().find((a) => a && a.family === 'IPv4' && !a.internal)?.address;
+const regions = privateRegions('zalando', 47300);
+const euBacking = regions.driverFor('eu-backing', 47310);
+const usBacking = regions.driverFor('us-backing', 47350);
+const SOURCE = 'eu/acid-zsrc';
+const STANDBY = 'us/acid-zsrc';
+let kube: KubeDevServer;
+let operator: StandInOperator;
+let sitesFile: string;
+const timings: Record<string, number> = {};
+
+const admin = (method: string, path: string, body?: unknown) => kubeRequest(kube.admin, method, path, { body });
+const postgresql = async (ns: string, name: string) => (await admin('GET', `/apis/acid.zalan.do/v1/namespaces/${ns}/postgresqls/${name}`)).body as PostgresqlObject;
+const patroniRole = async (backing: typeof euBacking, cluster: string) => (await backing.describeCluster(cluster))?.leaderRole;
+
+beforeAll(async () => {
+  if (!HOST_IP) throw new Error('no non-loopback IPv4 address: pods/proxy refuses loopback pod IPs');
+  const t0 = Date.now();
+  await regions.start([euBacking, usBacking]);
+  kube = await startKubeDevServer({ dir: join(regions.tmp, 'kube'), etcdClientPort: 47379, etcdPeerPort: 47380, apiPort: 47343 });
+  timings.apiServerStartMs = Date.now() - t0;
+  const contexts: Record<string, string> = {};
+  for (const ns of ['eu', 'us']) {
+    contexts[ns] = (await addWorkerIdentity(kube, { namespace: ns, serviceAccount: 'dr-runbooks-worker' })).context;
+    // The S3 keys Spilo pods of this region use, as the site's admin would have stored them.
+    await admin('POST', `/api/v1/namespaces/${ns}/secrets`, {
+      apiVersion: 'v1', kind: 'Secret', metadata: { name: 'dr-s3' },
+      stringData: { AWS_ACCESS_KEY_ID: 'sandboxkey', AWS_SECRET_ACCESS_KEY: 'sandboxsecret123' },
+    });
+  }
+  const site = (ns: string, backing: typeof euBacking) => ({
+    kind: 'zalando', kubeconfig: kube.kubeconfig, context: contexts[ns], namespace: ns, s3: backing.cfg.s3, s3CredentialsSecret: { name: 'dr-s3' },
+  });
+  sitesFile = join(regions.tmp, 'sites.json');
+  writeFileSync(sitesFile, JSON.stringify({ sites: { eu: site('eu', euBacking), us: site('us', usBacking) } }, null, 2));
+  operator = new StandInOperator({
+    admin: kube.admin, dir: join(regions.tmp, 'operator'), kubeletPort: 47390,
+    regions: { eu: { ...euBacking.cfg, exposeOn: HOST_IP }, us: { ...usBacking.cfg, exposeOn: HOST_IP } },
+  });
+  await operator.start();
+  timings.harnessStartMs = Date.now() - t0;
+});
+
+afterAll(async () => {
+  regions.log(`timings (ms): ${JSON.stringify(timings)}; operator errors: ${JSON.stringify(operator?.errors ?? [])}`);
+  await operator?.stop();
+  await stopKubeDevServer(join(regions.tmp, 'kube')).catch(() => undefined);
+  await regions.stop([euBacking, usBacking]);
+  rmSync(regions.tmp, { recursive: true, force: true });
+});
+
+describe('runbooks through the zalando driver', () => {
+  it('force-backup runs Spilo\'s backup script in the leader pod (exec) and proves it by the sentinel in S3', async () => {
+    const t0 = Date.now();
+    const created = await admin('POST', '/apis/acid.zalan.do/v1/namespaces/eu/postgresqls', {
+      apiVersion: 'acid.zalan.do/v1', kind: 'postgresql', metadata: { name: 'acid-zsrc' },
+      spec: { teamId: 'acid', numberOfInstances: 2, postgresql: { version: '15' }, volume: { size: '1Gi' }, users: { app: [] } },
+    });
+    expect(created.status).toBe(201);
+    await waitFor('eu/acid-zsrc Running', 180_000, async () => ((await postgresql('eu', 'acid-zsrc')).status?.PostgresClusterStatus === 'Running' ? true : null));
+    timings.sourceCreateMs = Date.now() - t0;
+    await euBacking.withLeaderSql('acid-zsrc', (c) => c.query("CREATE TABLE public.orders (id int primary key); INSERT INTO public.orders SELECT generate_series(1, 500)"));
+
+    await withRunbookWorkers(async (h) => {
+      const handle = await startRunbook(h.client, {
+        workflowType: 'forceBackup', runbook: RUNBOOK_NAMES.forceBackup, cluster: SOURCE, taskQueue: h.taskQueue, input: { cluster: SOURCE },
+      });
+      const r = (await handle.result()) as ForceBackupResult;
+      const uid = (await postgresql('eu', 'acid-zsrc')).metadata.uid;
+      const backups = await listCompleteBackups(euBacking.cfg.s3, `s3://dr-eu-backing/spilo/acid-zsrc/${uid}/wal/15`);
+      expect(backups.map((b) => b.name)).toContain(r.backupName);
+    }, { sitesFile });
+  });
+
+  it('provision-standby creates the standby the operator\'s way: Secrets copied first, spec.standby, STANDBY_* env by reference', async () => {
+    const t0 = Date.now();
+    await withRunbookWorkers(async (h) => {
+      const handle = await startRunbook(h.client, {
+        workflowType: 'provisionStandby', runbook: RUNBOOK_NAMES.provisionStandby, cluster: STANDBY, taskQueue: h.taskQueue,
+        input: { source: SOURCE, target: STANDBY, method: 'both', limits: { pollIntervalSeconds: 1 } },
+      });
+      await handle.result();
+    }, { sitesFile });
+    timings.provisionMs = Date.now() - t0;
+    const pg = await postgresql('us', 'acid-zsrc');
+    const uid = (await postgresql('eu', 'acid-zsrc')).metadata.uid;
+    expect(pg.spec.standby).toEqual({ s3_wal_path: `s3://dr-eu-backing/spilo/acid-zsrc/${uid}/wal/15`, standby_host: HOST_IP, standby_port: expect.any(String) });
+    expect(pg.metadata.annotations?.['standby-runbooks.dev/source']).toBe(SOURCE);
+    const env = new Map((pg.spec.env ?? []).map((e) => [e.name, e]));
+    expect(env.get('STANDBY_AWS_SECRET_ACCESS_KEY')).toEqual({ name: 'STANDBY_AWS_SECRET_ACCESS_KEY', valueFrom: { secretKeyRef: { name: 'acid-zsrc-standby-s3', key: 'AWS_SECRET_ACCESS_KEY' } } });
+    expect(env.get('STANDBY_USE_WALG_RESTORE')?.value).toBe('true');
+    expect(env.has('STANDBY_WITH_WALE')).toBe(false);
+    // The standby's Secrets hold the source's values (replication would not start otherwise).
+    for (const user of ['postgres', 'standby', 'app']) {
+      const a = (await admin('GET', `/api/v1/namespaces/eu/secrets/${credentialsSecretName(user, 'acid-zsrc')}`)).body as { data: Record<string, string> };
+      const b = (await admin('GET', `/api/v1/namespaces/us/secrets/${credentialsSecretName(user, 'acid-zsrc')}`)).body as { data: Record<string, string> };
+      expect(b.data).toEqual(a.data);
+    }
+    expect(await patroniRole(usBacking, 'acid-zsrc')).toBe('standby_leader');
+    const rows = await usBacking.withLeaderSql('acid-zsrc', (c) => c.query<{ n: number }>('SELECT count(*)::int AS n FROM public.orders'));
+    expect(rows.rows[0].n).toBe(500);
+  });
+
+  it('promote removes spec.standby, checks Patroni itself and PATCHes standby_cluster when the operator did not', async () => {
+    operator.spec.skipStandbyPatch = true;
+    const t0 = Date.now();
+    await withRunbookWorkers(async (h) => {
+      const handle = await startRunbook(h.client, {
+        workflowType: 'promote', runbook: RUNBOOK_NAMES.promote, cluster: STANDBY, taskQueue: h.taskQueue,
+        input: { cluster: STANDBY, mode: 'unplanned', limits: { regionTimeoutSeconds: 10 } },
+      });
+      const gate = await approveWhenAsked(handle, 'oncall');
+      // The source answered: the fence ran in its pods (pause Patroni, pg_ctl stop, pg_controldata) and is confirmed.
+      expect(gate.fence).toBe('CONFIRMED');
+      const r = (await handle.result()) as PromoteResult;
+      expect(r.fence).toBe('CONFIRMED');
+      expect(r.timelineAfter).toBeGreaterThan(r.timelineBefore!);
+      const journal = await handle.query(getJournalQuery);
+      expect(journal.find((e) => e.step === 'remove-standby-config')?.outcome).toBe('done');
+      timings.promoteRtoMs = r.rtoMs!;
+      const uid = (await postgresql('us', 'acid-zsrc')).metadata.uid;
+      const backups = await listCompleteBackups(usBacking.cfg.s3, `s3://dr-us-backing/spilo/acid-zsrc/${uid}/wal/15`);
+      expect(backups.map((b) => b.name)).toContain(r.backup!.backupName);
+    }, { sitesFile });
+    timings.promoteMs = Date.now() - t0;
+    expect((await postgresql('us', 'acid-zsrc')).spec.standby ?? null).toBeNull();
+    expect(await patroniRole(usBacking, 'acid-zsrc')).toBe('primary');
+    await usBacking.withLeaderSql('acid-zsrc', (c) => c.query('INSERT INTO public.orders VALUES (501)'));
+    // The old primary stays fenced: its Postgres refuses connections.
+    await expect(euBacking.withLeaderSql('acid-zsrc', (c) => c.query('SELECT 1'))).rejects.toThrow();
+    operator.spec.skipStandbyPatch = false;
+  });
+});
