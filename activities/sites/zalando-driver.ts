@@ -7,9 +7,10 @@
 import { Client as PgClient } from 'pg';
 import type { ZalandoSiteConfig } from './sites-file';
 import type {
-  BaseBackupRun, ClusterFacts, CreateStandbyRequest, DemoteResult, FenceResult, FormerPrimaryAssessment,
-  PatroniRole, QuarantineResult, ReseedResult, SecretValue, SiteDriver, StandbySource,
+  BaseBackupRun, ClusterFacts, CreateStandbyRequest, DemoteRequest, DemoteResult, FenceResult, FormerPrimaryAssessment,
+  PatroniRole, QuarantineRequest, QuarantineResult, ReseedRequest, ReseedResult, SecretValue, SiteDriver, StandbySource,
 } from './site-driver';
+import { assessFormerPrimary, demoteToStandby, quarantineWal, reseedAsStandby } from './zalando/failback';
 import { KubeAccess, type KubeObject } from './zalando/kube';
 import { BadInputError, NotReadyError, PreconditionFailedError, SiteUnreachableError, WaitTimedOutError } from '../../workflows/contracts/errors';
 import { parseLsn } from '../../workflows/contracts/lsn';
@@ -75,7 +76,7 @@ export class ZalandoSiteDriver implements SiteDriver {
     return this.cfg.name;
   }
 
-  private pgPath(name = ''): string {
+  pgPath(name = ''): string {
     return this.kube.path(PG_GROUP, `postgresqls${name ? `/${name}` : ''}`);
   }
 
@@ -83,22 +84,22 @@ export class ZalandoSiteDriver implements SiteDriver {
     return this.kube.get<PostgresqlObject>(this.pgPath(cluster));
   }
 
-  private async pods(cluster: string): Promise<PodObject[]> {
+  async pods(cluster: string): Promise<PodObject[]> {
     return (await this.kube.list<PodObject>(this.kube.path('', 'pods'), `cluster-name=${cluster},application=spilo`))
       .sort((a, b) => a.metadata.name.localeCompare(b.metadata.name));
   }
 
-  private port(pod: PodObject, name: 'patroni' | 'postgresql', fallback: number): number {
+  port(pod: PodObject, name: 'patroni' | 'postgresql', fallback: number): number {
     for (const c of pod.spec.containers) for (const p of c.ports ?? []) if (p.name === name) return p.containerPort;
     return fallback;
   }
 
-  private patroni<T>(pod: PodObject, method: 'GET' | 'PATCH' | 'POST', path: string, body?: unknown) {
+  patroni<T>(pod: PodObject, method: 'GET' | 'PATCH' | 'POST', path: string, body?: unknown) {
     return this.kube.patroni<T>(pod.metadata.name, this.port(pod, 'patroni', 8008), method, path, body);
   }
 
   /** Patroni's view of the cluster and its dynamic config, from the first pod whose Patroni answers. */
-  private async patroniView(pods: PodObject[]): Promise<{ members: PatroniMember[]; config: Record<string, unknown> | null; via: PodObject } | null> {
+  async patroniView(pods: PodObject[]): Promise<{ members: PatroniMember[]; config: Record<string, unknown> | null; via: PodObject } | null> {
     const ordered = [...pods].sort((a, b) => Number(b.metadata.labels?.['spilo-role'] === 'master') - Number(a.metadata.labels?.['spilo-role'] === 'master'));
     for (const pod of ordered) {
       const c = await this.patroni<{ members?: PatroniMember[] }>(pod, 'GET', '/cluster');
@@ -110,7 +111,7 @@ export class ZalandoSiteDriver implements SiteDriver {
     return null;
   }
 
-  private async leaderPod(cluster: string): Promise<{ pod: PodObject; member: PatroniMember } | null> {
+  async leaderPod(cluster: string): Promise<{ pod: PodObject; member: PatroniMember } | null> {
     const pods = await this.pods(cluster);
     const view = await this.patroniView(pods);
     const leader = view?.members.find((m) => m.role === 'leader' || m.role === 'standby_leader' || m.role === 'master');
@@ -275,7 +276,7 @@ export class ZalandoSiteDriver implements SiteDriver {
     return { changed: true };
   }
 
-  private async copyS3Credentials(cluster: string): Promise<string> {
+  async copyS3Credentials(cluster: string): Promise<string> {
     const ref = this.cfg.s3CredentialsSecret;
     const src = await this.kube.get<KubeObject & { data?: Record<string, string> }>(this.kube.path('', `secrets/${ref.name}`));
     const idKey = ref.accessKeyIdKey ?? 'AWS_ACCESS_KEY_ID';
@@ -292,7 +293,7 @@ export class ZalandoSiteDriver implements SiteDriver {
   }
 
   /** Until the operator says Running, a pod is labelled master, and Patroni on it reports a running standby_leader. */
-  private async waitStandbyLeader(cluster: string, timeoutMs: number, onProgress?: (d: string) => void): Promise<void> {
+  async waitStandbyLeader(cluster: string, timeoutMs: number, onProgress?: (d: string) => void): Promise<void> {
     const deadline = Date.now() + timeoutMs;
     let last = '';
     while (Date.now() < deadline) {
@@ -356,7 +357,7 @@ export class ZalandoSiteDriver implements SiteDriver {
   }
 
   /** The operator applies a spec change by a rolling update of the StatefulSet; wait for it, bounded. */
-  private async waitRolledOut(cluster: string, timeoutMs: number): Promise<void> {
+  async waitRolledOut(cluster: string, timeoutMs: number): Promise<void> {
     const deadline = Date.now() + timeoutMs;
     while (Date.now() < deadline) {
       const pg = await this.getPostgresql(cluster);
@@ -403,7 +404,7 @@ export class ZalandoSiteDriver implements SiteDriver {
     };
   }
 
-  private async allRefuseConnections(pods: PodObject[]): Promise<boolean> {
+  async allRefuseConnections(pods: PodObject[]): Promise<boolean> {
     for (const pod of pods) {
       if (!pod.status?.podIP) continue;
       const c = new PgClient({ host: pod.status.podIP, port: this.port(pod, 'postgresql', 5432), user: 'postgres', database: 'postgres', connectionTimeoutMillis: 2000 });
@@ -431,25 +432,20 @@ export class ZalandoSiteDriver implements SiteDriver {
     throw new NotReadyError(`${this.site}/${cluster}: Patroni resumed but no leader runs yet`, { cluster });
   }
 
-  // Failback through the operator (delete and recreate as a standby, or standby_cluster set before the pods
-  // start) is not built yet: refused before anything changes, so a runbook fails clearly instead of half-working.
-  private failbackNotBuilt(what: string): never {
-    throw new PreconditionFailedError(`${what} is not built for zalando sites yet (issue 6): fail back ${this.site} clusters by hand for now`);
+  // Failback through the operator lives in zalando/failback.ts.
+  demoteToStandby(cluster: string, req: DemoteRequest): Promise<DemoteResult> {
+    return demoteToStandby(this, cluster, req);
   }
 
-  demoteToStandby(): Promise<DemoteResult> {
-    return this.failbackNotBuilt('demoting a former primary into a standby');
+  assessFormerPrimary(cluster: string): Promise<FormerPrimaryAssessment> {
+    return assessFormerPrimary(this, cluster);
   }
 
-  assessFormerPrimary(): Promise<FormerPrimaryAssessment> {
-    return this.failbackNotBuilt('assessing a former primary');
+  quarantineWal(cluster: string, req: QuarantineRequest): Promise<QuarantineResult> {
+    return quarantineWal(this, cluster, req);
   }
 
-  quarantineWal(): Promise<QuarantineResult> {
-    return this.failbackNotBuilt('quarantining divergent WAL');
-  }
-
-  reseedAsStandby(): Promise<ReseedResult> {
-    return this.failbackNotBuilt('reseeding a former primary');
+  reseedAsStandby(cluster: string, req: ReseedRequest, onProgress?: (detail: string) => void): Promise<ReseedResult> {
+    return reseedAsStandby(this, cluster, req, onProgress);
   }
 }
