@@ -41,12 +41,12 @@ export interface PostgresqlObject extends KubeObject {
   status?: { PostgresClusterStatus?: string };
 }
 
-interface PodObject extends KubeObject {
+export interface PodObject extends KubeObject {
   spec: { containers: Array<{ name: string; ports?: Array<{ name?: string; containerPort: number }>; env?: Array<{ name: string; value?: string }> }> };
   status?: { phase?: string; podIP?: string };
 }
 
-interface PatroniMember { name: string; role: string; state: string; timeline?: number }
+export interface PatroniMember { name: string; role: string; state: string; timeline?: number }
 
 /** DNS-1035 label of at most 53 characters starting with `<teamId>-`: the operator's rule for cluster names. */
 export function checkClusterName(name: string): string {
