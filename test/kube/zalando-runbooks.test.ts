@@ -15,6 +15,7 @@ import { credentialsSecretName, type PostgresqlObject } from '../../activities/s
 import { getJournalQuery } from '../../workflows/contracts/journal';
 import { RUNBOOK_NAMES, type ForceBackupResult, type PromoteResult } from '../../workflows/contracts/runbooks';
 import { approveWhenAsked } from '../helpers/approvals';
+import { failureOf } from '../helpers/failures';
 import { privateRegions, waitFor } from '../helpers/private-regions';
 import { withRunbookWorkers } from '../helpers/runbook-workers';
 import { StandInOperator } from './stand-in-operator';
@@ -150,5 +151,31 @@ describe('runbooks through the zalando driver', () => {
     // The old primary stays fenced: its Postgres refuses connections.
     await expect(euBacking.withLeaderSql('acid-zsrc', (c) => c.query('SELECT 1'))).rejects.toThrow();
     operator.spec.skipStandbyPatch = false;
+  });
+  it('a worker whose Role lacks a verb fails clearly, naming what the Role must allow', async () => {
+    const role = `/apis/rbac.authorization.k8s.io/v1/namespaces/us/roles/dr-runbooks-worker`;
+    const before = (await admin('GET', role)).body as { rules: Array<{ resources: string[] }> };
+    const without = before.rules.filter((r) => !r.resources.includes('pods/exec'));
+    expect((await kubeRequest(kube.admin, 'PATCH', role, { body: { rules: without } })).status).toBe(200);
+    // New writes: the last backup no longer covers the current LSN, so force-backup must run the script (exec).
+    const lsn = await usBacking.withLeaderSql('acid-zsrc', async (c) => {
+      await c.query('INSERT INTO public.orders VALUES (502)');
+      return (await c.query<{ l: string }>('SELECT pg_current_wal_lsn()::text AS l')).rows[0].l;
+    });
+    try {
+      await withRunbookWorkers(async (h) => {
+        const handle = await startRunbook(h.client, {
+          workflowType: 'forceBackup', runbook: RUNBOOK_NAMES.forceBackup, cluster: STANDBY, taskQueue: h.taskQueue,
+          input: { cluster: STANDBY, notBeforeLsn: lsn },
+        });
+        const err = await failureOf(handle);
+        expect(err.type).toBe('PreconditionFailedError');
+        expect(err.message).toMatch(/pods\/exec/);
+        expect(err.message).toMatch(/worker-rbac\.yaml/);
+        regions.log(`refused as: ${err.message}`);
+      }, { sitesFile });
+    } finally {
+      await kubeRequest(kube.admin, 'PATCH', role, { body: { rules: before.rules } });
+    }
   });
 });

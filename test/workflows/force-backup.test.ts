@@ -1,6 +1,6 @@
 // force-backup against real parts: Temporal dev server, Patroni/Postgres 15 clusters, WAL-G (walg-compat)
 // uploading to S3. Every claim is checked in S3 independently of the runbook (listCompleteBackups).
-import { WorkflowFailedError, type WorkflowHandle } from '@temporalio/client';
+import type { WorkflowHandle } from '@temporalio/client';
 import { MockActivityEnvironment } from '@temporalio/testing';
 import { startRunbook } from '../../scripts/lib/runbook-client';
 import { listCompleteBackups } from '../../activities/s3/backup-catalogue';
@@ -13,6 +13,7 @@ import { lsnAtOrAfter } from '../../workflows/contracts/lsn';
 import { RUNBOOK_NAMES, type ForceBackupInput, type ForceBackupResult } from '../../workflows/contracts/runbooks';
 import { DR_OUTCOME } from '../../workflows/contracts/search-attributes';
 import { PreconditionFailedError } from '../../workflows/contracts/errors';
+import { failureOf } from '../helpers/failures';
 import { withRunbookWorkers, type RunbookHarness } from '../helpers/runbook-workers';
 import { deleteCluster, driverOf, sql } from '../helpers/clusters';
 import { saveHistory } from '../helpers/histories';
@@ -39,13 +40,6 @@ const leaderTimeline = async (ref: string) =>
   (await sql<{ tli: number }>(ref, "SELECT ('x' || substr(pg_walfile_name(pg_current_wal_lsn()), 1, 8))::bit(32)::int AS tli"))[0].tli;
 
 /** The failure a refused or failed run ended with: its ApplicationFailure under the workflow failure. */
-async function failureOf(handle: WorkflowHandle) {
-  const err = await handle.result().then(() => { throw new Error('the run succeeded but should not have'); }, (e: unknown) => e);
-  expect(err).toBeInstanceOf(WorkflowFailedError);
-  const cause = (err as WorkflowFailedError).cause as { message: string; type?: string; nonRetryable?: boolean; cause?: { message: string; type?: string; nonRetryable?: boolean } };
-  return cause?.cause ?? cause;
-}
-
 describe('force-backup', () => {
   let taken: ForceBackupResult;
 

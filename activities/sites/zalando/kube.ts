@@ -138,7 +138,7 @@ export class KubeAccess {
   private execFailure(e: unknown, pod: string): Error {
     const msg = String((e as { message?: string })?.message ?? e);
     if (/403|forbidden/i.test(msg)) {
-      return new PreconditionFailedError(`Kubernetes (${this.where}) refused exec in pod ${pod}: ${msg}; the worker's Role (${RBAC_FILE}) must allow "create" on "pods/exec"`);
+      return new PreconditionFailedError(`Kubernetes (${this.where}) refused exec in pod ${pod}: ${msg}; the worker's Role (${RBAC_FILE}) must allow "get" and "create" on "pods/exec" (a WebSocket exec is a GET)`);
     }
     return new SiteUnreachableError(`exec in ${this.namespace}/${pod} failed: ${msg}`);
   }
