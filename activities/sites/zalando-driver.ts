@@ -4,11 +4,11 @@
 // and every call is authorized by the worker's Role; exec is used only where Spilo offers a script and Patroni
 // no endpoint (the base backup, stopping and reading the control file of a fenced member). SQL goes to the pod
 // address (the worker runs in the cluster's network).
-import { Client as PgClient } from 'pg';
+import { Client as PgClient, type ClientConfig } from 'pg';
 import type { ZalandoSiteConfig } from './sites-file';
 import type {
-  BaseBackupRun, ClusterFacts, CreateStandbyRequest, DemoteRequest, DemoteResult, FenceResult, FormerPrimaryAssessment,
-  PatroniRole, QuarantineRequest, QuarantineResult, ReseedRequest, ReseedResult, SecretValue, SiteDriver, StandbySource,
+  ArchiveLocation, BaseBackupRun, ClusterFacts, CreateStandbyRequest, DemoteRequest, DemoteResult, FenceResult, FormerPrimaryAssessment,
+  PatroniRole, QuarantineRequest, QuarantineResult, ReseedRequest, ReseedResult, SecretValue, SiteDriver, StandbySource, StreamingEndpoint,
 } from './site-driver';
 import { assessFormerPrimary, demoteToStandby, quarantineWal, reseedAsStandby } from './zalando/failback';
 import { KubeAccess, type KubeObject } from './zalando/kube';
@@ -18,8 +18,8 @@ import { parseLsn } from '../../workflows/contracts/lsn';
 const PG_GROUP = 'acid.zalan.do/v1';
 /** Where the runbooks record which cluster a standby follows (the operator's spec has a host or path, not a name). */
 export const SOURCE_ANNOTATION = 'standby-runbooks.dev/source';
-const CONTAINER = 'postgres';
-const PGDATA = '/home/postgres/pgdata/pgroot/data';
+export const CONTAINER = 'postgres';
+export const PGDATA = '/home/postgres/pgdata/pgroot/data';
 /** Spilo's own backup command (its cron job runs the same). */
 export const SPILO_BACKUP_COMMAND = ['envdir', '/run/etc/wal-e.d/env', '/scripts/postgres_backup.sh', PGDATA];
 
@@ -48,21 +48,20 @@ export interface PodObject extends KubeObject {
 
 export interface PatroniMember { name: string; role: string; state: string; timeline?: number }
 
-/** DNS-1035 label of at most 53 characters starting with `<teamId>-`: the operator's rule for cluster names. */
-export function checkClusterName(name: string): string {
-  if (name.length > 53) throw new BadInputError(`cluster name "${name}" is ${name.length} characters: the operator allows 53`);
-  if (!/^[a-z]([-a-z0-9]*[a-z0-9])?$/.test(name)) throw new BadInputError(`cluster name "${name}" must be lower-case letters, digits and '-', starting with a letter`);
-  const dash = name.indexOf('-');
-  if (dash < 1) throw new BadInputError(`cluster name "${name}" must start with "<teamId>-" (e.g. acid-orders)`);
-  return name.slice(0, dash);
-}
-
 /** The operator's name for a user's credentials Secret. */
 export function credentialsSecretName(user: string, cluster: string): string {
   return `${user.replace(/_/g, '-')}.${cluster}.credentials.postgresql.acid.zalan.do`;
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** spec.standby of a standby of this source (the operator's fields; the port is a string there). */
+export function standbySpec(src: { fromArchive?: { archive: ArchiveLocation }; fromHost?: StreamingEndpoint }): NonNullable<PostgresqlObject['spec']['standby']> {
+  const standby: NonNullable<PostgresqlObject['spec']['standby']> = {};
+  if (src.fromArchive) standby.s3_wal_path = src.fromArchive.archive.walPrefix;
+  if (src.fromHost) Object.assign(standby, { standby_host: src.fromHost.host, standby_port: String(src.fromHost.port) });
+  return standby;
+}
 
 export class ZalandoSiteDriver implements SiteDriver {
   readonly kind = 'zalando' as const;
@@ -174,15 +173,21 @@ export class ZalandoSiteDriver implements SiteDriver {
     return { host, port: svc?.spec?.ports?.[0]?.port ?? 5432 };
   }
 
-  async withLeaderSql<T>(cluster: string, fn: (client: PgClient) => Promise<T>): Promise<T> {
-    const leader = await this.leaderPod(cluster);
-    if (!leader?.pod.status?.podIP) throw new SiteUnreachableError(`${this.site}/${cluster}: no leader pod with an address`, { cluster });
+  /** Superuser connection settings for one pod (the worker runs in the cluster's network). */
+  async podPgConfig(cluster: string, pod: PodObject): Promise<ClientConfig> {
+    if (!pod.status?.podIP) throw new SiteUnreachableError(`${this.site}/${cluster}: pod ${pod.metadata.name} has no address`, { cluster });
     const cred = await this.readSecret(cluster, 'postgres');
     if (!cred) throw new PreconditionFailedError(`${this.site}/${cluster}: Secret ${credentialsSecretName('postgres', cluster)} is missing`, { cluster });
-    const client = new PgClient({
-      host: leader.pod.status.podIP, port: this.port(leader.pod, 'postgresql', 5432), user: cred.username, password: cred.password,
+    return {
+      host: pod.status.podIP, port: this.port(pod, 'postgresql', 5432), user: cred.username, password: cred.password,
       database: 'postgres', connectionTimeoutMillis: 5_000,
-    });
+    };
+  }
+
+  async withLeaderSql<T>(cluster: string, fn: (client: PgClient) => Promise<T>): Promise<T> {
+    const leader = await this.leaderPod(cluster);
+    if (!leader) throw new SiteUnreachableError(`${this.site}/${cluster}: no leader pod with an address`, { cluster });
+    const client = new PgClient(await this.podPgConfig(cluster, leader.pod));
     client.on('error', () => undefined);
     try {
       await client.connect();
@@ -226,14 +231,37 @@ export class ZalandoSiteDriver implements SiteDriver {
       .sort();
   }
 
-  async createStandbyCluster(req: CreateStandbyRequest, onProgress?: (detail: string) => void): Promise<{ changed: boolean }> {
+  createStandbyCluster(req: CreateStandbyRequest, onProgress?: (detail: string) => void): Promise<{ changed: boolean }> {
+    return this.createStandby(req, {}, onProgress);
+  }
+
+  /**
+   * The pod env of a standby of this source: the operator derives Spilo's STANDBY_* env from spec.standby, except
+   * the S3 keys, endpoint and region, which go in spec.env by reference to a Secret.
+   */
+  async standbyEnv(cluster: string, fromArchive?: { archive: ArchiveLocation }): Promise<NonNullable<PostgresqlObject['spec']['env']>> {
+    if (!fromArchive) return [];
+    // The standby's pods read the source's archive with the keys of this region's S3 Secret, copied under the
+    // cluster's name so it lives and dies with it; values stay inside this activity.
+    const s3Secret = await this.copyS3Credentials(cluster);
+    const s3 = fromArchive.archive.s3;
+    return [
+      { name: 'STANDBY_AWS_ACCESS_KEY_ID', valueFrom: { secretKeyRef: { name: s3Secret, key: 'AWS_ACCESS_KEY_ID' } } },
+      { name: 'STANDBY_AWS_SECRET_ACCESS_KEY', valueFrom: { secretKeyRef: { name: s3Secret, key: 'AWS_SECRET_ACCESS_KEY' } } },
+      { name: 'STANDBY_AWS_REGION', value: s3.region },
+      ...(s3.endpoint ? [{ name: 'STANDBY_AWS_ENDPOINT', value: s3.endpoint }] : []),
+      { name: 'STANDBY_AWS_S3_FORCE_PATH_STYLE', value: String(!!s3.forcePathStyle) },
+      { name: 'STANDBY_USE_WALG_RESTORE', value: 'true' },
+    ];
+  }
+
+  /** A new postgresql object that is a standby of req.sourceRef (provision, and reseed with its own annotations). */
+  async createStandby(req: CreateStandbyRequest, annotations: Record<string, string>, onProgress?: (detail: string) => void): Promise<{ changed: boolean }> {
     const teamId = checkClusterName(req.cluster);
-    const standby: NonNullable<PostgresqlObject['spec']['standby']> = {};
-    if (req.fromArchive) standby.s3_wal_path = req.fromArchive.archive.walPrefix;
-    if (req.fromHost) Object.assign(standby, { standby_host: req.fromHost.host, standby_port: String(req.fromHost.port) });
     const version = String(req.like?.pgVersion ?? /\/wal\/(\d+)$/.exec(req.fromArchive?.archive.walPrefix ?? '')?.[1] ?? '');
     if (!version) throw new BadInputError(`${this.site}/${req.cluster}: the Postgres major version of the source is unknown`);
 
+    const standby = standbySpec(req);
     const existing = await this.getPostgresql(req.cluster);
     if (existing) {
       const same = existing.metadata.annotations?.[SOURCE_ANNOTATION] === req.sourceRef &&
@@ -244,23 +272,10 @@ export class ZalandoSiteDriver implements SiteDriver {
       await this.waitStandbyLeader(req.cluster, 600_000, onProgress);
       return { changed: false };
     }
-    // The standby's pods read the source's archive with the keys of this region's S3 Secret, copied under the
-    // cluster's name so it lives and dies with it; values stay inside this activity.
-    const s3Secret = await this.copyS3Credentials(req.cluster);
-    const s3 = req.fromArchive?.archive.s3 ?? this.cfg.s3;
-    const env: NonNullable<PostgresqlObject['spec']['env']> = req.fromArchive
-      ? [
-          { name: 'STANDBY_AWS_ACCESS_KEY_ID', valueFrom: { secretKeyRef: { name: s3Secret, key: 'AWS_ACCESS_KEY_ID' } } },
-          { name: 'STANDBY_AWS_SECRET_ACCESS_KEY', valueFrom: { secretKeyRef: { name: s3Secret, key: 'AWS_SECRET_ACCESS_KEY' } } },
-          { name: 'STANDBY_AWS_REGION', value: s3.region },
-          ...(s3.endpoint ? [{ name: 'STANDBY_AWS_ENDPOINT', value: s3.endpoint }] : []),
-          { name: 'STANDBY_AWS_S3_FORCE_PATH_STYLE', value: String(!!s3.forcePathStyle) },
-          { name: 'STANDBY_USE_WALG_RESTORE', value: 'true' },
-        ]
-      : [];
+    const env = await this.standbyEnv(req.cluster, req.fromArchive);
     const body: PostgresqlObject = {
       apiVersion: PG_GROUP, kind: 'postgresql',
-      metadata: { name: req.cluster, annotations: { [SOURCE_ANNOTATION]: req.sourceRef } },
+      metadata: { name: req.cluster, annotations: { [SOURCE_ANNOTATION]: req.sourceRef, ...annotations } },
       spec: {
         teamId,
         numberOfInstances: req.like?.instances ?? 2,

@@ -178,4 +178,21 @@ describe('runbooks through the zalando driver', () => {
       await kubeRequest(kube.admin, 'PATCH', role, { body: { rules: before.rules } });
     }
   });
+  it('refuses a target name the operator cannot have before anything changes', async () => {
+    const secretsBefore = ((await admin('GET', '/api/v1/namespaces/us/secrets')).body as { items: unknown[] }).items.length;
+    await withRunbookWorkers(async (h) => {
+      for (const [target, why] of [['us/orders', /must start with its team id and a dash/], [`us/acid-${'x'.repeat(50)}`, /the operator allows at most 53/]] as const) {
+        const handle = await startRunbook(h.client, {
+          workflowType: 'provisionStandby', runbook: RUNBOOK_NAMES.provisionStandby, cluster: target, taskQueue: h.taskQueue,
+          input: { source: SOURCE, target, method: 'both' },
+        });
+        const err = await failureOf(handle);
+        expect(err.type).toBe('BadInputError');
+        expect(err.message).toMatch(why);
+      }
+    }, { sitesFile });
+    const names = ((await admin('GET', '/apis/acid.zalan.do/v1/namespaces/us/postgresqls')).body as { items: PostgresqlObject[] }).items.map((p) => p.metadata.name);
+    expect(names).toEqual(['acid-zsrc']);
+    expect(((await admin('GET', '/api/v1/namespaces/us/secrets')).body as { items: unknown[] }).items.length).toBe(secretsBefore);
+  });
 });
