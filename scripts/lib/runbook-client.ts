@@ -6,6 +6,10 @@ import { DR_CLUSTER, DR_RUNBOOK, DR_SITE } from '../../workflows/contracts/searc
 import { runbookWorkflowId } from '../../workflows/contracts/runbooks';
 import { CONTROL_TASK_QUEUE } from '../../workflows/contracts/task-queues';
 import { getJournalQuery, type JournalEntry } from '../../workflows/contracts/journal';
+import {
+  approveUpdate, getPendingApprovalQuery, rejectUpdate, type ApprovalDecision, type PendingApproval,
+} from '../../workflows/contracts/approvals';
+import type { ApprovalRecord } from '../../workflows/contracts/runbooks';
 
 export interface StartRunbookOptions {
   /** The workflow function name, e.g. 'provisionStandby'. */
@@ -74,5 +78,32 @@ export async function followRunbook<T>(
     return (await result) as T;
   } finally {
     await poll;
+  }
+}
+
+/** Why a decision could not be delivered: no such run, no gate open, or the gate's validator said no. */
+export class DecisionRefusedError extends Error {}
+
+/**
+ * Approves or rejects the open gate of a running runbook with the `approve`/`reject` Update, so the caller gets
+ * the approval record or the validator's reason (wrong gate, missing ticket, acknowledgement needed, ...).
+ */
+export async function decideRunbook(
+  client: Client,
+  workflowId: string,
+  decision: ApprovalDecision,
+  approving: boolean,
+): Promise<{ record: ApprovalRecord; gate: PendingApproval }> {
+  const handle = client.workflow.getHandle(workflowId);
+  const gate = await handle.query(getPendingApprovalQuery).catch((err: Error) => {
+    throw new DecisionRefusedError(`${workflowId}: ${/not found/i.test(err.message) ? 'no such run' : err.message}`);
+  });
+  if (!gate) throw new DecisionRefusedError(`${workflowId} has no approval gate open`);
+  try {
+    const record = await handle.executeUpdate(approving ? approveUpdate : rejectUpdate, { args: [decision] });
+    return { record, gate };
+  } catch (err) {
+    const reason = (err as { cause?: { message?: string } }).cause?.message ?? (err as Error).message;
+    throw new DecisionRefusedError(`${workflowId}: ${reason}`);
   }
 }
