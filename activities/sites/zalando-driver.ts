@@ -312,6 +312,7 @@ export class ZalandoSiteDriver implements SiteDriver {
   async waitStandbyLeader(cluster: string, timeoutMs: number, onProgress?: (d: string) => void): Promise<void> {
     const deadline = Date.now() + timeoutMs;
     let last = '';
+    let lastAt = 0;
     while (Date.now() < deadline) {
       const pg = await this.getPostgresql(cluster);
       const status = pg?.status?.PostgresClusterStatus ?? 'none';
@@ -322,7 +323,11 @@ export class ZalandoSiteDriver implements SiteDriver {
       const master = pods.find((p) => p.metadata.labels?.['spilo-role'] === 'master');
       const node = master ? await this.patroni<{ role?: string; state?: string }>(master, 'GET', '/patroni') : null;
       const now = `status ${status}, ${pods.length} pods, master ${master?.metadata.name ?? 'none'}, Patroni ${node?.body?.role ?? '?'}/${node?.body?.state ?? '?'}`;
-      if (now !== last) onProgress?.((last = now));
+      // Also every 20 s unchanged: the caller's progress is the activity's heartbeat.
+      if (now !== last || Date.now() - lastAt > 20_000) {
+        onProgress?.((last = now));
+        lastAt = Date.now();
+      }
       if (status === 'Running' && node?.body?.role === 'standby_leader' && node.body.state === 'running') return;
       await sleep(1000);
     }

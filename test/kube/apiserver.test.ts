@@ -200,6 +200,7 @@ describe('RBAC: the worker, with its real ServiceAccount token, can do exactly w
     { group: '', resource: 'pods', verbs: ['get', 'list'] },
     { group: '', resource: 'pods/proxy', verbs: ['get', 'create', 'patch'] },
     { group: '', resource: 'pods/exec', verbs: ['get', 'create'] },
+    { group: '', resource: 'pods/log', verbs: ['get'] },
     { group: '', resource: 'services', verbs: ['get'] },
     { group: 'apps', resource: 'statefulsets', verbs: ['get'] },
   ];

@@ -12,10 +12,12 @@ import { chmodSync, existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { listCompleteBackups, splitS3Url } from '../../activities/s3/backup-catalogue';
 import { LocalRegion } from '../../activities/sites/local/region';
-import { clusterDir } from '../../activities/sites/local/cluster-files';
-import { startProcess, stopProcess } from '../../activities/sites/local/processes';
+import { clusterDir, withRegionLock, writeClusterFile, type StandbySpec } from '../../activities/sites/local/cluster-files';
+import { runAsOf } from '../../activities/sites/local/cluster-state';
+import { standbyClusterSection } from '../../activities/sites/local/patroni-config';
+import { lookupUser, startProcess, stopProcess } from '../../activities/sites/local/processes';
 import { pgBinDir, toolsBin } from '../../activities/sites/local/tools';
-import { walgScriptPaths } from '../../activities/sites/local/walg-env';
+import { walgEnv, walgScriptPaths, writeWalgFiles } from '../../activities/sites/local/walg-env';
 import type { LocalSiteConfig } from '../../activities/sites/sites-file';
 import { credentialsSecretName, SPILO_BACKUP_COMMAND, type PostgresqlObject } from '../../activities/sites/zalando-driver';
 import { kubeRequest, type KubeCredentials } from '../../scripts/lib/kube-dev-server';
@@ -31,7 +33,10 @@ export interface StandInOperatorSpec {
   /** Folder for the kubelet's pods.json, shims, pid and log. */
   dir: string;
   kubeletPort: number;
-  /** Simulates the operator's documented gap: after spec.standby is removed, it does not PATCH Patroni. */
+  /**
+   * Simulates the operator's documented gap: it does not PATCH Patroni's standby_cluster after spec.standby changes
+   * (removed: promotion; added: demotion). Also what a test sets while it re-points a standby by hand (a partition).
+   */
   skipStandbyPatch?: boolean;
 }
 
@@ -39,7 +44,7 @@ export class StandInOperator {
   private running = false;
   private loop: Promise<void> | null = null;
   private readonly creating = new Map<string, Promise<void>>();
-  private readonly pods: Record<string, { shim: string }> = {};
+  private readonly pods: Record<string, { shim: string; log: string }> = {};
   readonly errors: string[] = [];
 
   constructor(readonly spec: StandInOperatorSpec) {}
@@ -240,6 +245,7 @@ export class StandInOperator {
     } else if (svc.spec.ports?.[0]?.port !== leaderPort) {
       await this.must('PATCH', svcPath, { spec: { ports: [{ name: 'postgresql', port: leaderPort }] } }, 'application/merge-patch+json');
     }
+    if (pg.spec.standby && !this.spec.skipStandbyPatch) await this.recordStandby(ns, region, pg);
     // Operator 1.11+: spec.standby removed -> rolling update, then PATCH standby_cluster null on Patroni.
     if (!pg.spec.standby && info.standby && !this.spec.skipStandbyPatch) {
       const leaderRest = info.members.find((m) => m.name === leader?.name);
@@ -249,6 +255,49 @@ export class StandInOperator {
         });
       }
     }
+  }
+
+  /**
+   * Operator 1.11+ on a running cluster with spec.standby: nothing is recreated; its sync writes standby_cluster
+   * into Patroni (restore_command reading Spilo's env-standby dir, which Spilo writes from the STANDBY_* env). The
+   * backing member's equivalent of that dir and script is the local restore wrapper with the source's WAL-G env:
+   * that is what is written here, with the spec recorded in cluster.json, whenever Patroni's section differs.
+   */
+  private async recordStandby(ns: string, region: LocalRegion, pg: PostgresqlObject): Promise<void> {
+    const name = pg.metadata.name;
+    const s = pg.spec.standby!;
+    const cfg = this.spec.regions[ns];
+    const spec: StandbySpec = {
+      sourceRef: pg.metadata.annotations?.['standby-runbooks.dev/source'] ?? `${s.standby_host}:${s.standby_port}`,
+      fromHost: s.standby_host ? { host: s.standby_host, port: Number(s.standby_port ?? 5432) } : undefined,
+      fromArchive: s.s3_wal_path ? { s3: { ...cfg.s3, bucket: splitS3Url(s.s3_wal_path).bucket }, walPrefix: s.s3_wal_path } : undefined,
+    };
+    const dir = clusterDir(cfg.dataDir, name);
+    const want = standbyClusterSection(spec, walgScriptPaths(dir), null);
+    const info = region.getCluster(name)!;
+    type Section = { host?: string; port?: number | string; restore_command?: string } | null;
+    let found: { have: Section; rest: string } | null = null;
+    for (const m of info.members) {
+      const r = (await fetch(`http://127.0.0.1:${m.restPort}/config`).then((x) => (x.ok ? x.json() : null), () => null)) as { standby_cluster?: Section } | null;
+      if (r) {
+        found = { have: r.standby_cluster ?? null, rest: `http://127.0.0.1:${m.restPort}` };
+        break;
+      }
+    }
+    if (!found) return;
+    const { have, rest } = found;
+    if (have && have.host === want.host && String(have.port) === String(want.port) && have.restore_command === want.restore_command) return;
+    if (spec.fromArchive) {
+      const u = lookupUser(runAsOf(region));
+      writeWalgFiles(dir, { uid: u.uid, gid: u.gid }, null, { env: await walgEnv(spec.fromArchive.s3, spec.fromArchive.walPrefix), backupName: null });
+    }
+    await withRegionLock(cfg.dataDir, async () => {
+      const fresh = region.getCluster(name)!;
+      writeClusterFile(cfg.dataDir, { ...fresh, standby: spec, bootstrapBackup: null });
+    });
+    const patch = (body: unknown) => fetch(`${rest}/config`, { method: 'PATCH', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
+    if (have) await patch({ standby_cluster: null });
+    await patch({ standby_cluster: want });
   }
 
   /** The pod's "container": a shim that runs Spilo's commands against the member backing it. */
@@ -273,18 +322,28 @@ case "$*" in
     exec ${asPg(`${shq(join(pgBinDir(), 'pg_ctl'))} stop -m fast -w -D ${shq(m.dataDir)}`)} ;;
   'pg_controldata /home/postgres/pgdata/pgroot/data')
     exec ${asPg(`${shq(join(pgBinDir(), 'pg_controldata'))} ${shq(m.dataDir)}`)} ;;
+  'ls /home/postgres/pgdata/pgroot/data/pg_wal')
+    exec ls ${shq(join(m.dataDir, 'pg_wal'))} ;;
+  'pg_waldump '*|'base64 -w0 /home/postgres/pgdata/pgroot/data/pg_wal/'*)
+    # Spilo's PGDATA is this member's data directory here.
+    spilo=/home/postgres/pgdata/pgroot/data
+    args=("\${@//"$spilo"/${m.dataDir}}")
+    if [ "$1" = pg_waldump ]; then exec ${asPg(`${shq(join(pgBinDir(), 'pg_waldump'))} "\${args[@]:1}"`)}; fi
+    exec "\${args[@]}" ;;
   *) echo "stand-in pod ${ns}/${member}: command not supported: $*" >&2; exit 127 ;;
 esac
 `);
     chmodSync(shim, 0o755);
-    this.pods[`${ns}/${member}`] = { shim };
+    // The pod's log: Spilo's Patroni logs to the container's stdout, read through pods/log.
+    this.pods[`${ns}/${member}`] = { shim, log: p.logFile };
     writeFileSync(this.podsFile, JSON.stringify(this.pods, null, 2) + '\n');
   }
 
   private async deleteChildren(ns: string, region: LocalRegion, name: string): Promise<void> {
     const info = region.getCluster(name);
     for (const m of info?.members ?? []) {
-      await this.must('DELETE', `/api/v1/namespaces/${ns}/pods/${m.name}`);
+      // Grace period 0: a real kubelet confirms a pod's end once its containers stop; none runs here to do it.
+      await this.must('DELETE', `/api/v1/namespaces/${ns}/pods/${m.name}?gracePeriodSeconds=0`);
       delete this.pods[`${ns}/${m.name}`];
     }
     writeFileSync(this.podsFile, JSON.stringify(this.pods, null, 2) + '\n');

@@ -5,7 +5,7 @@ import type { LocalClusterInfo, LocalMemberInfo } from './cluster-files';
 import { logTail, nodeRunsAs, restUrl } from './members';
 import type { MemberPaths } from './patroni-config';
 import { leaderOf, patroniGet, type PatroniClusterView, type PatroniNodeStatus } from './patroni-api';
-import { postmasterPid, readControlData } from './pg-control';
+import { postmasterPid, readControlData, type ControlData } from './pg-control';
 import { isAlive } from './processes';
 
 /** The parts of LocalRegion these operations use (kept narrow so region.ts can delegate without a cycle). */
@@ -57,15 +57,20 @@ export async function formerLeader(info: LocalClusterInfo, view: PatroniClusterV
   const l = leaderOf(view);
   const byView = l && info.members.find((m) => m.name === l.name);
   if (byView) return byView;
-  let best: { m: LocalMemberInfo; lsn: bigint } | null = null;
-  for (const m of info.members) {
-    const cd = await readControlData(m.dataDir, runAs);
+  const seen = await Promise.all(info.members.map(async (m) => ({ item: m, cd: await readControlData(m.dataDir, runAs) })));
+  return lastPrimary(seen) ?? info.members[0];
+}
+
+/** With no Patroni leader: the member whose control file says it last ran as a primary, at the newest checkpoint. */
+export function lastPrimary<T>(seen: Array<{ item: T; cd: ControlData | null }>): T | null {
+  let best: { item: T; lsn: bigint } | null = null;
+  for (const { item, cd } of seen) {
     if (!cd || !['in production', 'shut down'].includes(cd.state)) continue;
     const [hi, lo] = (cd.checkpointLsn ?? '0/0').split('/');
     const lsn = (BigInt(`0x${hi}`) << 32n) | BigInt(`0x${lo}`);
-    if (!best || lsn > best.lsn) best = { m, lsn };
+    if (!best || lsn > best.lsn) best = { item, lsn };
   }
-  return best?.m ?? info.members[0];
+  return best?.item ?? null;
 }
 
 /** Replicas first, leader last: stopping a leader first would let a replica take over (or lose WAL to it). */

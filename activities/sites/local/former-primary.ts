@@ -9,9 +9,9 @@ import type { FormerPrimaryAssessment } from '../site-driver';
 import { formatLsn, parseLsn, WAL_SEGMENT_BYTES } from '../../../workflows/contracts/lsn';
 import type { LocalClusterInfo, LocalMemberInfo } from './cluster-files';
 import { clusterView, formerLeader, needCluster, runAsOf, type RegionHandle } from './cluster-state';
-import { postmasterPid, probePort, readControlData } from './pg-control';
+import { postmasterPid, probePort, readControlData, type ControlData } from './pg-control';
 import { pgBinDir } from './tools';
-import { runCommand } from './walg-env';
+import { runCommand, type RunResult } from './walg-env';
 
 export interface AssessHandle extends RegionHandle {
   pgConfig(name: string, opts?: { member?: string }): Promise<ClientConfig>;
@@ -38,6 +38,25 @@ export function walFileRange(name: string): { timeline: number; start: bigint; e
 }
 
 /**
+ * A member's pg_wal as failback reads it: the file names, and pg_waldump run on that folder. Local members are
+ * read directly; on Kubernetes the same reads go through pods/exec.
+ */
+export interface WalAccess {
+  /** WAL file names in pg_wal (segments and `.partial`), sorted. */
+  files: string[];
+  /** pg_waldump with these arguments and `--path <pg_wal>`; null when it could not be run. */
+  waldump(args: string[]): Promise<RunResult | null>;
+}
+
+export function localWalAccess(dataDir: string, runAs: string): WalAccess {
+  return {
+    files: walFilesOf(dataDir),
+    waldump: (args) => runCommand(join(pgBinDir(), 'pg_waldump'), [...args, '--path', join(dataDir, 'pg_wal')], { LC_ALL: 'C' }, { runAs, timeoutMs: 300_000 })
+      .catch(() => null),
+  };
+}
+
+/**
  * Where the WAL in `dataDir/pg_wal` on `timeline` ends, read with pg_waldump from `startLsn` (a record start, or
  * any LSN: pg_waldump skips to the next record). pg_waldump stops with an error at the end; the error names it:
  * "invalid record length at X" (zeros after the last record), "unexpected pageaddr ... in log segment S, offset O"
@@ -46,9 +65,14 @@ export function walFileRange(name: string): { timeline: number; start: bigint; e
  * end is the next segment boundary (the switch record "fills" the rest of its segment).
  */
 export async function endOfWal(dataDir: string, timeline: number, startLsn: string, runAs: string): Promise<string | null> {
+  return findEndOfWal(localWalAccess(dataDir, runAs), timeline, startLsn);
+}
+
+/** endOfWal over any WalAccess. */
+export async function findEndOfWal(wal: WalAccess, timeline: number, startLsn: string): Promise<string | null> {
   // pg_waldump waits 5 s for a missing next segment before it gives up: bounded by --end at the end of the last
   // segment present without a gap, reaching it (exit 0) means the WAL runs to that segment's end.
-  const present = new Set(walFilesOf(dataDir));
+  const present = new Set(wal.files);
   const segs = 0x100000000n / WAL_SEGMENT_BYTES;
   const nameAt = (pos: bigint) => [BigInt(timeline), pos / WAL_SEGMENT_BYTES / segs, (pos / WAL_SEGMENT_BYTES) % segs]
     .map((n) => n.toString(16).toUpperCase().padStart(8, '0')).join('');
@@ -56,12 +80,7 @@ export async function endOfWal(dataDir: string, timeline: number, startLsn: stri
   if (!present.has(nameAt(last))) return null;
   while (present.has(nameAt(last + WAL_SEGMENT_BYTES))) last += WAL_SEGMENT_BYTES;
   const stop = formatLsn(last + WAL_SEGMENT_BYTES);
-  const r = await runCommand(
-    join(pgBinDir(), 'pg_waldump'),
-    ['--quiet', '--path', join(dataDir, 'pg_wal'), '--timeline', String(timeline), '--start', startLsn, '--end', stop],
-    { LC_ALL: 'C' },
-    { runAs, timeoutMs: 300_000 },
-  ).catch(() => null);
+  const r = await wal.waldump(['--quiet', '--timeline', String(timeline), '--start', startLsn, '--end', stop]);
   if (!r) return null;
   if (r.exitCode === 0) return stop;
   const text = r.stderr + r.stdout;
@@ -78,7 +97,7 @@ export async function endOfWal(dataDir: string, timeline: number, startLsn: stri
   return null;
 }
 
-interface LiveFacts {
+export interface LiveFacts {
   sysid: string;
   in_recovery: boolean;
   lsn: string | null;
@@ -87,7 +106,7 @@ interface LiveFacts {
   checksums: string;
 }
 
-async function liveFacts(cfg: ClientConfig): Promise<LiveFacts | null> {
+export async function liveFacts(cfg: ClientConfig): Promise<LiveFacts | null> {
   const c = new Client({ ...cfg, connectionTimeoutMillis: 5_000, statement_timeout: 10_000 });
   c.on('error', () => undefined);
   try {
@@ -111,34 +130,29 @@ async function liveFacts(cfg: ClientConfig): Promise<LiveFacts | null> {
   }
 }
 
-async function assessMember(region: AssessHandle, info: LocalClusterInfo, m: LocalMemberInfo): Promise<FormerPrimaryAssessment> {
-  const runAs = runAsOf(region);
-  const walFiles = walFilesOf(m.dataDir);
-  const open = postmasterPid(m.dataDir) !== null || (await probePort(m.pgPort)) === 'accepting';
-  if (open) {
-    const live = await liveFacts(await region.pgConfig(info.name, { member: m.name }));
-    if (live) {
-      return {
-        running: true,
-        member: m.name,
-        systemIdentifier: live.sysid,
-        timeline: live.timeline,
-        lastLsn: live.lsn,
-        lastLsnSource: live.in_recovery ? 'pg_last_wal_receive_lsn' : 'pg_current_wal_lsn',
-        checkpointLsn: null,
-        clusterState: null,
-        walLogHints: live.hints === 'on',
-        dataChecksums: live.checksums === 'on',
-        walFiles,
-      };
-    }
-    // Accepting but not answering (starting, crash recovery): the control file is still the best source.
-  }
-  const cd = await readControlData(m.dataDir, runAs);
+/** What a running member says about itself (SQL). */
+export function assessLive(member: string, live: LiveFacts, walFiles: string[]): FormerPrimaryAssessment {
+  return {
+    running: true,
+    member,
+    systemIdentifier: live.sysid,
+    timeline: live.timeline,
+    lastLsn: live.lsn,
+    lastLsnSource: live.in_recovery ? 'pg_last_wal_receive_lsn' : 'pg_current_wal_lsn',
+    checkpointLsn: null,
+    clusterState: null,
+    walLogHints: live.hints === 'on',
+    dataChecksums: live.checksums === 'on',
+    walFiles,
+  };
+}
+
+/** What a stopped member's control file and WAL say: the end of its WAL from its last checkpoint on. */
+export async function assessStopped(member: string, open: boolean, cd: ControlData | null, wal: WalAccess): Promise<FormerPrimaryAssessment> {
   let lastLsn = cd?.checkpointLsn ?? null;
   let lastLsnSource: FormerPrimaryAssessment['lastLsnSource'] = lastLsn ? 'pg_controldata' : null;
   if (cd?.checkpointLsn && cd.timeline) {
-    const end = await endOfWal(m.dataDir, cd.timeline, cd.checkpointLsn, runAs);
+    const end = await findEndOfWal(wal, cd.timeline, cd.checkpointLsn);
     if (end && parseLsn(end) >= parseLsn(cd.checkpointLsn)) {
       lastLsn = end;
       lastLsnSource = 'pg_waldump';
@@ -146,7 +160,7 @@ async function assessMember(region: AssessHandle, info: LocalClusterInfo, m: Loc
   }
   return {
     running: open,
-    member: m.name,
+    member,
     systemIdentifier: cd?.systemIdentifier ?? null,
     timeline: cd?.timeline ?? null,
     lastLsn,
@@ -155,8 +169,20 @@ async function assessMember(region: AssessHandle, info: LocalClusterInfo, m: Loc
     clusterState: cd?.state ?? null,
     walLogHints: cd?.walLogHints ?? null,
     dataChecksums: cd?.dataChecksums ?? null,
-    walFiles,
+    walFiles: wal.files,
   };
+}
+
+async function assessMember(region: AssessHandle, info: LocalClusterInfo, m: LocalMemberInfo): Promise<FormerPrimaryAssessment> {
+  const runAs = runAsOf(region);
+  const walFiles = walFilesOf(m.dataDir);
+  const open = postmasterPid(m.dataDir) !== null || (await probePort(m.pgPort)) === 'accepting';
+  if (open) {
+    const live = await liveFacts(await region.pgConfig(info.name, { member: m.name }));
+    if (live) return assessLive(m.name, live, walFiles);
+    // Accepting but not answering (starting, crash recovery): the control file is still the best source.
+  }
+  return assessStopped(m.name, open, await readControlData(m.dataDir, runAs), localWalAccess(m.dataDir, runAs));
 }
 
 /** Facts about the member that leads or last led `name`; changes nothing. */

@@ -43,12 +43,17 @@ export interface RewindReport {
 const RELEVANT = /pg_rewind|crash recovery|Local timeline|primary_timeline|reinitializ|diverged|rewind/i;
 
 export function rewindsSince(logs: Array<{ member: string; file: string }>, since: Date): RewindReport {
+  return rewindReport(logs.map(({ member, file }) => ({ member, lines: patroniLogSince(file, since) })));
+}
+
+/** The rewind report of Patroni log lines per member, however they were read (a file here, pods/log on Kubernetes). */
+export function rewindReport(logs: Array<{ member: string; lines: string[] }>): RewindReport {
   const members: string[] = [];
   const failed: string[] = [];
   const running: string[] = [];
   const lines: string[] = [];
-  for (const { member, file } of logs) {
-    const mine = patroniLogSince(file, since).filter((l) => RELEVANT.test(l));
+  for (const { member, lines: all } of logs) {
+    const mine = all.filter((l) => RELEVANT.test(l));
     // While a rewind runs, its last word is "running pg_rewind from ..." (also "... in progress" each cycle); it ends
     // with "pg_rewind exit code=N" and its output, or a reason it could not run ("Can not use ... for rewind").
     if (mine.length && /running pg_rewind from/.test(mine[mine.length - 1])) running.push(member);

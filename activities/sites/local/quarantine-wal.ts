@@ -9,11 +9,11 @@ import type { QuarantineRequest, QuarantineResult } from '../site-driver';
 import { BadInputError, PreconditionFailedError, SiteUnreachableError } from '../../../workflows/contracts/errors';
 import { formatLsn, parseLsn } from '../../../workflows/contracts/lsn';
 import { clusterView, formerLeader, memberStates, needCluster, runAsOf, type RegionHandle } from './cluster-state';
-import { endOfWal, walFileRange, walFilesOf } from './former-primary';
-import { probePort, readControlData } from './pg-control';
+import { findEndOfWal, localWalAccess, walFileRange, type WalAccess } from './former-primary';
+import { probePort, readControlData, type ControlData } from './pg-control';
 import { s3Client } from './s3-server';
 
-function validate(req: QuarantineRequest): string {
+export function validateQuarantine(req: QuarantineRequest): string {
   const bad = (msg: string) => new BadInputError(`quarantineWal: ${msg}`, { prefix: req.destination.prefix });
   parseLsn(req.fromLsn);
   if (!Number.isInteger(req.timeline) || req.timeline < 1) throw bad(`timeline ${req.timeline} is not a positive integer`);
@@ -52,7 +52,7 @@ async function putOnce(s3: S3Client, bucket: string, key: string, body: Buffer):
 }
 
 export async function quarantineWal(region: RegionHandle, name: string, req: QuarantineRequest): Promise<QuarantineResult> {
-  const prefix = validate(req);
+  validateQuarantine(req);
   const info = needCluster(region, name);
   const runAs = runAsOf(region);
   const open: string[] = [];
@@ -64,17 +64,38 @@ export async function quarantineWal(region: RegionHandle, name: string, req: Qua
     });
   }
   const leader = await formerLeader(info, await clusterView(info), runAs);
-  const cd = await readControlData(leader.dataDir, runAs);
+  return quarantineFrom({
+    site: region.name, cluster: name, member: leader.name,
+    cd: await readControlData(leader.dataDir, runAs),
+    wal: localWalAccess(leader.dataDir, runAs),
+    read: async (f) => readFileSync(join(leader.dataDir, 'pg_wal', f)),
+  }, req);
+}
+
+/** The former leader's WAL as the quarantine reads it: its control file, its pg_wal, and a file's bytes. */
+export interface QuarantineSource {
+  site: string;
+  cluster: string;
+  member: string;
+  cd: ControlData | null;
+  wal: WalAccess;
+  read(file: string): Promise<Buffer>;
+}
+
+/** Copies the WAL files of `src` from the fork point on, and the manifest, to S3 (the caller checked Postgres is down). */
+export async function quarantineFrom(src: QuarantineSource, req: QuarantineRequest): Promise<QuarantineResult> {
+  const prefix = validateQuarantine(req);
+  const { cd, site, cluster: name } = src;
   const from = parseLsn(req.fromLsn);
   // From the last checkpoint when it is on this timeline and not after the fork point (a known record start),
   // else from the fork point itself (pg_waldump skips to the next record).
   const start = cd?.checkpointLsn && cd.timeline === req.timeline && parseLsn(cd.checkpointLsn) <= from ? cd.checkpointLsn : req.fromLsn;
-  const end = await endOfWal(leader.dataDir, req.timeline, start, runAs);
+  const end = await findEndOfWal(src.wal, req.timeline, start);
   const endPos = end ? parseLsn(end) : null;
 
   // Segments beyond the end of WAL are recycled files holding old WAL: not divergent, left out. With the end
   // unknown every segment after the fork point is kept: too much is better than losing the one that mattered.
-  const files = walFilesOf(leader.dataDir).filter((f) => {
+  const files = src.wal.files.filter((f) => {
     const r = walFileRange(f);
     if (!r || r.timeline !== req.timeline) return false;
     if (r.partial) return true;
@@ -92,15 +113,15 @@ export async function quarantineWal(region: RegionHandle, name: string, req: Qua
   let changed = false;
   try {
     for (const f of files) {
-      const body = readFileSync(join(leader.dataDir, 'pg_wal', f));
+      const body = await src.read(f);
       const put = await putOnce(s3, bucket, `${prefix}/${f}`, body);
       changed = changed || put.wrote;
       objects.push({ key: put.key, file: f, bytes: body.length, md5: put.md5 });
     }
     const manifest = {
-      site: region.name,
+      site,
       cluster: name,
-      member: leader.name,
+      member: src.member,
       systemIdentifier: cd?.systemIdentifier ?? null,
       clusterState: cd?.state ?? null,
       timeline: req.timeline,
@@ -121,7 +142,7 @@ export async function quarantineWal(region: RegionHandle, name: string, req: Qua
     };
   } catch (err) {
     if (err instanceof PreconditionFailedError) throw err;
-    throw new SiteUnreachableError(`quarantine of ${region.name}/${name} to s3://${bucket}/${prefix}/: ${(err as Error).message}`, {
+    throw new SiteUnreachableError(`quarantine of ${site}/${name} to s3://${bucket}/${prefix}/: ${(err as Error).message}`, {
       cluster: name, bucket, prefix,
     });
   } finally {

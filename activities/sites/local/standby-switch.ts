@@ -231,7 +231,7 @@ async function waitFollowing(region: SwitchHandle, info: LocalClusterInfo, req: 
   );
 }
 
-async function walReceiver(cfg: ClientConfig): Promise<{ status: string; sender_host: string; sender_port: number } | null> {
+export async function walReceiver(cfg: ClientConfig): Promise<{ status: string; sender_host: string; sender_port: number } | null> {
   const c = new Client({ ...cfg, connectionTimeoutMillis: 3_000 });
   c.on('error', () => undefined);
   try {

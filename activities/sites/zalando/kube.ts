@@ -108,6 +108,24 @@ export class KubeAccess {
     return { status: r.status, body: r.json as T };
   }
 
+  /**
+   * A container's log (pods/log) from `since` on, each line without the kubelet's timestamp; null when the pod or
+   * its log is gone. Spilo's Patroni logs to the container's stdout, so this is where Patroni says what it did.
+   */
+  async podLog(pod: string, container: string, since: Date): Promise<string[] | null> {
+    const sinceTime = new Date(Math.floor(since.getTime() / 1000) * 1000).toISOString().replace('.000Z', 'Z');
+    const path = this.path('', `pods/${pod}/log?container=${encodeURIComponent(container)}&timestamps=true&sinceTime=${encodeURIComponent(sinceTime)}`);
+    const r = await this.request('GET', path);
+    if (r.status === 401 || r.status === 403) this.check(r, 'GET', path);
+    if (r.status !== 200) return null;
+    // timestamps=true: "<RFC3339Nano> <line>"; filtered again here since sinceTime is whole seconds.
+    return r.text.split('\n').flatMap((l) => {
+      const sp = l.indexOf(' ');
+      const at = Date.parse(l.slice(0, sp));
+      return sp > 0 && at >= since.getTime() - 1_000 ? [l.slice(sp + 1)] : [];
+    });
+  }
+
   /** Runs argv in a container of a pod (pods/exec) and returns its exit code and output. */
   async exec(pod: string, container: string, argv: string[], timeoutMs: number, onLine?: (line: string) => void): Promise<ExecResult> {
     const out: string[] = [];

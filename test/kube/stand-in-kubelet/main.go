@@ -18,6 +18,9 @@
 //	GET|POST /exec/{namespace}/{pod}[/{uid}]/{container}?command=..&command=..&input=1&output=1&error=1&tty=0
 //	         (the API server turns pods/exec's stdin/stdout/stderr into the kubelet's input/output/error)
 //	POST     /run/{namespace}/{pod}[/{uid}]/{container}?cmd=space+separated   -> 200, stdout+stderr
+//	GET      /containerLogs/{namespace}/{pod}/{container}?sinceTime=RFC3339&timestamps=true
+//	         (pods/log: the pod's "log" file from the pods file, i.e. the backing Patroni's log, which a Spilo
+//	         container writes to stdout; each line's time is Patroni's own asctime, in this host's zone)
 //	GET      /healthz
 //
 // TTY is not emulated: with tty=1 the command still runs on pipes (no pty, resizes ignored).
@@ -47,25 +50,79 @@ import (
 
 type podEntry struct {
 	Shim string `json:"shim"`
+	Log  string `json:"log"`
 }
 
 type kubelet struct{ podsFile string }
 
 // shimFor re-reads the pods file and returns the shim backing namespace/pod.
 func (k *kubelet) shimFor(ns, pod string) (string, error) {
+	e, err := k.entry(ns, pod)
+	return e.Shim, err
+}
+
+func (k *kubelet) entry(ns, pod string) (podEntry, error) {
 	data, err := os.ReadFile(k.podsFile)
 	if err != nil {
-		return "", fmt.Errorf("stand-in kubelet: reading %s: %v", k.podsFile, err)
+		return podEntry{}, fmt.Errorf("stand-in kubelet: reading %s: %v", k.podsFile, err)
 	}
 	var pods map[string]podEntry
 	if err := json.Unmarshal(data, &pods); err != nil {
-		return "", fmt.Errorf("stand-in kubelet: parsing %s: %v", k.podsFile, err)
+		return podEntry{}, fmt.Errorf("stand-in kubelet: parsing %s: %v", k.podsFile, err)
 	}
 	e, ok := pods[ns+"/"+pod]
 	if !ok || e.Shim == "" {
-		return "", fmt.Errorf("pod %s/%s not backed by the stand-in kubelet", ns, pod)
+		return podEntry{}, fmt.Errorf("pod %s/%s not backed by the stand-in kubelet", ns, pod)
 	}
-	return e.Shim, nil
+	return e, nil
+}
+
+// serveLogs answers pods/log from the pod's log file. Like the kubelet, sinceTime drops older lines and
+// timestamps=true prefixes each line with its RFC3339Nano time; a line without Patroni's asctime (pg_rewind's
+// output, logged as one multi-line message) carries the time of the line before it.
+func (k *kubelet) serveLogs(w http.ResponseWriter, req *http.Request) {
+	ns, pod, _, ok := parsePath(req.URL.Path, "containerLogs")
+	if !ok {
+		http.NotFound(w, req)
+		return
+	}
+	e, err := k.entry(ns, pod)
+	if err == nil && e.Log == "" {
+		err = fmt.Errorf("pod %s/%s has no log file", ns, pod)
+	}
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusNotFound)
+		return
+	}
+	var since time.Time
+	if s := req.URL.Query().Get("sinceTime"); s != "" {
+		if since, err = time.Parse(time.RFC3339, s); err != nil {
+			http.Error(w, "sinceTime: "+err.Error(), http.StatusBadRequest)
+			return
+		}
+	}
+	stamps := req.URL.Query().Get("timestamps") == "true"
+	data, err := os.ReadFile(e.Log)
+	if err != nil && !os.IsNotExist(err) {
+		http.Error(w, err.Error(), http.StatusInternalServerError)
+		return
+	}
+	w.Header().Set("Content-Type", "text/plain")
+	var at time.Time
+	for _, line := range strings.Split(string(data), "\n") {
+		if len(line) >= 23 {
+			if t, perr := time.ParseInLocation("2006-01-02 15:04:05,000", line[:23], time.Local); perr == nil {
+				at = t
+			}
+		}
+		if line == "" || at.IsZero() || at.Before(since) {
+			continue
+		}
+		if stamps {
+			_, _ = io.WriteString(w, at.UTC().Format(time.RFC3339Nano)+" ")
+		}
+		_, _ = io.WriteString(w, line+"\n")
+	}
 }
 
 // executor implements streaming.Executor for one request (the pod name it is given is the
@@ -204,6 +261,7 @@ func main() {
 	mux := http.NewServeMux()
 	mux.HandleFunc("/exec/", k.serveExec)
 	mux.HandleFunc("/run/", k.serveRun)
+	mux.HandleFunc("/containerLogs/", k.serveLogs)
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = io.WriteString(w, "ok") })
 	srv := &http.Server{Addr: *listen, Handler: mux, ReadHeaderTimeout: 30 * time.Second}
 	log.Printf("stand-in kubelet serving https://%s (pods file %s)", *listen, *pods)

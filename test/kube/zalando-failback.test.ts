@@ -1,0 +1,190 @@
+// failback-reseed through the zalando driver, on real divergence, against a REAL kube-apiserver (harness as in
+// zalando-runbooks.test.ts: the stand-in operator and kubelet back pods with real Patroni members). eu/acid-zfb
+// is cut off from its standby us/acid-zfb, writes rows us never gets, and is lost; us is promoted (unplanned).
+// Case 1: failback rewinds eu into a standby of us (Patroni's rewind, seen in pods/log) and switches back.
+// Case 2: the same loss again, failed back with strategy reseed: the operator's failback, delete and recreate (a
+// new uid and archive prefix; Secrets unchanged).
+// Private ports 47400-47499 and a temp folder.
+import { networkInterfaces } from 'node:os';
+import { join } from 'node:path';
+import { rmSync, writeFileSync } from 'node:fs';
+import { startRunbook } from '../../scripts/lib/runbook-client';
+import { kubeRequest, addWorkerIdentity, startKubeDevServer, stopKubeDevServer, type KubeDevServer } from '../../scripts/lib/kube-dev-server';
+import { partitionStandby, writeDivergentRows } from '../../scripts/lib/sandbox/faults';
+import { patchDynamicConfig } from '../../activities/sites/local/dcs-config';
+import { listKeys } from '../../activities/sites/local/s3-server';
+import type { PostgresqlObject } from '../../activities/sites/zalando-driver';
+import { getJournalQuery } from '../../workflows/contracts/journal';
+import { RUNBOOK_NAMES, type FailbackInput, type FailbackResult, type PromoteResult } from '../../workflows/contracts/runbooks';
+import { approveWhenAsked } from '../helpers/approvals';
+import { privateRegions, sql, waitFor } from '../helpers/private-regions';
+import { withRunbookWorkers, type RunbookHarness } from '../helpers/runbook-workers';
+import { StandInOperator } from './stand-in-operator';
+
+const HOST_IP = Object.values(networkInterfaces()).flat().find((a) => a && a.family === 'IPv4' && !a.internal)?.address;
+const regions = privateRegions('zalando-fb', 47400);
+const euBacking = regions.driverFor('eu-backing', 47401);
+const usBacking = regions.driverFor('us-backing', 47450);
+const NAME = 'acid-zfb';
+const EU = `eu/${NAME}`;
+const US = `us/${NAME}`;
+const DEAD_PORT = 47408;
+let kube: KubeDevServer;
+let operator: StandInOperator;
+let sitesFile: string;
+const timings: Record<string, number> = {};
+
+const admin = (method: string, path: string, body?: unknown) => kubeRequest(kube.admin, method, path, { body });
+const postgresql = async (ns: string) => (await admin('GET', `/apis/acid.zalan.do/v1/namespaces/${ns}/postgresqls/${NAME}`)).body as PostgresqlObject;
+const secrets = async (ns: string) => ((await admin('GET', `/api/v1/namespaces/${ns}/secrets?labelSelector=cluster-name%3D${NAME}`)).body as {
+  items: Array<{ metadata: { name: string; uid: string }; data: Record<string, string> }>;
+}).items.filter((s) => s.metadata.name.endsWith('.credentials.postgresql.acid.zalan.do'))
+  .map((s) => ({ name: s.metadata.name, uid: s.metadata.uid, data: s.data })).sort((a, b) => a.name.localeCompare(b.name));
+const roleOf = async (backing: typeof euBacking) => (await backing.describeCluster(NAME))?.leaderRole;
+const ids = async (backing: typeof euBacking) => new Set((await sql<{ id: string }>(backing, NAME, 'SELECT id FROM public.writes')).map((r) => Number(r.id)));
+
+function run(h: RunbookHarness, workflowType: string, runbook: string, cluster: string, input: unknown) {
+  return startRunbook(h.client, { workflowType, runbook, cluster, taskQueue: h.taskQueue, input });
+}
+
+/**
+ * A partition cuts us off eu (its standby_cluster re-pointed at a dead port through Patroni, the operator told not
+ * to put it back), eu writes rows us never gets and is lost, us is promoted (unplanned, eu's worker gone too); us
+ * takes writes; then eu's region comes back fenced (paused in its DCS, as fence-guard leaves it) and the guard ends.
+ */
+async function divergeLoseAndPromote(opts: { firstId: number }) {
+  operator.spec.skipStandbyPatch = true;
+  const euPort = (await euBacking.describeCluster(NAME))!.streamingEndpoint.port;
+  await partitionStandby(usBacking, NAME, euPort, DEAD_PORT);
+  const divergent = await writeDivergentRows(euBacking, NAME);
+  await euBacking.region.stopCluster(NAME);
+  return withRunbookWorkers(async (h) => {
+    const promote = await run(h, 'promote', RUNBOOK_NAMES.promote, US, { cluster: US, mode: 'unplanned', limits: { regionTimeoutSeconds: 5 } });
+    await approveWhenAsked(promote, 'oncall');
+    const promoted = (await promote.result()) as PromoteResult;
+    expect(promoted.fence).toBe('UNCONFIRMED');
+    operator.spec.skipStandbyPatch = false;
+    for (let i = 0; i < 20; i++) await sql(usBacking, NAME, 'INSERT INTO public.writes (id) VALUES ($1)', [opts.firstId + i]);
+    await patchDynamicConfig(euBacking.region.getCluster(NAME)!, euBacking.cfg.etcd.clientPort, { pause: true });
+    await euBacking.region.startCluster(NAME);
+    await h.addSiteWorker('eu');
+    expect(((await h.client.workflow.getHandle(promoted.fenceGuard!).result()) as { fenced: boolean }).fenced).toBe(true);
+    return { divergent, promoted };
+  }, { sitesFile, sites: ['us'] });
+}
+
+function failback(h: RunbookHarness, input: FailbackInput) {
+  return run(h, 'failbackReseed', RUNBOOK_NAMES.failbackReseed, EU, input);
+}
+
+beforeAll(async () => {
+  if (!HOST_IP) throw new Error('no non-loopback IPv4 address: pods/proxy refuses loopback pod IPs');
+  const t0 = Date.now();
+  await regions.start([euBacking, usBacking]);
+  kube = await startKubeDevServer({ dir: join(regions.tmp, 'kube'), etcdClientPort: 47404, etcdPeerPort: 47405, apiPort: 47406 });
+  const contexts: Record<string, string> = {};
+  for (const ns of ['eu', 'us']) {
+    contexts[ns] = (await addWorkerIdentity(kube, { namespace: ns, serviceAccount: 'dr-runbooks-worker' })).context;
+    await admin('POST', `/api/v1/namespaces/${ns}/secrets`, {
+      apiVersion: 'v1', kind: 'Secret', metadata: { name: 'dr-s3' },
+      stringData: { AWS_ACCESS_KEY_ID: 'sandboxkey', AWS_SECRET_ACCESS_KEY: 'sandboxsecret123' },
+    });
+  }
+  const site = (ns: string, backing: typeof euBacking) => ({
+    kind: 'zalando', kubeconfig: kube.kubeconfig, context: contexts[ns], namespace: ns, s3: backing.cfg.s3, s3CredentialsSecret: { name: 'dr-s3' },
+  });
+  sitesFile = join(regions.tmp, 'sites.json');
+  writeFileSync(sitesFile, JSON.stringify({ sites: { eu: site('eu', euBacking), us: site('us', usBacking) } }, null, 2));
+  operator = new StandInOperator({
+    admin: kube.admin, dir: join(regions.tmp, 'operator'), kubeletPort: 47407,
+    regions: { eu: { ...euBacking.cfg, exposeOn: HOST_IP }, us: { ...usBacking.cfg, exposeOn: HOST_IP } },
+  });
+  await operator.start();
+
+  // eu/acid-zfb with rows and a proven backup; us/acid-zfb its standby (archive and streaming).
+  await admin('POST', '/apis/acid.zalan.do/v1/namespaces/eu/postgresqls', {
+    apiVersion: 'acid.zalan.do/v1', kind: 'postgresql', metadata: { name: NAME },
+    spec: { teamId: 'acid', numberOfInstances: 1, postgresql: { version: '15' }, volume: { size: '1Gi' } },
+  });
+  await waitFor(`${EU} Running`, 180_000, async () => ((await postgresql('eu')).status?.PostgresClusterStatus === 'Running' ? true : null));
+  await sql(euBacking, NAME, 'CREATE TABLE public.writes (id bigint primary key); INSERT INTO public.writes SELECT generate_series(1, 200)');
+  await withRunbookWorkers(async (h) => {
+    await (await run(h, 'forceBackup', RUNBOOK_NAMES.forceBackup, EU, { cluster: EU })).result();
+    await (await run(h, 'provisionStandby', RUNBOOK_NAMES.provisionStandby, US, {
+      source: EU, target: US, method: 'both', limits: { pollIntervalSeconds: 1 },
+    })).result();
+  }, { sitesFile });
+  timings.setupMs = Date.now() - t0;
+}, 600_000);
+
+afterAll(async () => {
+  regions.log(`timings (ms): ${JSON.stringify(timings)}; operator errors: ${JSON.stringify(operator?.errors ?? [])}`);
+  await operator?.stop();
+  await stopKubeDevServer(join(regions.tmp, 'kube')).catch(() => undefined);
+  await regions.stop([euBacking, usBacking]);
+  rmSync(regions.tmp, { recursive: true, force: true });
+});
+
+describe('failback-reseed through the zalando driver', () => {
+  it('rewinds the diverged former primary into a standby (Patroni\'s rewind, read from pods/log) and switches back', async () => {
+    const uidBefore = (await postgresql('eu')).metadata.uid;
+    const { divergent } = await divergeLoseAndPromote({ firstId: 100_001 });
+    const onUs = await ids(usBacking);
+    await withRunbookWorkers(async (h) => {
+      const handle = await failback(h, { primary: US, formerPrimary: EU, strategy: 'auto', switchBack: true });
+      await approveWhenAsked(handle, 'alice');
+      await approveWhenAsked(h.client.workflow.getHandle(`promote/${EU}`), 'alice');
+      const result = (await handle.result()) as FailbackResult;
+      expect(result).toMatchObject({ strategy: 'rewind', rewound: true, alreadyRejoined: false });
+      expect(result.switchBack).toMatchObject({ fence: 'CONFIRMED', measuredRpoBytes: 0 });
+      timings.rewindRejoinMs = result.phaseDurationsMs.rejoin;
+      // The divergent WAL is in S3, manifest included, before anything was rewound.
+      const keys = await listKeys(euBacking.cfg.s3, euBacking.cfg.s3.bucket, `quarantine/${NAME}/`);
+      expect(keys).toContain(result.quarantine!.manifest.replace(`s3://${euBacking.cfg.s3.bucket}/`, ''));
+      expect(result.quarantine!.objects).toBeGreaterThan(0);
+      const journal = await handle.query(getJournalQuery);
+      expect(journal.find((e) => e.step === 'rewind')?.facts).toMatchObject({ rewound: true });
+      process.stdout.write(`[zalando failback rewind] fork ${result.forkLsn}, divergent ${result.divergentBytes} bytes in ${result.quarantine!.objects} objects, ` +
+        `phases ${JSON.stringify(result.phaseDurationsMs)}, switchback RTO ${result.switchBack!.rtoMs} ms\n`);
+    }, { sitesFile });
+    // The original topology, same incarnation, every row us had, none of the divergent ones.
+    expect(await roleOf(euBacking)).toBe('primary');
+    expect(await roleOf(usBacking)).toBe('standby_leader');
+    expect((await postgresql('eu')).metadata.uid).toBe(uidBefore);
+    const final = await ids(euBacking);
+    expect([...onUs].filter((id) => !final.has(id))).toEqual([]);
+    expect(divergent.filter((id) => final.has(id))).toEqual([]);
+  });
+
+  it('reseeds by delete and recreate: a new uid and archive prefix, the same Secrets', async () => {
+    const before = await postgresql('eu');
+    const secretsBefore = await secrets('eu');
+    const oldPrefix = (await euBacking.describeCluster(NAME))!.archive.walPrefix;
+    const { divergent } = await divergeLoseAndPromote({ firstId: 200_001 });
+    const onUs = await ids(usBacking);
+    await withRunbookWorkers(async (h) => {
+      const handle = await failback(h, { primary: US, formerPrimary: EU, strategy: 'reseed', switchBack: false });
+      await approveWhenAsked(handle, 'bob');
+      const result = (await handle.result()) as FailbackResult;
+      expect(result).toMatchObject({ strategy: 'reseed', rewound: false });
+      const journal = await handle.query(getJournalQuery);
+      const steps = journal.map((e) => `${e.step}:${e.outcome}`);
+      expect(steps).toEqual(expect.arrayContaining(['quarantine:done', 'reseed:done']));
+      expect(steps.indexOf('quarantine:done')).toBeLessThan(steps.indexOf('reseed:done'));
+      const reseed = journal.find((e) => e.step === 'reseed')!;
+      const newPrefix = (await euBacking.describeCluster(NAME))!.archive.walPrefix;
+      expect(reseed.facts).toMatchObject({ walPrefix: newPrefix, previousWalPrefix: oldPrefix });
+      timings.reseedRejoinMs = result.phaseDurationsMs.rejoin;
+      process.stdout.write(`[zalando failback reseed] divergent ${result.divergentBytes} bytes kept in ${result.quarantine!.objects} objects, ` +
+        `archive ${oldPrefix} -> ${newPrefix}, phases ${JSON.stringify(result.phaseDurationsMs)}\n`);
+    }, { sitesFile });
+    const after = await postgresql('eu');
+    expect(after.metadata.uid).not.toBe(before.metadata.uid);
+    expect(after.spec.standby?.s3_wal_path).toBe((await usBacking.describeCluster(NAME))!.archive.walPrefix);
+    expect(await secrets('eu')).toEqual(secretsBefore);
+    expect(await roleOf(euBacking)).toBe('standby_leader');
+    const final = await ids(euBacking);
+    expect([...onUs].filter((id) => !final.has(id))).toEqual([]);
+    expect(divergent.filter((id) => final.has(id))).toEqual([]);
+  });
+});
