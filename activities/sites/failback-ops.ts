@@ -1,5 +1,6 @@
 // The former primary's side of failback: read it, keep what it would lose, bring it back as a standby.
 import { heartbeat } from '@temporalio/activity';
+import { keepHeartbeating } from '../keep-heartbeating';
 import type { ActivityDeps } from '../deps';
 import { siteConfig } from '../deps';
 import type { ArchiveLocation, FormerPrimaryAssessment, QuarantineResult, ReseedResult, StreamingEndpoint } from '../sites/site-driver';
@@ -26,11 +27,11 @@ export function createQuarantineWal(deps: ActivityDeps) {
     prefix: string;
   }): Promise<QuarantineResult> {
     const { site, cluster } = parseClusterRef(input.ref);
-    return deps.driverFor(site).quarantineWal(cluster, {
+    return keepHeartbeating(`quarantining WAL of ${input.ref}`, () => deps.driverFor(site).quarantineWal(cluster, {
       fromLsn: input.fromLsn,
       timeline: input.timeline,
       destination: { s3: siteConfig(deps, input.destinationSite).s3, prefix: input.prefix },
-    });
+    }));
   };
 }
 

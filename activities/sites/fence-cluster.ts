@@ -1,4 +1,5 @@
 import type { ActivityDeps } from '../deps';
+import { keepHeartbeating } from '../keep-heartbeating';
 import type { DemoteRequest, DemoteResult, FenceResult } from '../sites/site-driver';
 import { parseClusterRef } from '../../workflows/contracts/clusters';
 
@@ -6,7 +7,7 @@ import { parseClusterRef } from '../../workflows/contracts/clusters';
 export function createFenceCluster(deps: ActivityDeps) {
   return async function siteFenceCluster(input: { ref: string }): Promise<FenceResult> {
     const { site, cluster } = parseClusterRef(input.ref);
-    return deps.driverFor(site).fenceCluster(cluster);
+    return keepHeartbeating(`fencing ${input.ref}`, () => deps.driverFor(site).fenceCluster(cluster));
   };
 }
 
@@ -14,7 +15,7 @@ export function createFenceCluster(deps: ActivityDeps) {
 export function createUnfenceCluster(deps: ActivityDeps) {
   return async function siteUnfenceCluster(input: { ref: string }): Promise<{ changed: boolean }> {
     const { site, cluster } = parseClusterRef(input.ref);
-    return deps.driverFor(site).unfenceCluster(cluster);
+    return keepHeartbeating(`lifting the fence of ${input.ref}`, () => deps.driverFor(site).unfenceCluster(cluster));
   };
 }
 
@@ -22,7 +23,7 @@ export function createUnfenceCluster(deps: ActivityDeps) {
 export function createRemoveStandbyConfig(deps: ActivityDeps) {
   return async function siteRemoveStandbyConfig(input: { ref: string }): Promise<{ changed: boolean }> {
     const { site, cluster } = parseClusterRef(input.ref);
-    return deps.driverFor(site).removeStandbyConfig(cluster);
+    return keepHeartbeating(`promoting ${input.ref}`, () => deps.driverFor(site).removeStandbyConfig(cluster));
   };
 }
 
@@ -31,6 +32,6 @@ export function createDemoteToStandby(deps: ActivityDeps) {
   return async function siteDemoteToStandby(input: { ref: string } & DemoteRequest): Promise<DemoteResult> {
     const { site, cluster } = parseClusterRef(input.ref);
     const { ref: _ref, ...req } = input;
-    return deps.driverFor(site).demoteToStandby(cluster, req);
+    return keepHeartbeating(`demoting ${input.ref}`, () => deps.driverFor(site).demoteToStandby(cluster, req));
   };
 }

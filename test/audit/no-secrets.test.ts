@@ -4,7 +4,7 @@ import { readdirSync, readFileSync, statSync, existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { Client, Connection } from '@temporalio/client';
 import { HISTORIES_DIR, historyJson } from '../helpers/histories';
-import { testLayout, testTemporalAddress } from '../helpers/test-env';
+import { AUDIT_SECRETS_DIR, testLayout, testTemporalAddress } from '../helpers/test-env';
 
 function walk(dir: string, out: string[] = []): string[] {
   if (!existsSync(dir)) return out;
@@ -17,7 +17,7 @@ function walk(dir: string, out: string[] = []): string[] {
   return out;
 }
 
-/** Every password in every region's secret store, and the S3 secret key. */
+/** Every password in every region's secret store, the S3 secret key, and what other tests handed over. */
 function secretValues(): string[] {
   const layout = testLayout();
   const values = new Set<string>();
@@ -26,6 +26,7 @@ function secretValues(): string[] {
   }
   const creds = readFileSync(layout.credentialsFile, 'utf8');
   values.add(/aws_secret_access_key\s*=\s*(\S+)/.exec(creds)![1]);
+  for (const f of walk(AUDIT_SECRETS_DIR())) for (const v of JSON.parse(readFileSync(f, 'utf8')) as string[]) values.add(v);
   return [...values].filter((v) => v.length >= 8);
 }
 

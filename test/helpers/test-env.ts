@@ -20,3 +20,8 @@ export function testTemporalAddress(): string {
 export function testBundlePath(): string {
   return join(testLayout().dir, 'workflow-bundle.js');
 }
+
+/** Secret values created outside the sandbox's stores (e.g. the Kubernetes tests' Secrets), for the secrets audit. */
+export function AUDIT_SECRETS_DIR(): string {
+  return join(testLayout().dir, 'audit-secrets');
+}

@@ -5,11 +5,7 @@
 // Case 2: the same loss again, failed back with strategy reseed: the operator's failback, delete and recreate (a
 // new uid and archive prefix; Secrets unchanged).
 // Private ports 47400-47499 and a temp folder.
-import { networkInterfaces } from 'node:os';
-import { join } from 'node:path';
-import { rmSync, writeFileSync } from 'node:fs';
 import { startRunbook } from '../../scripts/lib/runbook-client';
-import { kubeRequest, addWorkerIdentity, startKubeDevServer, stopKubeDevServer, type KubeDevServer } from '../../scripts/lib/kube-dev-server';
 import { partitionStandby, writeDivergentRows } from '../../scripts/lib/sandbox/faults';
 import { patchDynamicConfig } from '../../activities/sites/local/dcs-config';
 import { listKeys } from '../../activities/sites/local/s3-server';
@@ -17,24 +13,22 @@ import type { PostgresqlObject } from '../../activities/sites/zalando-driver';
 import { getJournalQuery } from '../../workflows/contracts/journal';
 import { RUNBOOK_NAMES, type FailbackInput, type FailbackResult, type PromoteResult } from '../../workflows/contracts/runbooks';
 import { approveWhenAsked } from '../helpers/approvals';
-import { privateRegions, sql, waitFor } from '../helpers/private-regions';
+import { sql, waitFor } from '../helpers/private-regions';
 import { withRunbookWorkers, type RunbookHarness } from '../helpers/runbook-workers';
-import { StandInOperator } from './stand-in-operator';
+import { startZalandoHarness, type ZalandoHarness } from './zalando-harness';
 
-const HOST_IP = Object.values(networkInterfaces()).flat().find((a) => a && a.family === 'IPv4' && !a.internal)?.address;
-const regions = privateRegions('zalando-fb', 47400);
-const euBacking = regions.driverFor('eu-backing', 47401);
-const usBacking = regions.driverFor('us-backing', 47450);
+let z: ZalandoHarness;
+let euBacking: ZalandoHarness['euBacking'];
+let usBacking: ZalandoHarness['usBacking'];
+let operator: ZalandoHarness['operator'];
+let sitesFile: string;
 const NAME = 'acid-zfb';
 const EU = `eu/${NAME}`;
 const US = `us/${NAME}`;
 const DEAD_PORT = 47408;
-let kube: KubeDevServer;
-let operator: StandInOperator;
-let sitesFile: string;
 const timings: Record<string, number> = {};
 
-const admin = (method: string, path: string, body?: unknown) => kubeRequest(kube.admin, method, path, { body });
+const admin = (method: string, path: string, body?: unknown) => z.admin(method, path, body);
 const postgresql = async (ns: string) => (await admin('GET', `/apis/acid.zalan.do/v1/namespaces/${ns}/postgresqls/${NAME}`)).body as PostgresqlObject;
 const secrets = async (ns: string) => ((await admin('GET', `/api/v1/namespaces/${ns}/secrets?labelSelector=cluster-name%3D${NAME}`)).body as {
   items: Array<{ metadata: { name: string; uid: string }; data: Record<string, string> }>;
@@ -78,28 +72,9 @@ function failback(h: RunbookHarness, input: FailbackInput) {
 }
 
 beforeAll(async () => {
-  if (!HOST_IP) throw new Error('no non-loopback IPv4 address: pods/proxy refuses loopback pod IPs');
   const t0 = Date.now();
-  await regions.start([euBacking, usBacking]);
-  kube = await startKubeDevServer({ dir: join(regions.tmp, 'kube'), etcdClientPort: 47404, etcdPeerPort: 47405, apiPort: 47406 });
-  const contexts: Record<string, string> = {};
-  for (const ns of ['eu', 'us']) {
-    contexts[ns] = (await addWorkerIdentity(kube, { namespace: ns, serviceAccount: 'dr-runbooks-worker' })).context;
-    await admin('POST', `/api/v1/namespaces/${ns}/secrets`, {
-      apiVersion: 'v1', kind: 'Secret', metadata: { name: 'dr-s3' },
-      stringData: { AWS_ACCESS_KEY_ID: 'sandboxkey', AWS_SECRET_ACCESS_KEY: 'sandboxsecret123' },
-    });
-  }
-  const site = (ns: string, backing: typeof euBacking) => ({
-    kind: 'zalando', kubeconfig: kube.kubeconfig, context: contexts[ns], namespace: ns, s3: backing.cfg.s3, s3CredentialsSecret: { name: 'dr-s3' },
-  });
-  sitesFile = join(regions.tmp, 'sites.json');
-  writeFileSync(sitesFile, JSON.stringify({ sites: { eu: site('eu', euBacking), us: site('us', usBacking) } }, null, 2));
-  operator = new StandInOperator({
-    admin: kube.admin, dir: join(regions.tmp, 'operator'), kubeletPort: 47407,
-    regions: { eu: { ...euBacking.cfg, exposeOn: HOST_IP }, us: { ...usBacking.cfg, exposeOn: HOST_IP } },
-  });
-  await operator.start();
+  z = await startZalandoHarness('zalando-fb', 47400);
+  ({ euBacking, usBacking, operator, sitesFile } = z);
 
   // eu/acid-zfb with rows and a proven backup; us/acid-zfb its standby (archive and streaming).
   await admin('POST', '/apis/acid.zalan.do/v1/namespaces/eu/postgresqls', {
@@ -118,11 +93,7 @@ beforeAll(async () => {
 }, 600_000);
 
 afterAll(async () => {
-  regions.log(`timings (ms): ${JSON.stringify(timings)}; operator errors: ${JSON.stringify(operator?.errors ?? [])}`);
-  await operator?.stop();
-  await stopKubeDevServer(join(regions.tmp, 'kube')).catch(() => undefined);
-  await regions.stop([euBacking, usBacking]);
-  rmSync(regions.tmp, { recursive: true, force: true });
+  await z?.stop(timings);
 });
 
 describe('failback-reseed through the zalando driver', () => {

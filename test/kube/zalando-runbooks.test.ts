@@ -3,72 +3,41 @@
 // operator and the kubelet are stand-ins (test/kube/stand-in-operator.ts) whose pods are backed by real Patroni
 // members of two private sandbox regions, so a promotion through the driver really promotes a Postgres cluster and
 // a backup really lands in S3. Private ports 47300-47399 and a temp folder.
-import { networkInterfaces } from 'node:os';
-import { join } from 'node:path';
-import { rmSync, writeFileSync } from 'node:fs';
 import { startRunbook } from '../../scripts/lib/runbook-client';
-import {
-  addWorkerIdentity, kubeRequest, startKubeDevServer, stopKubeDevServer, type KubeDevServer,
-} from '../../scripts/lib/kube-dev-server';
+import { kubeRequest } from '../../scripts/lib/kube-dev-server';
 import { listCompleteBackups } from '../../activities/s3/backup-catalogue';
 import { credentialsSecretName, type PostgresqlObject } from '../../activities/sites/zalando-driver';
 import { getJournalQuery } from '../../workflows/contracts/journal';
 import { RUNBOOK_NAMES, type ForceBackupResult, type PromoteResult } from '../../workflows/contracts/runbooks';
 import { approveWhenAsked } from '../helpers/approvals';
 import { failureOf } from '../helpers/failures';
-import { privateRegions, waitFor } from '../helpers/private-regions';
+import { waitFor } from '../helpers/private-regions';
 import { withRunbookWorkers } from '../helpers/runbook-workers';
-import { StandInOperator } from './stand-in-operator';
+import { HOST_IP, startZalandoHarness, type ZalandoHarness } from './zalando-harness';
 
-const HOST_IP = Object.values(networkInterfaces()).flat().find((a) => a && a.family === 'IPv4' && !a.internal)?.address;
-const regions = privateRegions('zalando', 47300);
-const euBacking = regions.driverFor('eu-backing', 47310);
-const usBacking = regions.driverFor('us-backing', 47350);
 const SOURCE = 'eu/acid-zsrc';
 const STANDBY = 'us/acid-zsrc';
-let kube: KubeDevServer;
-let operator: StandInOperator;
+let z: ZalandoHarness;
+let euBacking: ZalandoHarness['euBacking'];
+let usBacking: ZalandoHarness['usBacking'];
+let operator: ZalandoHarness['operator'];
+let kube: ZalandoHarness['kube'];
 let sitesFile: string;
 const timings: Record<string, number> = {};
 
-const admin = (method: string, path: string, body?: unknown) => kubeRequest(kube.admin, method, path, { body });
+const admin = (method: string, path: string, body?: unknown) => z.admin(method, path, body);
 const postgresql = async (ns: string, name: string) => (await admin('GET', `/apis/acid.zalan.do/v1/namespaces/${ns}/postgresqls/${name}`)).body as PostgresqlObject;
 const patroniRole = async (backing: typeof euBacking, cluster: string) => (await backing.describeCluster(cluster))?.leaderRole;
 
 beforeAll(async () => {
-  if (!HOST_IP) throw new Error('no non-loopback IPv4 address: pods/proxy refuses loopback pod IPs');
   const t0 = Date.now();
-  await regions.start([euBacking, usBacking]);
-  kube = await startKubeDevServer({ dir: join(regions.tmp, 'kube'), etcdClientPort: 47379, etcdPeerPort: 47380, apiPort: 47343 });
-  timings.apiServerStartMs = Date.now() - t0;
-  const contexts: Record<string, string> = {};
-  for (const ns of ['eu', 'us']) {
-    contexts[ns] = (await addWorkerIdentity(kube, { namespace: ns, serviceAccount: 'dr-runbooks-worker' })).context;
-    // The S3 keys Spilo pods of this region use, as the site's admin would have stored them.
-    await admin('POST', `/api/v1/namespaces/${ns}/secrets`, {
-      apiVersion: 'v1', kind: 'Secret', metadata: { name: 'dr-s3' },
-      stringData: { AWS_ACCESS_KEY_ID: 'sandboxkey', AWS_SECRET_ACCESS_KEY: 'sandboxsecret123' },
-    });
-  }
-  const site = (ns: string, backing: typeof euBacking) => ({
-    kind: 'zalando', kubeconfig: kube.kubeconfig, context: contexts[ns], namespace: ns, s3: backing.cfg.s3, s3CredentialsSecret: { name: 'dr-s3' },
-  });
-  sitesFile = join(regions.tmp, 'sites.json');
-  writeFileSync(sitesFile, JSON.stringify({ sites: { eu: site('eu', euBacking), us: site('us', usBacking) } }, null, 2));
-  operator = new StandInOperator({
-    admin: kube.admin, dir: join(regions.tmp, 'operator'), kubeletPort: 47390,
-    regions: { eu: { ...euBacking.cfg, exposeOn: HOST_IP }, us: { ...usBacking.cfg, exposeOn: HOST_IP } },
-  });
-  await operator.start();
+  z = await startZalandoHarness('zalando', 47300);
+  ({ euBacking, usBacking, operator, kube, sitesFile } = z);
   timings.harnessStartMs = Date.now() - t0;
 });
 
 afterAll(async () => {
-  regions.log(`timings (ms): ${JSON.stringify(timings)}; operator errors: ${JSON.stringify(operator?.errors ?? [])}`);
-  await operator?.stop();
-  await stopKubeDevServer(join(regions.tmp, 'kube')).catch(() => undefined);
-  await regions.stop([euBacking, usBacking]);
-  rmSync(regions.tmp, { recursive: true, force: true });
+  await z?.stop(timings);
 });
 
 describe('runbooks through the zalando driver', () => {
@@ -172,7 +141,7 @@ describe('runbooks through the zalando driver', () => {
         expect(err.type).toBe('PreconditionFailedError');
         expect(err.message).toMatch(/pods\/exec/);
         expect(err.message).toMatch(/worker-rbac\.yaml/);
-        regions.log(`refused as: ${err.message}`);
+        z.regions.log(`refused as: ${err.message}`);
       }, { sitesFile });
     } finally {
       await kubeRequest(kube.admin, 'PATCH', role, { body: { rules: before.rules } });

@@ -1,0 +1,81 @@
+// Two `zalando` sites (namespaces eu and us) on one REAL kube-apiserver, each backed by a private sandbox region
+// through the stand-in operator and kubelet; the worker authenticates with a real ServiceAccount token bound to
+// deploy/kubernetes/worker-rbac.yaml. On stop, every Secret value the harness saw is handed to the suite's
+// secrets audit (test/audit/no-secrets.test.ts), so no run through the zalando driver may leak one either.
+import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { networkInterfaces } from 'node:os';
+import { join } from 'node:path';
+import {
+  addWorkerIdentity, kubeRequest, startKubeDevServer, stopKubeDevServer, type KubeDevServer,
+} from '../../scripts/lib/kube-dev-server';
+import type { LocalSiteDriver } from '../../activities/sites/local-driver';
+import { privateRegions } from '../helpers/private-regions';
+import { AUDIT_SECRETS_DIR } from '../helpers/test-env';
+import { StandInOperator } from './stand-in-operator';
+
+export const HOST_IP = Object.values(networkInterfaces()).flat().find((a) => a && a.family === 'IPv4' && !a.internal)?.address;
+
+export interface ZalandoHarness {
+  regions: ReturnType<typeof privateRegions>;
+  euBacking: LocalSiteDriver;
+  usBacking: LocalSiteDriver;
+  kube: KubeDevServer;
+  operator: StandInOperator;
+  sitesFile: string;
+  admin(method: string, path: string, body?: unknown): ReturnType<typeof kubeRequest>;
+  stop(timings: Record<string, number>): Promise<void>;
+}
+
+/** Ports base .. base+99: S3 base, regions base+10 / base+50, etcd base+4/+5, API server base+6, kubelet base+7. */
+export async function startZalandoHarness(label: string, base: number): Promise<ZalandoHarness> {
+  if (!HOST_IP) throw new Error('no non-loopback IPv4 address: pods/proxy refuses loopback pod IPs');
+  const regions = privateRegions(label, base);
+  const euBacking = regions.driverFor('eu-backing', base + 10);
+  const usBacking = regions.driverFor('us-backing', base + 50);
+  await regions.start([euBacking, usBacking]);
+  const kube = await startKubeDevServer({ dir: join(regions.tmp, 'kube'), etcdClientPort: base + 4, etcdPeerPort: base + 5, apiPort: base + 6 });
+  const admin = (method: string, path: string, body?: unknown) => kubeRequest(kube.admin, method, path, { body });
+  const contexts: Record<string, string> = {};
+  for (const ns of ['eu', 'us']) {
+    contexts[ns] = (await addWorkerIdentity(kube, { namespace: ns, serviceAccount: 'dr-runbooks-worker' })).context;
+    // The S3 keys Spilo pods of this region use, as the site's admin would have stored them.
+    await admin('POST', `/api/v1/namespaces/${ns}/secrets`, {
+      apiVersion: 'v1', kind: 'Secret', metadata: { name: 'dr-s3' },
+      stringData: { AWS_ACCESS_KEY_ID: 'sandboxkey', AWS_SECRET_ACCESS_KEY: 'sandboxsecret123' },
+    });
+  }
+  const site = (ns: string, backing: LocalSiteDriver) => ({
+    kind: 'zalando', kubeconfig: kube.kubeconfig, context: contexts[ns], namespace: ns, s3: backing.cfg.s3, s3CredentialsSecret: { name: 'dr-s3' },
+  });
+  const sitesFile = join(regions.tmp, 'sites.json');
+  writeFileSync(sitesFile, JSON.stringify({ sites: { eu: site('eu', euBacking), us: site('us', usBacking) } }, null, 2));
+  const operator = new StandInOperator({
+    admin: kube.admin, dir: join(regions.tmp, 'operator'), kubeletPort: base + 7,
+    regions: { eu: { ...euBacking.cfg, exposeOn: HOST_IP }, us: { ...usBacking.cfg, exposeOn: HOST_IP } },
+  });
+  await operator.start();
+
+  async function secretValues(): Promise<string[]> {
+    const values = new Set<string>();
+    for (const ns of ['eu', 'us']) {
+      const list = (await admin('GET', `/api/v1/namespaces/${ns}/secrets`)).body as { items?: Array<{ data?: Record<string, string> }> };
+      for (const s of list.items ?? []) {
+        for (const [k, v] of Object.entries(s.data ?? {})) if (k !== 'username') values.add(Buffer.from(v, 'base64').toString('utf8'));
+      }
+    }
+    return [...values].filter((v) => v.length >= 8);
+  }
+
+  return {
+    regions, euBacking, usBacking, kube, operator, sitesFile, admin,
+    async stop(timings) {
+      regions.log(`timings (ms): ${JSON.stringify(timings)}; operator errors: ${JSON.stringify(operator.errors)}`);
+      mkdirSync(AUDIT_SECRETS_DIR(), { recursive: true, mode: 0o700 });
+      writeFileSync(join(AUDIT_SECRETS_DIR(), `${label}.json`), JSON.stringify(await secretValues().catch(() => [])), { mode: 0o600 });
+      await operator.stop();
+      await stopKubeDevServer(join(regions.tmp, 'kube')).catch(() => undefined);
+      await regions.stop([euBacking, usBacking]);
+      rmSync(regions.tmp, { recursive: true, force: true });
+    },
+  };
+}
