@@ -1,6 +1,8 @@
 // Starting runbooks the same way from the sandbox, drctl and tests: business-key workflow IDs, search
 // attributes at start, a static summary for the UI.
-import { WorkflowExecutionAlreadyStartedError, type Client, type WorkflowHandle } from '@temporalio/client';
+import {
+  WorkflowExecutionAlreadyStartedError, type Client, type WorkflowHandle, type WorkflowHandleWithFirstExecutionRunId,
+} from '@temporalio/client';
 import { TypedSearchAttributes } from '@temporalio/common';
 import { DR_CLUSTER, DR_RUNBOOK, DR_SITE } from '../../workflows/contracts/search-attributes';
 import { runbookWorkflowId } from '../../workflows/contracts/runbooks';
@@ -29,7 +31,7 @@ export class RunbookAlreadyRunningError extends Error {
   }
 }
 
-export async function startRunbook(client: Client, opts: StartRunbookOptions): Promise<WorkflowHandle> {
+export async function startRunbook(client: Client, opts: StartRunbookOptions): Promise<WorkflowHandleWithFirstExecutionRunId> {
   const workflowId = runbookWorkflowId(opts.runbook, opts.cluster);
   try {
     return await client.workflow.start(opts.workflowType, {
