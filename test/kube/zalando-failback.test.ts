@@ -2,11 +2,11 @@
 // zalando-runbooks.test.ts: the stand-in operator and kubelet back pods with real Patroni members). eu/acid-zfb
 // is cut off from its standby us/acid-zfb, writes rows us never gets, and is lost; us is promoted (unplanned).
 // Case 1: failback rewinds eu into a standby of us (Patroni's rewind, seen in pods/log) and switches back.
-// Case 2: the same loss again, failed back with strategy reseed: the operator's failback, delete and recreate (a
-// new uid and archive prefix; Secrets unchanged).
+// Case 2: the same loss again, with the WAL a rewind needs gone: auto sees pg_rewind fail (pods/log) and falls back
+// to the operator's failback, delete and recreate (a new uid and archive prefix; Secrets unchanged).
 // Private ports 47400-47499 and a temp folder.
 import { startRunbook } from '../../scripts/lib/runbook-client';
-import { partitionStandby, writeDivergentRows } from '../../scripts/lib/sandbox/faults';
+import { lastForkOf, partitionStandby, removeWalSegmentHolding, writeDivergentRows } from '../../scripts/lib/sandbox/faults';
 import { patchDynamicConfig } from '../../activities/sites/local/dcs-config';
 import { listKeys } from '../../activities/sites/local/s3-server';
 import type { PostgresqlObject } from '../../activities/sites/zalando-driver';
@@ -127,20 +127,25 @@ describe('failback-reseed through the zalando driver', () => {
     expect(divergent.filter((id) => final.has(id))).toEqual([]);
   });
 
-  it('reseeds by delete and recreate: a new uid and archive prefix, the same Secrets', async () => {
+  it('auto: pg_rewind fails (the WAL back to the checkpoint is gone; seen in pods/log), so it reseeds by delete and recreate: a new uid and archive prefix, the same Secrets', async () => {
     const before = await postgresql('eu');
     const secretsBefore = await secrets('eu');
     const oldPrefix = (await euBacking.describeCluster(NAME))!.archive.walPrefix;
-    const { divergent } = await divergeLoseAndPromote({ firstId: 200_001 });
+    const { divergent, promoted } = await divergeLoseAndPromote({ firstId: 200_001 });
     const onUs = await ids(usBacking);
+    // Recycled: eu's WAL of its timeline up to the fork point is gone from every member (eu is fenced: stopped).
+    const fork = await lastForkOf(usBacking, NAME, promoted.timelineAfter);
+    expect(removeWalSegmentHolding(euBacking, NAME, fork.timeline, fork.lsn, { andEarlier: true }).length).toBeGreaterThan(0);
     await withRunbookWorkers(async (h) => {
-      const handle = await failback(h, { primary: US, formerPrimary: EU, strategy: 'reseed', switchBack: false });
-      await approveWhenAsked(handle, 'bob');
+      const handle = await failback(h, { primary: US, formerPrimary: EU, strategy: 'auto', switchBack: false });
+      const gate = await approveWhenAsked(handle, 'bob');
+      expect(gate.plan).toMatch(/should pg_rewind fail, WIPE and reseed it/);
       const result = (await handle.result()) as FailbackResult;
       expect(result).toMatchObject({ strategy: 'reseed', rewound: false });
+      expect(result.choiceReason).toMatch(/pg_rewind failed, so reseeded as approved/);
       const journal = await handle.query(getJournalQuery);
       const steps = journal.map((e) => `${e.step}:${e.outcome}`);
-      expect(steps).toEqual(expect.arrayContaining(['quarantine:done', 'reseed:done']));
+      expect(steps).toEqual(expect.arrayContaining(['quarantine:done', 'rewind:failed', 'reseed:done']));
       expect(steps.indexOf('quarantine:done')).toBeLessThan(steps.indexOf('reseed:done'));
       const reseed = journal.find((e) => e.step === 'reseed')!;
       const newPrefix = (await euBacking.describeCluster(NAME))!.archive.walPrefix;

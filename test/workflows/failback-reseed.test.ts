@@ -14,7 +14,7 @@ import type { ReseedRequest, SiteDriver } from '../../activities/sites/site-driv
 import { startWriter } from '../helpers/writer';
 import { saveHistory } from '../helpers/histories';
 import { testLayout } from '../helpers/test-env';
-import { forkPointOf, partitionStandby, removeWalSegmentHolding, writeDivergentRows } from '../../scripts/lib/sandbox/faults';
+import { lastForkOf, partitionStandby, removeWalSegmentHolding, writeDivergentRows } from '../../scripts/lib/sandbox/faults';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -224,8 +224,8 @@ describe('failback-reseed', () => {
     const former = driverOf(pair.source);
     const primarySide = driverOf(pair.standby);
     // The WAL back to the fork point is gone from the former primary, as if recycled: a rewind cannot work.
-    const fork = await forkPointOf(primarySide.driver, primarySide.cluster, promoted.timelineAfter, promoted.timelineBefore!);
-    expect(removeWalSegmentHolding(former.driver, former.cluster, promoted.timelineBefore!, fork).length).toBeGreaterThan(0);
+    const fork = await lastForkOf(primarySide.driver, primarySide.cluster, promoted.timelineAfter);
+    expect(removeWalSegmentHolding(former.driver, former.cluster, fork.timeline, fork.lsn).length).toBeGreaterThan(0);
     const oldPrefix = (await former.driver.describeCluster(former.cluster))!.archive.walPrefix;
     const s3 = former.driver.cfg.s3;
     const keysUnder = (url: string) => listKeys(s3, s3.bucket, `${splitS3Url(url).key}/`);
@@ -281,7 +281,7 @@ describe('failback-reseed', () => {
       expect(result.switchBack).toMatchObject({ fence: 'CONFIRMED', measuredRpoBytes: 0 });
       const backups = await listCompleteBackups(s3, newPrefix);
       expect(backups.map((b) => b.name)).toContain(result.switchBack!.backup!.backupName);
-      process.stdout.write(`[failback rewind impossible] fork ${fork}, divergent ${result.divergentBytes} bytes kept in ${result.quarantine!.objects} objects, ` +
+      process.stdout.write(`[failback rewind impossible] fork ${fork.lsn} (timeline ${fork.timeline}), divergent ${result.divergentBytes} bytes kept in ${result.quarantine!.objects} objects, ` +
         `archive ${oldPrefix} -> ${newPrefix}, phases ${JSON.stringify(result.phaseDurationsMs)}\n`);
       await saveHistory(handle, 'failback-reseed.rewind-failed');
     }, { wrapDriver: crashAfterWipe });

@@ -10,7 +10,7 @@ import { startRunbook } from '../runbook-client';
 import { startWriter } from '../writer';
 import type { SandboxLayout } from './layout';
 import type { SandboxRegions } from './regions';
-import { forkPointOf, partitionStandby, removeWalSegmentHolding, writeDivergentRows } from './faults';
+import { lastForkOf, partitionStandby, removeWalSegmentHolding, writeDivergentRows } from './faults';
 import { startWorker, stopWorker } from './workers';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -89,8 +89,8 @@ export async function drCycle(
   await startWorker(layout, 'eu', bundle);
   if (promoted.fenceGuard) await client.workflow.getHandle(promoted.fenceGuard).result();
   if (opts.rewindImpossible) {
-    const fork = await forkPointOf(us, usCluster, promoted.timelineAfter, promoted.timelineBefore!);
-    const removed = removeWalSegmentHolding(eu, euCluster, promoted.timelineBefore!, fork);
+    const fork = await lastForkOf(us, usCluster, promoted.timelineAfter);
+    const removed = removeWalSegmentHolding(eu, euCluster, fork.timeline, fork.lsn);
     say(`   the WAL a rewind of ${source} needs is gone (as if recycled): removed ${removed.join(', ')}`);
   }
   await eu.region.startCluster(euCluster);

@@ -4,7 +4,7 @@ import { rmSync } from 'node:fs';
 import { join } from 'node:path';
 import type { LocalSiteDriver } from '../../../activities/sites/local-driver';
 import { walFileRange, walFilesOf } from '../../../activities/sites/local/former-primary';
-import { forkPoint, readTimelineHistory } from '../../../activities/s3/timeline-history';
+import { readTimelineHistory } from '../../../activities/s3/timeline-history';
 import { parseLsn } from '../../../workflows/contracts/lsn';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -47,24 +47,26 @@ export async function writeDivergentRows(primary: LocalSiteDriver, cluster: stri
 }
 
 /**
- * Where `promoted`'s `timeline` forked from `oldTimeline`, from the timeline history file in its archive (what a rewind of the
- * old side starts from).
+ * Where `promoted`'s `timeline` forked from the timeline the old side was on: the newest entry of the timeline
+ * history file in its archive (a standby's own reported timeline can lag until its next restartpoint, the history
+ * cannot).
  */
-export async function forkPointOf(promoted: LocalSiteDriver, cluster: string, timeline: number, oldTimeline: number): Promise<string> {
+export async function lastForkOf(promoted: LocalSiteDriver, cluster: string, timeline: number): Promise<{ timeline: number; lsn: string }> {
   const facts = await promoted.describeCluster(cluster);
   if (!facts) throw new Error(`no cluster ${cluster}`);
   const history = await readTimelineHistory(facts.archive.s3, facts.archive.walPrefix, timeline);
-  const fork = history && forkPoint(history, oldTimeline);
-  if (!fork) throw new Error(`${cluster}'s archive has no history of timeline ${timeline} reaching timeline ${oldTimeline}`);
-  return fork;
+  const last = history?.reduce((a, b) => (b.parentTimeline > a.parentTimeline ? b : a));
+  if (!last) throw new Error(`${cluster}'s archive has no history of timeline ${timeline}`);
+  return { timeline: last.parentTimeline, lsn: last.switchLsn };
 }
 
 /**
  * The WAL a rewind needs is gone, as if recycled: removes, from every member's pg_wal, the segment of `timeline`
- * holding `lsn` (the fork point: pg_rewind reads back from the last common checkpoint before it). Only on a
+ * holding `lsn` (the fork point: pg_rewind reads back from the last common checkpoint before it), and with
+ * `andEarlier` every segment of that timeline before it too (the checkpoint may lie in an earlier one). Only on a
  * cluster whose Postgres is stopped. Returns the files removed.
  */
-export function removeWalSegmentHolding(driver: LocalSiteDriver, cluster: string, timeline: number, lsn: string): string[] {
+export function removeWalSegmentHolding(driver: LocalSiteDriver, cluster: string, timeline: number, lsn: string, opts: { andEarlier?: boolean } = {}): string[] {
   const info = driver.region.getCluster(cluster);
   if (!info) throw new Error(`no cluster ${cluster}`);
   const at = parseLsn(lsn);
@@ -72,7 +74,7 @@ export function removeWalSegmentHolding(driver: LocalSiteDriver, cluster: string
   for (const m of info.members) {
     for (const f of walFilesOf(m.dataDir)) {
       const r = walFileRange(f);
-      if (r && r.timeline === timeline && r.start <= at && at < r.end) {
+      if (r && r.timeline === timeline && r.start <= at && (opts.andEarlier || at < r.end)) {
         rmSync(join(m.dataDir, 'pg_wal', f));
         removed.push(`${m.name}:${f}`);
       }
