@@ -92,6 +92,28 @@ describe('runbooks through the zalando driver', () => {
     expect(rows.rows[0].n).toBe(500);
   });
 
+  it.each([['archive', 'acid-zarc'], ['stream', 'acid-zstr']] as const)('provision-standby by %s only: spec.standby has only that source', async (method, name) => {
+    const target = `us/${name}`;
+    await withRunbookWorkers(async (h) => {
+      const handle = await startRunbook(h.client, {
+        workflowType: 'provisionStandby', runbook: RUNBOOK_NAMES.provisionStandby, cluster: target, taskQueue: h.taskQueue,
+        input: { source: SOURCE, target, method, limits: { pollIntervalSeconds: 1 } },
+      });
+      await handle.result();
+    }, { sitesFile });
+    const standby = (await postgresql('us', name)).spec.standby!;
+    if (method === 'archive') {
+      expect(Object.keys(standby)).toEqual(['s3_wal_path']);
+      expect((await postgresql('us', name)).spec.env?.map((e) => e.name)).toContain('STANDBY_AWS_ACCESS_KEY_ID');
+    } else {
+      expect(Object.keys(standby).sort()).toEqual(['standby_host', 'standby_port']);
+    }
+    expect(await patroniRole(usBacking, name)).toBe('standby_leader');
+    const rows = await usBacking.withLeaderSql(name, (c) => c.query<{ n: number }>('SELECT count(*)::int AS n FROM public.orders'));
+    expect(rows.rows[0].n).toBe(500);
+    expect((await admin('DELETE', `/apis/acid.zalan.do/v1/namespaces/us/postgresqls/${name}`)).status).toBe(200);
+  });
+
   it('promote removes spec.standby, checks Patroni itself and PATCHes standby_cluster when the operator did not', async () => {
     operator.spec.skipStandbyPatch = true;
     const t0 = Date.now();
