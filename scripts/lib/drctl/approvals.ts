@@ -1,0 +1,98 @@
+// drctl approve|reject <run>: decide the open approval gate by Update, so the answer is the approval record or
+// the gate validator's reason. Shows the gate (plan, loss, fence) before, and the decision and the run after.
+import { Option, type Command } from 'commander';
+import { decideRunbook, DecisionRefusedError } from '../runbook-client';
+import type { ApprovalDecision, PendingApproval } from '../../../workflows/contracts/approvals';
+import type { ApprovalRecord } from '../../../workflows/contracts/runbooks';
+import type { Register } from './context';
+import { withDeadline, type Temporal } from './connect';
+import { CliError, formatGate, formatStep } from './output';
+import { parseRunRef } from './run-ref';
+import { pendingApprovalOf, runInfo } from './run-info';
+import { positiveSeconds } from './options';
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+async function waitForGate(t: Temporal, workflowId: string, seconds: number): Promise<PendingApproval | null> {
+  const handle = t.client.workflow.getHandle(workflowId);
+  const deadline = Date.now() + seconds * 1000;
+  for (;;) {
+    const gate = await pendingApprovalOf(t, handle);
+    if (gate || Date.now() >= deadline) return gate;
+    await sleep(500);
+  }
+}
+
+/** Turns the validator's JSON wording into the flag that fixes it. */
+function hint(reason: string): string {
+  if (/acknowledgeDataLoss/.test(reason)) return `${reason} (drctl: --acknowledge-data-loss)`;
+  if (/acknowledgeUnconfirmedFence/.test(reason)) return `${reason} (drctl: --acknowledge-unconfirmed-fence)`;
+  return reason;
+}
+
+export function defineDecisionCommands(program: Command, register: Register): void {
+  for (const approving of [true, false]) {
+    const verb = approving ? 'approve' : 'reject';
+    let cmd = program.command(verb)
+      .description(approving
+        ? 'approve the open approval gate of a run (promote, failback)'
+        : 'reject the open approval gate of a run: it undoes its fence and stops with nothing promoted')
+      .argument('<run...>', 'the run: <runbook>/<site>/<cluster> (e.g. promote/us/acid-demo) or <runbook> <site>/<cluster>')
+      .requiredOption('--approver <name>', 'who decides')
+      .requiredOption('--ticket <id>', 'the incident or change ticket this decision belongs to')
+      .option('--comment <text>', approving ? 'why' : 'why not')
+      .option('--gate <name>', 'the gate being decided (default: the one open now)')
+      .addOption(new Option('--wait-for-gate <seconds>', 'wait this long for a gate to open (the run may still be assessing)').argParser(positiveSeconds));
+    if (approving) {
+      cmd = cmd
+        .option('--acknowledge-data-loss', 'required when the estimated loss exceeds the policy')
+        .option('--acknowledge-unconfirmed-fence', 'required when the old primary could not be confirmed fenced');
+    }
+    register(cmd, async ({ out, opts, args, temporal }) => {
+      const workflowId = parseRunRef(args[0] as string[]);
+      const decision: ApprovalDecision = {
+        approver: opts.approver, ticket: opts.ticket,
+        ...(opts.comment !== undefined ? { comment: opts.comment } : {}),
+        ...(opts.gate !== undefined ? { gate: opts.gate } : {}),
+        ...(approving ? { acknowledgeDataLoss: opts.acknowledgeDataLoss === true, acknowledgeUnconfirmedFence: opts.acknowledgeUnconfirmedFence === true } : {}),
+      };
+      const t = await temporal();
+      const before = await runInfo(t, workflowId);
+      if (before.executionStatus !== 'RUNNING') {
+        throw new CliError('refused', `${workflowId} is not running (it ended ${before.outcome ?? before.executionStatus.toLowerCase()}): nothing to ${verb}`, { workflowId, decision });
+      }
+      const gate = before.pendingApproval ?? (opts.waitForGate ? await waitForGate(t, workflowId, opts.waitForGate) : null);
+      if (!gate) {
+        throw new CliError('refused',
+          `${workflowId} has no approval gate open (phase ${before.phase ?? '?'}, ${before.state}); try again when it asks, or add --wait-for-gate <seconds>`,
+          { workflowId, decision });
+      }
+      out.progress(formatGate(workflowId, gate).join('\n'));
+      let record: ApprovalRecord;
+      try {
+        ({ record } = await decideRunbook(t.client, workflowId, decision, approving));
+      } catch (err) {
+        if (!(err instanceof DecisionRefusedError)) throw err;
+        throw new CliError('refused', hint(err.message), { workflowId, decision, gate });
+      }
+      // The run after the decision: its next steps, once the workflow has taken them (a moment).
+      await sleep(1000);
+      const handle = t.client.workflow.getHandle(workflowId);
+      const after = await withDeadline(t, 10_000, () => handle.describe()).then(() => runInfo(t, workflowId)).catch(() => null);
+      const newSteps = after ? after.journal.filter((e) => e.seq > (before.journal.at(-1)?.seq ?? 0)) : [];
+      const past = approving ? 'Approved' : 'Rejected';
+      return {
+        ok: true,
+        data: {
+          workflowId, decision: record, gate,
+          after: after ? { executionStatus: after.executionStatus, phase: after.phase, state: after.state, outcome: after.outcome, newSteps } : null,
+        },
+        human: [
+          `${past} gate "${gate.gate}" of ${workflowId} as ${record.approver} (ticket ${record.ticket}${record.comment ? `, "${record.comment}"` : ''}) at ${record.at}.`,
+          ...(after ? [`  now: phase ${after.phase ?? '?'} (${after.state}${after.outcome ? `, outcome ${after.outcome}` : ''})`, ...newSteps.map(formatStep)] : []),
+          `  follow: drctl status ${workflowId}`,
+        ].join('\n'),
+      };
+    });
+  }
+}

@@ -1,0 +1,95 @@
+// The human/JSON split. In --json mode stdout carries exactly one JSON document (also on failure) and nothing
+// goes to stderr but a one-line error; in human mode progress goes to stderr and the answer to stdout.
+import type { JournalEntry } from '../../../workflows/contracts/journal';
+import type { PendingApproval } from '../../../workflows/contracts/approvals';
+
+export const EXIT = { ok: 0, failed: 1, usage: 2, connect: 3 } as const;
+
+export type ErrorKind = 'usage' | 'refused' | 'failed' | 'already-running' | 'not-found' | 'connect';
+
+const EXIT_OF: Record<ErrorKind, number> = {
+  usage: EXIT.usage, refused: EXIT.failed, failed: EXIT.failed, 'already-running': EXIT.failed, 'not-found': EXIT.failed, connect: EXIT.connect,
+};
+
+/** An error that ends the command with a known exit code and, in --json mode, an error document. */
+export class CliError extends Error {
+  readonly exitCode: number;
+  constructor(readonly kind: ErrorKind, message: string, readonly data: Record<string, unknown> = {}) {
+    super(message);
+    this.exitCode = EXIT_OF[kind];
+  }
+}
+
+/** What a command answers: the JSON document's fields and the human text, plus whether it counts as success. */
+export interface Answer {
+  ok: boolean;
+  data: Record<string, unknown>;
+  human: string;
+  /** Set when !ok: why, for the error field of the JSON document. */
+  error?: { kind: ErrorKind; message: string; [k: string]: unknown };
+}
+
+export class Output {
+  constructor(readonly json: boolean, readonly command: string) {}
+
+  /** A line of progress (human mode only, on stderr). */
+  progress(line: string): void {
+    if (!this.json) process.stderr.write(`${line}\n`);
+  }
+
+  answer(a: Answer): number {
+    if (this.json) {
+      writeJson({ ok: a.ok, command: this.command, ...a.data, ...(a.error ? { error: a.error } : {}) });
+    } else if (a.human) {
+      process.stdout.write(a.human.endsWith('\n') ? a.human : `${a.human}\n`);
+    }
+    if (a.ok) return EXIT.ok;
+    return a.error ? EXIT_OF[a.error.kind] : EXIT.failed;
+  }
+
+  fail(err: CliError): number {
+    if (this.json) writeJson({ ok: false, command: this.command, ...err.data, error: { kind: err.kind, message: err.message } });
+    process.stderr.write(`drctl ${this.command}: ${err.message}\n`);
+    return err.exitCode;
+  }
+}
+
+export function writeJson(doc: unknown): void {
+  process.stdout.write(`${JSON.stringify(doc, null, 2)}\n`);
+}
+
+export function formatStep(e: JournalEntry): string {
+  return `  ${String(e.seq).padStart(3)} ${e.at.slice(11, 19)} [${e.phase}] ${e.step}: ${e.outcome} — ${e.message}`;
+}
+
+export function formatMs(ms: number | null | undefined): string {
+  if (ms === null || ms === undefined) return '-';
+  if (ms < 1000) return `${ms} ms`;
+  if (ms < 120_000) return `${(ms / 1000).toFixed(1)} s`;
+  return `${Math.floor(ms / 60_000)} min ${Math.round((ms % 60_000) / 1000)} s`;
+}
+
+/** `drctl approve ...` for this gate, with exactly the acknowledgements it requires. */
+export function approveCommand(workflowId: string, gate: PendingApproval): string {
+  return `drctl approve ${workflowId} --approver <you> --ticket <ticket>` +
+    `${gate.requires.acknowledgeDataLoss ? ' --acknowledge-data-loss' : ''}` +
+    `${gate.requires.acknowledgeUnconfirmedFence ? ' --acknowledge-unconfirmed-fence' : ''}`;
+}
+
+/** What an open gate waits for and how to decide it. */
+export function formatGate(workflowId: string, gate: PendingApproval): string[] {
+  const e = gate.estimate;
+  const lines = [
+    `${workflowId} waits for approval of gate "${gate.gate}" (${gate.runbook} ${gate.cluster}), open since ${gate.openedAt}, until ${gate.expiresAt}:`,
+    `  plan:     ${gate.plan}`,
+    `  fence:    ${gate.fence}`,
+  ];
+  if (e) {
+    lines.push(`  loss:     ${e.bytes ?? '?'} bytes, ${e.seconds ?? '?'} s (basis ${e.basis}; source ${e.sourceLsn ?? '?'}, standby replayed ${e.standbyReplayedLsn}; ${e.withinPolicy ? 'within' : 'OVER'} policy)`);
+  }
+  const needs = [gate.requires.acknowledgeDataLoss && 'the data loss', gate.requires.acknowledgeUnconfirmedFence && 'the unconfirmed fence'].filter(Boolean);
+  if (needs.length) lines.push(`  requires: acknowledging ${needs.join(' and ')}`);
+  lines.push(`  approve:  ${approveCommand(workflowId, gate)}`);
+  lines.push(`  reject:   drctl reject ${workflowId} --approver <you> --ticket <ticket> --comment "<why>"`);
+  return lines;
+}

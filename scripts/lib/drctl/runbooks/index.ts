@@ -1,0 +1,16 @@
+// The runbook commands of drctl, in the order `drctl --help` lists them. A new runbook (region-failover, drills)
+// is one file with a RunbookCommandSpec and one line here.
+import { failback } from './failback';
+import { forceBackup } from './force-backup';
+import { promote } from './promote';
+import { provisionStandby } from './provision-standby';
+import type { RunbookCommandSpec } from './spec';
+
+export type { RunbookCommandSpec } from './spec';
+
+export const RUNBOOK_COMMANDS: RunbookCommandSpec[] = [
+  provisionStandby,
+  forceBackup,
+  promote,
+  failback,
+];

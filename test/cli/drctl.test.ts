@@ -1,0 +1,229 @@
+// drctl as an operator runs it: a child process (scripts/drctl ... --json) against the suite's real Temporal
+// server and real workers (this process serves the harness's queues), on real clusters.
+import { spawn } from 'node:child_process';
+import { join } from 'node:path';
+import { WorkflowNotFoundError } from '@temporalio/client';
+import { getJournalQuery } from '../../workflows/contracts/journal';
+import { failureOf } from '../helpers/failures';
+import { withRunbookWorkers, type RunbookHarness } from '../helpers/runbook-workers';
+import { roleOf } from '../helpers/clusters';
+import { createStandbyPair, deleteStandbyPair, type StandbyPair } from '../helpers/standby-pair';
+import { REPO_ROOT, testTemporalAddress } from '../helpers/test-env';
+
+const DRCTL = join(REPO_ROOT, 'scripts', 'drctl');
+const PRIMARY = 'eu/acid-demo';
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+interface Run {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+  /** stdout as the one JSON document --json promises. */
+  json: any;
+}
+
+interface Child {
+  done: Promise<Run>;
+  stderrSoFar(): string;
+}
+
+/** Starts drctl asynchronously: the workers in this process must keep serving while it runs. */
+function drctlChild(args: string[], env: Record<string, string> = {}): Child {
+  const child = spawn(DRCTL, args, {
+    cwd: REPO_ROOT,
+    env: { ...process.env, TEMPORAL_ADDRESS: testTemporalAddress(), TEMPORAL_NAMESPACE: 'default', ...env },
+  });
+  let stdout = '';
+  let stderr = '';
+  child.stdout.on('data', (d) => { stdout += d; });
+  child.stderr.on('data', (d) => { stderr += d; });
+  const done = new Promise<Run>((resolve, reject) => {
+    child.on('error', reject);
+    child.on('close', (code) => {
+      let json: unknown;
+      try {
+        json = args.includes('--json') ? JSON.parse(stdout) : undefined;
+      } catch (err) {
+        reject(new Error(`drctl ${args.join(' ')}: stdout is not one JSON document (${(err as Error).message}):\n${stdout}\nstderr:\n${stderr}`));
+        return;
+      }
+      resolve({ code, stdout, stderr, json });
+    });
+  });
+  return { done, stderrSoFar: () => stderr };
+}
+
+const drctl = (h: RunbookHarness | null, args: string[], env: Record<string, string> = {}) =>
+  drctlChild(args, { ...(h ? { DR_TASK_QUEUE_PREFIX: h.prefix } : {}), ...env }).done;
+
+async function eventually<T>(what: string, fn: () => Promise<T | undefined>, timeoutMs = 120_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const v = await fn();
+    if (v !== undefined) return v;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await sleep(500);
+  }
+}
+
+describe('drctl', () => {
+  let pair: StandbyPair | undefined;
+  afterAll(async () => {
+    if (pair) await deleteStandbyPair(pair);
+  });
+
+  it('force-backup: started, followed to its proven result; then status, report and list find the run', async () => {
+    await withRunbookWorkers(async (h) => {
+      const run = await drctl(h, ['force-backup', PRIMARY, '--json']);
+      expect({ code: run.code, stderr: run.stderr }).toEqual({ code: 0, stderr: '' });
+      const doc = run.json;
+      expect(doc).toMatchObject({
+        ok: true, command: 'force-backup', workflowId: `force-backup/${PRIMARY}`, runbook: 'force-backup', cluster: PRIMARY,
+        taskQueue: h.taskQueue, started: true, status: 'COMPLETED', outcome: 'succeeded', failure: null,
+        input: { cluster: PRIMARY },
+        result: { cluster: PRIMARY, reused: false },
+      });
+      expect(doc.result.backupName).toMatch(/^base_/);
+      expect(doc.result.sentinelKey).toContain(doc.result.backupName);
+      expect(doc.journal.map((e: { step: string }) => e.step)).toEqual(['validate-request', 'check-existing', 'run-backup', 'prove-backup', 'report']);
+      // The run drctl reported is the run Temporal has.
+      const d = await h.client.workflow.getHandle(doc.workflowId).describe();
+      expect(d.runId).toBe(doc.runId);
+
+      const status = await drctl(h, ['status', 'force-backup', PRIMARY, '--json']);
+      expect(status.code).toBe(0);
+      expect(status.json).toMatchObject({
+        ok: true, workflowId: doc.workflowId, runId: doc.runId, executionStatus: 'COMPLETED', state: 'succeeded',
+        outcome: 'succeeded', runbook: 'force-backup', cluster: PRIMARY, site: 'eu', phase: 'done', pendingApproval: null,
+        journalError: null, result: doc.result, failure: null,
+      });
+      expect(status.json.journal).toEqual(doc.journal);
+
+      const human = await drctl(h, ['status', doc.workflowId]);
+      expect(human.code).toBe(0);
+      expect(human.stdout).toContain('execution: COMPLETED');
+      expect(human.stdout).toContain(doc.result.backupName);
+
+      const report = await drctl(h, ['report', doc.workflowId]);
+      expect(report.code).toBe(0);
+      const md = report.stdout;
+      expect(md).toContain(`# force-backup of ${PRIMARY}`);
+      expect(md).toContain('## Phases');
+      for (const phase of ['validate', 'check-existing', 'backup', 'prove', 'report']) expect(md).toMatch(new RegExp(`^\\| ${phase} \\| [0-9.]+ (ms|s) \\|`, 'm'));
+      expect(md).toContain('## Steps');
+      expect(md).toMatch(/\| 4 \| .* \| prove \| prove-backup \| done \|/);
+      expect(md).toContain('## Approvals');
+      expect(md).toContain(`"backupName": "${doc.result.backupName}"`);
+      const reportJson = await drctl(h, ['report', doc.workflowId, '--json']);
+      expect(reportJson.code).toBe(0);
+      expect(reportJson.json.phases.map((p: { phase: string }) => p.phase)).toEqual(['validate', 'check-existing', 'backup', 'prove', 'report']);
+      expect(reportJson.json.result).toEqual(doc.result);
+
+      // Visibility is eventually consistent: the closed run shows up in list shortly.
+      const listed = await eventually('list to show the run', async () => {
+        const l = await drctl(h, ['list', '--runbook', 'force-backup', '--json']);
+        expect(l.code).toBe(0);
+        return l.json.runs.find((r: { runId: string; outcome: string | null }) => r.runId === doc.runId && r.outcome) ?? undefined;
+      }, 30_000);
+      expect(listed).toMatchObject({ workflowId: doc.workflowId, runbook: 'force-backup', cluster: PRIMARY, site: 'eu', executionStatus: 'COMPLETED', outcome: 'succeeded' });
+      const otherSite = await drctl(h, ['list', '--runbook', 'force-backup', '--site', 'us', '--json']);
+      expect(otherSite.json.runs.find((r: { runId: string }) => r.runId === doc.runId)).toBeUndefined();
+    });
+  });
+
+  it('promote: a second start is reported, not duplicated; the gate is announced while following; reject ends the run with nothing changed', async () => {
+    pair = await createStandbyPair('cli');
+    const workflowId = `promote/${pair.standby}`;
+    await withRunbookWorkers(async (h) => {
+      const started = await drctl(h, ['promote', pair!.standby, '--mode', 'planned', '--no-wait', '--json']);
+      expect(started.code).toBe(0);
+      expect(started.json).toMatchObject({ ok: true, workflowId, status: 'RUNNING', started: true, input: { cluster: pair!.standby, mode: 'planned' } });
+
+      const again = await drctl(h, ['promote', pair!.standby, '--mode', 'planned', '--json']);
+      expect(again.code).toBe(1);
+      expect(again.json).toMatchObject({ ok: false, started: false, workflowId, runId: started.json.runId, error: { kind: 'already-running' } });
+      expect(again.json.error.message).toContain('already running');
+
+      const noTicket = await drctl(h, ['approve', workflowId, '--approver', 'alice', '--json']);
+      expect(noTicket.code).toBe(2);
+      expect(noTicket.stderr).toContain("required option '--ticket <id>' not specified");
+      expect(noTicket.json).toMatchObject({ ok: false, error: { kind: 'usage' } });
+
+      // A human follows the run in one terminal: it announces the gate and how to decide it, and keeps following.
+      const follower = drctlChild(['status', 'promote', pair!.standby, '--follow'], { DR_TASK_QUEUE_PREFIX: h.prefix });
+      await eventually('the follower to announce the gate', async () => (follower.stderrSoFar().includes('waits for approval') ? true : undefined));
+      expect(follower.stderrSoFar()).toContain(`drctl approve ${workflowId} --approver <you> --ticket <ticket>`);
+      expect(follower.stderrSoFar()).toContain('fence:    PENDING');
+
+      const waiting = await drctl(h, ['status', workflowId, '--json']);
+      expect(waiting.json).toMatchObject({ executionStatus: 'RUNNING', state: 'waiting', phase: 'approve', approvalPending: true, pendingApproval: { fence: 'PENDING', cluster: pair!.standby } });
+      const pending = await eventually('list --pending-approval to show the run', async () => {
+        const l = await drctl(h, ['list', '--pending-approval', '--running', '--json']);
+        return l.json.runs.find((r: { workflowId: string }) => r.workflowId === workflowId);
+      }, 30_000);
+      expect(pending).toMatchObject({ approvalPending: true, executionStatus: 'RUNNING' });
+
+      // ... and decides in another.
+      const rejected = await drctl(h, ['reject', 'promote', pair!.standby, '--approver', 'bob', '--ticket', 'CHG-9', '--comment', 'not today', '--json']);
+      expect(rejected.code).toBe(0);
+      expect(rejected.json).toMatchObject({
+        ok: true, workflowId, gate: { fence: 'PENDING' },
+        decision: { decision: 'rejected', approver: 'bob', ticket: 'CHG-9', comment: 'not today', via: 'update' },
+      });
+
+      const followed = await follower.done;
+      expect(followed.code).toBe(1);
+      expect(followed.stdout).toContain('ApprovalRejectedError');
+      expect(followed.stderr).toContain('approval: refused — Rejected by bob (ticket CHG-9');
+
+      const handle = h.client.workflow.getHandle(workflowId);
+      expect((await failureOf(handle)).type).toBe('ApprovalRejectedError');
+      expect((await handle.query(getJournalQuery)).map((e) => e.step)).not.toContain('fence-old-primary');
+      const ended = await drctl(h, ['status', workflowId, '--json']);
+      expect(ended.json).toMatchObject({ executionStatus: 'FAILED', outcome: 'rejected', failure: { type: 'ApprovalRejectedError' } });
+
+      // A decision on a run that has ended is refused, with the reason.
+      const late = await drctl(h, ['approve', workflowId, '--approver', 'alice', '--ticket', 'INC-1', '--json']);
+      expect(late.code).toBe(1);
+      expect(late.json).toMatchObject({ ok: false, error: { kind: 'refused' } });
+      expect(late.json.error.message).toContain('is not running');
+    });
+    // Rejected before the fence: the source is still the primary, the standby still a standby.
+    expect(await roleOf(pair.source)).toBe('primary');
+    expect(await roleOf(pair.standby)).toBe('standby_leader');
+  });
+
+  it('bad input fails before anything is started, saying what to fix (exit 2)', async () => {
+    await withRunbookWorkers(async (h) => {
+      const noSite = await drctl(h, ['promote', 'acid-demo', '--mode', 'planned', '--json']);
+      expect(noSite.code).toBe(2);
+      expect(noSite.json).toMatchObject({ ok: false, error: { kind: 'usage' } });
+      expect(noSite.json.error.message).toContain('must be "<site>/<cluster>"');
+      await expect(h.client.workflow.getHandle('promote/acid-demo').describe()).rejects.toThrow(WorkflowNotFoundError);
+
+      const badMode = await drctl(h, ['promote', 'us/acid-demo', '--mode', 'sideways']);
+      expect(badMode.code).toBe(2);
+      expect(badMode.stderr).toContain('Allowed choices are planned, unplanned');
+
+      const sameSite = await drctl(h, ['provision-standby', '--source', 'eu/acid-demo', '--target', 'eu/acid-demo2', '--json']);
+      expect(sameSite.code).toBe(2);
+      expect(sameSite.json.error.message).toContain('a standby belongs in another region');
+      await expect(h.client.workflow.getHandle('provision-standby/eu/acid-demo2').describe()).rejects.toThrow(WorkflowNotFoundError);
+
+      const badLsn = await drctl(h, ['force-backup', PRIMARY, '--not-before-lsn', 'yesterday', '--json']);
+      expect(badLsn.code).toBe(2);
+      expect(badLsn.json.error.message).toContain('is not a Postgres LSN');
+
+      const badRun = await drctl(h, ['status', 'promote', '--json']);
+      expect(badRun.code).toBe(2);
+      expect(badRun.json.error.message).toContain('<runbook>/<site>/<cluster>');
+    });
+  });
+
+  it('cannot connect: exit 3 with where it tried', async () => {
+    const run = await drctl(null, ['force-backup', PRIMARY, '--json'], { TEMPORAL_ADDRESS: '127.0.0.1:1' });
+    expect(run.code).toBe(3);
+    expect(run.json).toMatchObject({ ok: false, error: { kind: 'connect' }, temporal: { address: '127.0.0.1:1' } });
+    expect(run.json.error.message).toContain('cannot connect to Temporal at 127.0.0.1:1');
+  });
+});
