@@ -1,7 +1,7 @@
 // What the real Kubernetes API server (the project-built kube-apiserver v1.34.4 on Debian's etcd) does with the
 // Zalando operator's postgresql CRD and with the worker's least-privilege Role (deploy/kubernetes/worker-rbac.yaml):
 // the facts the `zalando` site driver relies on, asserted against the server itself rather than assumed.
-// Independent of the suite's global setup (no Temporal, no sandbox regions): its own folder and ports 47000-47099.
+// Independent of the suite's global setup (no Temporal, no sandbox regions): its own folder and ports 31000-31099.
 import { rmSync } from 'node:fs';
 import { createServer, type IncomingMessage, type Server } from 'node:http';
 import { networkInterfaces, tmpdir } from 'node:os';
@@ -12,9 +12,9 @@ import {
 } from '../../scripts/lib/kube-dev-server';
 
 const DIR = join(tmpdir(), 'dr-kube-apiserver-test');
-const PORTS = { etcdClientPort: 47079, etcdPeerPort: 47080, apiPort: 47443 };
+const PORTS = { etcdClientPort: 31079, etcdPeerPort: 31080, apiPort: 31443 };
 /** Where the stand-in "Patroni" of the pods/proxy test listens. */
-const POD_HTTP_PORT = 47010;
+const POD_HTTP_PORT = 31010;
 const NS = 'postgres';
 const OTHER_NS = 'elsewhere';
 const SERVICE_ACCOUNT = 'dr-runbooks-worker';

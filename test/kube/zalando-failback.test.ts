@@ -4,7 +4,7 @@
 // Case 1: failback rewinds eu into a standby of us (Patroni's rewind, seen in pods/log) and switches back.
 // Case 2: the same loss again, with the WAL a rewind needs gone: auto sees pg_rewind fail (pods/log) and falls back
 // to the operator's failback, delete and recreate (a new uid and archive prefix; Secrets unchanged).
-// Private ports 47400-47499 and a temp folder.
+// Private ports 31600-31699 and a temp folder.
 import { startRunbook } from '../../scripts/lib/runbook-client';
 import { lastForkOf, partitionStandby, removeWalSegmentHolding, writeDivergentRows } from '../../scripts/lib/sandbox/faults';
 import { patchDynamicConfig } from '../../activities/sites/local/dcs-config';
@@ -25,7 +25,7 @@ let sitesFile: string;
 const NAME = 'acid-zfb';
 const EU = `eu/${NAME}`;
 const US = `us/${NAME}`;
-const DEAD_PORT = 47408;
+const DEAD_PORT = 31608;
 const timings: Record<string, number> = {};
 
 const admin = (method: string, path: string, body?: unknown) => z.admin(method, path, body);
@@ -73,7 +73,7 @@ function failback(h: RunbookHarness, input: FailbackInput) {
 
 beforeAll(async () => {
   const t0 = Date.now();
-  z = await startZalandoHarness('zalando-fb', 47400);
+  z = await startZalandoHarness('zalando-fb', 31600);
   ({ euBacking, usBacking, operator, sitesFile } = z);
 
   // eu/acid-zfb with rows and a proven backup; us/acid-zfb its standby (archive and streaming).

@@ -2,7 +2,7 @@
 // the worker authenticated by a real ServiceAccount token bound to deploy/kubernetes/worker-rbac.yaml). The
 // operator and the kubelet are stand-ins (test/kube/stand-in-operator.ts) whose pods are backed by real Patroni
 // members of two private sandbox regions, so a promotion through the driver really promotes a Postgres cluster and
-// a backup really lands in S3. Private ports 47300-47399 and a temp folder.
+// a backup really lands in S3. Private ports 31300-31399 and a temp folder.
 import { startRunbook } from '../../scripts/lib/runbook-client';
 import { kubeRequest } from '../../scripts/lib/kube-dev-server';
 import { listCompleteBackups } from '../../activities/s3/backup-catalogue';
@@ -31,7 +31,7 @@ const patroniRole = async (backing: typeof euBacking, cluster: string) => (await
 
 beforeAll(async () => {
   const t0 = Date.now();
-  z = await startZalandoHarness('zalando', 47300);
+  z = await startZalandoHarness('zalando', 31300);
   ({ euBacking, usBacking, operator, kube, sitesFile } = z);
   timings.harnessStartMs = Date.now() - t0;
 });

@@ -1,4 +1,4 @@
-// Helpers of failback.test.ts: a private two-region layout on ports 43000-43299 in its own temp folder, SQL on a
+// Helpers of failback.test.ts: a private two-region layout on ports 30500-30799 in its own temp folder, SQL on a
 // leader or a given member, and a region-loss stand-in (kill -9 of every Patroni and postmaster of a cluster).
 import { readFileSync } from 'node:fs';
 import { Client } from 'pg';
@@ -6,7 +6,7 @@ import type { LocalSiteDriver } from '../../activities/sites/local-driver';
 import { privateRegions, sleep, sql, waitFor } from '../helpers/private-regions';
 import { postmasterPid, probePort } from '../../activities/sites/local/pg-control';
 
-const regions = privateRegions('failback', 43000);
+const regions = privateRegions('failback', 30500);
 export const { tmp, credsFile, S3_PORT, s3Of, writeCredentials, driverFor, log } = regions;
 export const startRegions = regions.start;
 export const stopRegions = regions.stop;

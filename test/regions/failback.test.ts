@@ -2,7 +2,7 @@
 // SiteDriver: A (east) diverges from its standby B (west) and is lost (kill -9); B is promoted; A's divergent WAL
 // is assessed against B's timeline history, quarantined in S3, then A is rewound into a standby of B; a cluster
 // with another system identifier (rewind impossible) is reseeded from B's backup instead.
-// Private layout: ports 43000-43299 and a temp folder, no global setup.
+// Private layout: ports 30500-30799 and a temp folder, no global setup.
 import { existsSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { GetObjectCommand } from '@aws-sdk/client-s3';
@@ -16,9 +16,9 @@ import {
   copySecrets, driverFor, killCluster, log, memberRows, patroniNode, sleep, sql, startRegions, stopRegions, tmp, waitFor,
 } from './failback-helpers';
 
-const east = driverFor('east', 43100);
-const west = driverFor('west', 43200);
-const DEAD_PORT = 43299;
+const east = driverFor('east', 30600);
+const west = driverFor('west', 30700);
+const DEAD_PORT = 30799;
 const BULK_ROWS = Number(process.env.FAILBACK_BULK_ROWS ?? 100_000); // ~50 MB of table (about 540 bytes a row)
 
 const count = async (d: typeof east, c: string, where: string) =>

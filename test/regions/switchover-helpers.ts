@@ -1,4 +1,4 @@
-// Helpers of switchover.test.ts: a private two-region layout on ports 36000-36299, SQL on a leader, a writer
+// Helpers of switchover.test.ts: a private two-region layout on ports 30000-30299, SQL on a leader, a writer
 // that records every acknowledged id, and WAL facts read with pg_waldump.
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -9,7 +9,7 @@ import { runCommand } from '../../activities/sites/local/walg-env';
 import { pgBinDir } from '../../activities/sites/local/tools';
 import { formatLsn, parseLsn } from '../../workflows/contracts/lsn';
 
-const regions = privateRegions('switchover', 36000);
+const regions = privateRegions('switchover', 30000);
 export const { tmp, credsFile, S3_PORT, s3Of, writeCredentials, driverFor, log } = regions;
 export const startRegions = regions.start;
 export const stopRegions = regions.stop;

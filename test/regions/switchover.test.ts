@@ -1,7 +1,7 @@
 // The zero-loss planned switchover of patroni-recipes.md on real Patroni 3.0.2 / Postgres 15 / etcd / versitygw,
 // through the local SiteDriver: fence the source A (pause + fast stop), let the standby B replay A's shutdown
 // checkpoint, promote B, demote A into a standby of B; then fence/unfence, and a fence with Patroni killed.
-// Private layout: ports 36000-36299 and a temp folder, no global setup.
+// Private layout: ports 30000-30299 and a temp folder, no global setup.
 import { existsSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { Client } from 'pg';
@@ -13,8 +13,8 @@ import {
   walRecordAt, Writer,
 } from './switchover-helpers';
 
-const east = driverFor('east', 36100);
-const west = driverFor('west', 36200);
+const east = driverFor('east', 30100);
+const west = driverFor('west', 30200);
 const LSN = /^[0-9A-F]+\/[0-9A-F]+$/;
 
 beforeAll(() => startRegions([east, west]));
