@@ -47,10 +47,15 @@ export async function upRegions(layout: SandboxLayout, say: Say): Promise<Sandbo
 export async function ensureDemoSource(layout: SandboxLayout, regions: SandboxRegions, say: Say): Promise<void> {
   const { site, cluster } = parseClusterRef(layout.demo.source);
   const driver = regions.drivers[site];
-  const created = await driver.region.createCluster(
-    { name: cluster, pgVersion: 15, archive: true, users: ['app'] },
-    { onProgress: (p) => say(`  ${cluster}: ${p.phase} ${p.detail}`) },
-  );
+  // After a dr-cycle the demo source is the same cluster in another incarnation (rewound, or reseeded with a new
+  // uid, and switched back): it is kept as it is, not compared with the spec it was first created from.
+  const existing = driver.region.getCluster(cluster);
+  const created = existing
+    ? { changed: (await driver.region.startCluster(cluster)).changed, cluster: existing }
+    : await driver.region.createCluster(
+      { name: cluster, pgVersion: 15, archive: true, users: ['app'] },
+      { onProgress: (p) => say(`  ${cluster}: ${p.phase} ${p.detail}`) },
+    );
   say(`demo source ${layout.demo.source} ${created.changed ? 'created' : 'running'}; archive ${created.cluster.archivePrefix}`);
   await driver.withLeaderSql(cluster, async (sql) => {
     await sql.query(`CREATE TABLE IF NOT EXISTS public.orders (
