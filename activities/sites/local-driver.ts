@@ -3,19 +3,15 @@ import { Client as PgClient } from 'pg';
 import type { LocalSiteConfig } from './sites-file';
 import type {
   BaseBackupRun, ClusterFacts, CreateStandbyRequest, DemoteRequest, DemoteResult, FenceResult, FormerPrimaryAssessment,
-  PatroniRole, QuarantineRequest, QuarantineResult, ReseedRequest, ReseedResult, SecretValue, SiteDriver, StandbySource,
+  QuarantineRequest, QuarantineResult, ReseedRequest, ReseedResult, SecretValue, SiteDriver, StandbySource,
 } from './site-driver';
+import { patroniRole } from './site-driver';
 import { runLocalBaseBackup } from './local/base-backup';
 import { LocalRegion } from './local/region';
 import { patroniGet, type PatroniClusterView } from './local/patroni-api';
 import { restUrl } from './local/members';
 import { probePort } from './local/pg-control';
 import { SiteUnreachableError } from '../../workflows/contracts/errors';
-
-const ROLE: Record<string, PatroniRole> = {
-  leader: 'primary', master: 'primary', primary: 'primary', standby_leader: 'standby_leader',
-  replica: 'replica', sync_standby: 'replica',
-};
 
 export class LocalSiteDriver implements SiteDriver {
   readonly kind = 'local' as const;
@@ -49,7 +45,7 @@ export class LocalSiteDriver implements SiteDriver {
       const seen = view?.members?.find((x) => x.name === m.name);
       let state = seen?.state ?? 'unreachable';
       if (seen && refused.has(m.name) && ['running', 'streaming', 'starting'].includes(state)) state = 'stopped';
-      return { name: m.name, role: ROLE[seen?.role ?? ''] ?? 'unknown', state, healthy: state === 'running' || state === 'streaming' };
+      return { name: m.name, role: patroniRole(seen?.role), state, healthy: state === 'running' || state === 'streaming' };
     });
     const leader = view?.members?.find((x) => (x.role === 'leader' || x.role === 'standby_leader') && !refused.has(x.name));
     const leaderInfo = leader && info.members.find((m) => m.name === leader.name);
@@ -68,7 +64,7 @@ export class LocalSiteDriver implements SiteDriver {
       cluster,
       uid: info.uid,
       pgVersion: info.pgVersion,
-      leaderRole: leader ? (ROLE[leader.role] ?? 'unknown') : 'unknown',
+      leaderRole: leader ? (patroniRole(leader.role)) : 'unknown',
       leaderMember: leader?.name,
       members,
       standbySource,

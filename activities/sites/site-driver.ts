@@ -5,6 +5,16 @@ import type { S3ArchiveConfig } from './sites-file';
 
 export type PatroniRole = 'primary' | 'standby_leader' | 'replica' | 'unknown';
 
+const PATRONI_ROLES: Record<string, PatroniRole> = {
+  leader: 'primary', master: 'primary', primary: 'primary', standby_leader: 'standby_leader',
+  replica: 'replica', sync_standby: 'replica',
+};
+
+/** A role as Patroni's REST API names it (which differs across versions) in the drivers' terms. */
+export function patroniRole(role: string | undefined): PatroniRole {
+  return PATRONI_ROLES[role ?? ''] ?? 'unknown';
+}
+
 export interface ReseedResult {
   changed: boolean;
   /**

@@ -8,8 +8,9 @@ import { Client as PgClient, type ClientConfig } from 'pg';
 import type { ZalandoSiteConfig } from './sites-file';
 import type {
   ArchiveLocation, BaseBackupRun, ClusterFacts, CreateStandbyRequest, DemoteRequest, DemoteResult, FenceResult, FormerPrimaryAssessment,
-  PatroniRole, QuarantineRequest, QuarantineResult, ReseedRequest, ReseedResult, SecretValue, SiteDriver, StandbySource, StreamingEndpoint,
+  QuarantineRequest, QuarantineResult, ReseedRequest, ReseedResult, SecretValue, SiteDriver, StandbySource, StreamingEndpoint,
 } from './site-driver';
+import { patroniRole } from './site-driver';
 import { assessFormerPrimary, demoteToStandby, quarantineWal, reseedAsStandby } from './zalando/failback';
 import { KubeAccess, type KubeObject } from './zalando/kube';
 import { BadInputError, NotReadyError, PreconditionFailedError, SiteUnreachableError, WaitTimedOutError } from '../../workflows/contracts/errors';
@@ -22,11 +23,6 @@ export const CONTAINER = 'postgres';
 export const PGDATA = '/home/postgres/pgdata/pgroot/data';
 /** Spilo's own backup command (its cron job runs the same). */
 export const SPILO_BACKUP_COMMAND = ['envdir', '/run/etc/wal-e.d/env', '/scripts/postgres_backup.sh', PGDATA];
-
-const ROLE: Record<string, PatroniRole> = {
-  leader: 'primary', master: 'primary', primary: 'primary', standby_leader: 'standby_leader',
-  replica: 'replica', sync_standby: 'replica',
-};
 
 export interface PostgresqlObject extends KubeObject {
   spec: {
@@ -47,6 +43,12 @@ export interface PodObject extends KubeObject {
 }
 
 export interface PatroniMember { name: string; role: string; state: string; timeline?: number }
+
+/** The member holding the leader key: the primary, or the standby leader of a standby cluster. */
+export function isLeader(m: PatroniMember): boolean {
+  const role = patroniRole(m.role);
+  return role === 'primary' || role === 'standby_leader';
+}
 
 /** The operator's name for a user's credentials Secret. */
 export function credentialsSecretName(user: string, cluster: string): string {
@@ -113,7 +115,7 @@ export class ZalandoSiteDriver implements SiteDriver {
   async leaderPod(cluster: string): Promise<{ pod: PodObject; member: PatroniMember } | null> {
     const pods = await this.pods(cluster);
     const view = await this.patroniView(pods);
-    const leader = view?.members.find((m) => m.role === 'leader' || m.role === 'standby_leader' || m.role === 'master');
+    const leader = view?.members.find(isLeader);
     const pod = leader && pods.find((p) => p.metadata.name === leader.name);
     return pod ? { pod, member: leader! } : null;
   }
@@ -135,9 +137,9 @@ export class ZalandoSiteDriver implements SiteDriver {
     const members = pods.map((p) => {
       const seen = view?.members.find((m) => m.name === p.metadata.name);
       const state = seen?.state ?? 'unreachable';
-      return { name: p.metadata.name, role: ROLE[seen?.role ?? ''] ?? 'unknown', state, healthy: state === 'running' || state === 'streaming' };
+      return { name: p.metadata.name, role: patroniRole(seen?.role), state, healthy: state === 'running' || state === 'streaming' };
     });
-    const leader = view?.members.find((m) => ['leader', 'standby_leader', 'master'].includes(m.role) && m.state === 'running');
+    const leader = view?.members.find((m) => isLeader(m) && m.state === 'running');
     const standbyConfig = view?.config ? view.config.standby_cluster : undefined;
     const isStandby = view?.config ? standbyConfig != null : !!pg.spec.standby;
     const standbySource: StandbySource | undefined = isStandby
@@ -153,7 +155,7 @@ export class ZalandoSiteDriver implements SiteDriver {
       cluster,
       uid: pg.metadata.uid!,
       pgVersion: Number(pg.spec.postgresql.version),
-      leaderRole: leader ? (ROLE[leader.role] ?? 'unknown') : 'unknown',
+      leaderRole: leader ? (patroniRole(leader.role)) : 'unknown',
       leaderMember: leader?.name,
       members,
       standbySource,
@@ -371,7 +373,7 @@ export class ZalandoSiteDriver implements SiteDriver {
     const deadline = Date.now() + 120_000;
     while (Date.now() < deadline) {
       const l = await this.leaderPod(cluster);
-      if (l && ROLE[l.member.role] === 'primary' && l.member.state === 'running') return { changed };
+      if (l && patroniRole(l.member.role) === 'primary' && l.member.state === 'running') return { changed };
       await sleep(500);
     }
     throw new WaitTimedOutError(`${this.site}/${cluster}: Patroni's leader did not become primary within 120 s of removing standby_cluster`, { cluster });
@@ -397,7 +399,7 @@ export class ZalandoSiteDriver implements SiteDriver {
     if (pods.length === 0) throw new PreconditionFailedError(`${this.site}/${cluster} has no pods`, { cluster });
     const view = await this.patroniView(pods);
     if (!view) throw new SiteUnreachableError(`${this.site}/${cluster}: no Patroni answers`, { cluster });
-    const leaderName = view.members.find((m) => ['leader', 'master', 'standby_leader'].includes(m.role))?.name;
+    const leaderName = view.members.find(isLeader)?.name;
     const running = view.members.filter((m) => m.state === 'running' || m.state === 'streaming').map((m) => m.name);
     const wasPaused = view.config?.pause === true;
     if (!wasPaused) {

@@ -1,40 +1,22 @@
 // Real Patroni/Postgres 15/etcd/WAL-G/versitygw on loopback ports 27000-27999: a source cluster archiving to S3,
 // a standby cluster restored from that archive in a second region, and a streaming standby.
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { spawn } from 'node:child_process';
 import { Client } from 'pg';
 import { PreconditionFailedError } from '../../workflows/contracts/errors';
-import type { S3ArchiveConfig } from '../../activities/sites/sites-file';
-import { LocalRegion, type LocalRegionConfig } from '../../activities/sites/local/region';
-import { ensureBucket, listKeys, startS3ServerFor, stopS3Server } from '../../activities/sites/local/s3-server';
+import type { LocalRegion } from '../../activities/sites/local/region';
+import { listKeys } from '../../activities/sites/local/s3-server';
+import { privateRegions } from '../helpers/private-regions';
 import { isAlive, startProcess, stopProcess } from '../../activities/sites/local/processes';
 import { etcdCountPrefix } from '../../activities/sites/local/etcd';
 
-const tmp = mkdtempSync(join(tmpdir(), 'local-region-'));
-const credsFile = join(tmp, 'aws-credentials');
-const s3Of = (bucket: string): S3ArchiveConfig => ({
-  bucket,
-  scopePrefix: 'spilo',
-  region: 'us-east-1',
-  endpoint: 'http://127.0.0.1:27000',
-  forcePathStyle: true,
-  profile: 'sandbox',
-  credentialsFile: credsFile,
-});
-const regionCfg = (name: string, base: number): LocalRegionConfig => ({
-  name,
-  kind: 'local',
-  dataDir: join(tmp, name),
-  etcd: { clientPort: base + 1, peerPort: base + 2 },
-  memberPorts: { first: base + 10, last: base + 49 },
-  s3: s3Of(`dr-${name}`),
-  secretStore: { dir: join(tmp, `secrets-${name}`) },
-});
-const a = new LocalRegion(regionCfg('east', 27100));
-const b = new LocalRegion(regionCfg('west', 27200));
-const log = (msg: string) => process.stdout.write(`[local-region] ${msg}\n`);
+const regions = privateRegions('local-region', 27000);
+const east = regions.driverFor('east', 27100);
+const west = regions.driverFor('west', 27200);
+const { tmp, log } = regions;
+const a = east.region;
+const b = west.region;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 async function sql<T extends Record<string, unknown>>(region: LocalRegion, cluster: string, text: string): Promise<T[]> {
@@ -68,18 +50,10 @@ async function copySecrets(from: LocalRegion, src: string, to: LocalRegion, dst:
   }
 }
 
-beforeAll(async () => {
-  writeFileSync(credsFile, '[sandbox]\naws_access_key_id = sandboxkey\naws_secret_access_key = sandboxsecret123\n', { mode: 0o600 });
-  await startS3ServerFor(s3Of('dr-east'), join(tmp, 's3'));
-  for (const r of [a, b]) {
-    await ensureBucket(r.cfg.s3);
-    await r.startEtcd();
-  }
-});
+beforeAll(() => regions.start([east, west]));
 
 afterAll(async () => {
-  for (const r of [a, b]) await r.stopAll().catch((e) => log(`stopAll ${r.name}: ${String(e)}`));
-  await stopS3Server(join(tmp, 's3', 'versitygw.pid'));
+  await regions.stop([east, west]);
   if (!process.env.KEEP_LOCAL_REGION) rmSync(tmp, { recursive: true, force: true });
   else log(`kept ${tmp}`);
 });

@@ -16,7 +16,7 @@ import {
   BadInputError, ClusterNotFoundError, NotReadyError, PreconditionFailedError, RewindFailedError, SiteUnreachableError, WaitTimedOutError,
 } from '../../../workflows/contracts/errors';
 import {
-  CONTAINER, credentialsSecretName, PGDATA, SOURCE_ANNOTATION, standbySpec,
+  CONTAINER, credentialsSecretName, isLeader, PGDATA, SOURCE_ANNOTATION, standbySpec,
   type PodObject, type PostgresqlObject, type ZalandoSiteDriver,
 } from '../zalando-driver';
 import { lastPrimary } from '../local/cluster-state';
@@ -80,7 +80,7 @@ async function formerLeaderPod(d: ZalandoSiteDriver, cluster: string): Promise<{
   const pods = await d.pods(cluster);
   if (!pods.length) throw new PreconditionFailedError(`${d.site}/${cluster} has no pods: its StatefulSet must run (scaled to 0 or region still down?)`, { cluster });
   const view = await d.patroniView(pods);
-  const leader = view?.members.find((m) => ['leader', 'master', 'standby_leader'].includes(m.role));
+  const leader = view?.members.find(isLeader);
   const byView = leader && pods.find((p) => p.metadata.name === leader.name);
   if (byView) return { pod: byView, pods };
   const seen = await Promise.all(pods.map(async (p) => ({ item: p, cd: await controlData(d, p) })));
