@@ -13,6 +13,7 @@ import type {
 import { patroniRole } from './site-driver';
 import { assessFormerPrimary, demoteToStandby, quarantineWal, reseedAsStandby } from './zalando/failback';
 import { KubeAccess, type KubeObject } from './zalando/kube';
+import { clusterSecrets, outputTail, redact } from './redact';
 import { BadInputError, NotReadyError, PreconditionFailedError, SiteUnreachableError, WaitTimedOutError } from '../../workflows/contracts/errors';
 import { parseLsn } from '../../workflows/contracts/lsn';
 
@@ -339,15 +340,18 @@ export class ZalandoSiteDriver implements SiteDriver {
   async runBaseBackup(cluster: string, onProgress: (detail: string) => void): Promise<BaseBackupRun> {
     const leader = await this.leaderPod(cluster);
     if (!leader) throw new SiteUnreachableError(`${this.site}/${cluster}: no leader pod answers`, { cluster });
-    const lines: string[] = [];
-    const r = await this.kube.exec(leader.pod.metadata.name, CONTAINER, SPILO_BACKUP_COMMAND, 6 * 3600_000, (l) => {
-      lines.push(l);
-      onProgress(l);
-    });
-    const text = `${r.stdout}\n${r.stderr}`;
-    const names = text.match(/base_[0-9A-F]{24}/g);
-    return { exitCode: r.exitCode, reportedName: names ? names[names.length - 1] : null, outputTail: lines.slice(-10).join('\n') };
+    const secrets = await clusterSecrets(this, cluster, await this.s3Keys());
+    const r = await this.kube.exec(leader.pod.metadata.name, CONTAINER, SPILO_BACKUP_COMMAND, 6 * 3600_000, (l) => onProgress(redact(l, secrets)));
+    const names = `${r.stdout}\n${r.stderr}`.match(/base_[0-9A-F]{24}/g);
+    return { exitCode: r.exitCode, reportedName: names ? names[names.length - 1] : null, outputTail: outputTail(r.stdout, r.stderr, secrets) };
   }
+
+  /** The S3 keys of this region's Spilo pods (the Secret named in the sites file), for scrubbing output; [] if unreadable. */
+  private async s3Keys(): Promise<string[]> {
+    const src = await this.kube.get<KubeObject & { data?: Record<string, string> }>(this.kube.path('', `secrets/${this.cfg.s3CredentialsSecret.name}`)).catch(() => null);
+    return Object.values(src?.data ?? {}).map((v) => Buffer.from(v, 'base64').toString('utf8'));
+  }
+
 
   /**
    * The operator's way first (remove spec.standby, wait for its rolling update), then Patroni checked directly:

@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import { CancelledFailure } from '@temporalio/common';
 import { MockActivityEnvironment } from '@temporalio/testing';
 import { createRunBaseBackup } from '../../activities/walg/run-base-backup';
-import { outputTail, redact } from '../../activities/sites/local/base-backup';
+import { outputTail, redact } from '../../activities/sites/redact';
 import { runCommand } from '../../activities/sites/local/walg-env';
 import type { ActivityDeps } from '../../activities/deps';
 import type { BaseBackupRun, SiteDriver } from '../../activities/sites/site-driver';
