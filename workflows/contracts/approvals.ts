@@ -2,6 +2,7 @@
 // a Signal for tools that can only fire and forget, and a query that shows what is waiting. Bundle-safe.
 import { defineQuery, defineSignal, defineUpdate } from '@temporalio/workflow';
 import type { ApprovalRecord, FenceState, LossEstimate } from './runbooks';
+import type { RegionClusterRow } from './region-failover';
 
 export interface ApprovalDecision {
   /** The gate being decided (see getPendingApproval); default: the one open now. */
@@ -14,6 +15,8 @@ export interface ApprovalDecision {
   acknowledgeDataLoss?: boolean;
   /** Required when the old primary could not be confirmed fenced. */
   acknowledgeUnconfirmedFence?: boolean;
+  /** region-failover: clusters over the loss policy to promote anyway (cluster names or `<site>/<cluster>`); needs acknowledgeDataLoss. */
+  include?: string[];
 }
 
 export interface PendingApproval {
@@ -27,6 +30,8 @@ export interface PendingApproval {
   estimate: LossEstimate | null;
   fence: FenceState;
   requires: { acknowledgeDataLoss: boolean; acknowledgeUnconfirmedFence: boolean };
+  /** region-failover: the table the decision is about, one row per cluster (loss estimate, fence, tier). */
+  clusters?: RegionClusterRow[];
 }
 
 export const approveUpdate = defineUpdate<ApprovalRecord, [ApprovalDecision]>('approve');

@@ -84,6 +84,11 @@ export interface PromoteInput {
   approvalTimeoutSeconds?: number;
   /** Take and prove the first backup after promotion (force-backup). Default true. */
   takeBackup?: boolean;
+  /**
+   * An approval already given for this promotion by a parent runbook (region-failover) on a human's decision. Used
+   * only when it covers what the gate requires (acknowledged loss, unconfirmed fence); otherwise the gate waits.
+   */
+  preApproval?: ApprovalRecord;
   limits?: {
     /** How long a region's worker may take to pick up a task before the region counts as unreachable. Default 30. */
     regionTimeoutSeconds?: number;
@@ -114,7 +119,11 @@ export interface ApprovalRecord {
   at: string;
   acknowledgedDataLoss: boolean;
   acknowledgedUnconfirmedFence: boolean;
-  via: 'update' | 'signal';
+  /** delegated: given once for many runs by a parent runbook (region-failover), whose ID is in `delegatedBy`. */
+  via: 'update' | 'signal' | 'delegated';
+  delegatedBy?: string;
+  /** region-failover: over-policy clusters the approver included by name. */
+  included?: string[];
 }
 
 export interface PromoteResult {
@@ -188,6 +197,8 @@ export const RUNBOOK_NAMES = {
   promote: 'promote',
   failbackReseed: 'failback-reseed',
   fenceGuard: 'fence-guard',
+  regionFailover: 'region-failover',
+  drill: 'drill',
 } as const;
 
 /** Workflow IDs are business keys: one run of a runbook per cluster at a time. */
