@@ -1,6 +1,6 @@
 // All activities, merged into the flat registry the worker serves. Names are system + operation.
 import type { ActivityDeps } from './deps';
-import { createResolveClusterRefs } from './sites/resolve-cluster-refs';
+import { createResolveClusterRefs, createResolveSites } from './sites/resolve-cluster-refs';
 import { createDescribeCluster } from './sites/describe-cluster';
 import { createCreateStandbyCluster } from './sites/create-standby-cluster';
 import { createFindLatestBackup } from './s3/find-latest-backup';
@@ -18,12 +18,19 @@ import { createLastArchivedWal } from './s3/last-archived-wal';
 import { createNotifyEscalation } from './notify/escalate';
 import { createAssessFormerPrimary, createQuarantineWal, createReseedAsStandby } from './sites/failback-ops';
 import { createReadTimelineHistory } from './s3/read-timeline-history';
+import { createDeleteDrillThrowaway } from './sites/delete-drill-throwaway';
+import { createCountRows, createMarkAndCount } from './postgres/count-rows';
+import { createStoreDrillReport } from './s3/drill-reports';
+import { createAssessStandby, createListClusters } from './sites/region-inventory';
+import { createJoinPromotion } from './temporal/join-promotion';
 
 /** Activities that only read configuration: served on the control task queue. */
 export function createControlActivities(deps: ActivityDeps) {
   return {
     siteResolveClusterRefs: createResolveClusterRefs(deps),
+    siteResolveSites: createResolveSites(deps),
     notifyEscalation: createNotifyEscalation(),
+    temporalJoinPromotion: createJoinPromotion(),
   };
 }
 
@@ -52,6 +59,12 @@ export function createSiteActivities(deps: ActivityDeps) {
     siteReseedAsStandby: createReseedAsStandby(deps),
     s3ReadTimelineHistory: createReadTimelineHistory(deps),
     s3LastArchivedWal: createLastArchivedWal(deps),
+    siteDeleteDrillThrowaway: createDeleteDrillThrowaway(deps),
+    postgresMarkAndCount: createMarkAndCount(deps),
+    postgresCountRows: createCountRows(deps),
+    s3StoreDrillReport: createStoreDrillReport(deps),
+    siteListClusters: createListClusters(deps),
+    siteAssessStandby: createAssessStandby(deps),
   };
 }
 

@@ -4,3 +4,5 @@ export { forceBackup } from './force-backup';
 export { promote } from './promote';
 export { failbackReseed } from './failback-reseed';
 export { fenceGuard } from './fence-guard';
+export { drill } from './drill';
+export { regionFailover } from './region-failover';

@@ -48,6 +48,7 @@ async function createStandby(record: RunbookRecord, plan: Plan, pre: Preflight):
       : undefined,
     fromHost: usesStreaming(plan.method) ? plan.source.facts.streamingEndpoint : undefined,
     like: { pgVersion: plan.source.facts.pgVersion, instances: plan.source.facts.members.length },
+    ...(Object.keys(plan.source.facts.labels ?? {}).length > 0 ? { labels: plan.source.facts.labels } : {}),
   });
   const from = [
     usesArchive(plan.method) ? `base backup ${pre.baseBackup} and WAL from ${plan.source.facts.archive.walPrefix}` : '',

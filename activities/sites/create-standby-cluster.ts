@@ -12,6 +12,10 @@ export interface CreateStandbyClusterInput {
   fromHost?: StreamingEndpoint;
   /** The source's shape (major version, members), for drivers that declare it. */
   like?: { pgVersion: number; instances: number };
+  /** The source's labels, so selectors and tiers (region-failover) find the standby as they found the source. */
+  labels?: Record<string, string>;
+  /** A drill's throwaway: `drill/<site>/<cluster>` of the drill, recorded on the cluster (the guard of siteDeleteDrillThrowaway). */
+  drill?: string;
 }
 
 /** Creates the standby cluster at the target site; an existing identical one is success without change. */
@@ -24,7 +28,7 @@ export function createCreateStandbyCluster(deps: ActivityDeps) {
     heartbeat({ step: 'creating', cluster: input.target });
     // Restoring a large base backup takes long: each progress line keeps the heartbeat timeout at bay.
     return deps.driverFor(site).createStandbyCluster(
-      { cluster, sourceRef: input.source, fromArchive: input.fromArchive, fromHost: input.fromHost, like: input.like },
+      { cluster, sourceRef: input.source, fromArchive: input.fromArchive, fromHost: input.fromHost, like: input.like, labels: input.labels, drill: input.drill },
       (detail) => heartbeat({ step: 'creating', cluster: input.target, detail }),
     );
   };

@@ -2,8 +2,9 @@
 import { Client as PgClient } from 'pg';
 import type { LocalSiteConfig } from './sites-file';
 import type {
-  BaseBackupRun, ClusterFacts, CreateStandbyRequest, DemoteRequest, DemoteResult, FenceResult, FormerPrimaryAssessment,
+  BaseBackupRun, ClusterFacts, ClusterListing, CreateStandbyRequest, DemoteRequest, DemoteResult, FenceResult, FormerPrimaryAssessment,
   QuarantineRequest, QuarantineResult, ReseedRequest, ReseedResult, SecretValue, SiteDriver, StandbySource,
+  DeleteClusterResult,
 } from './site-driver';
 import { patroniRole } from './site-driver';
 import { runLocalBaseBackup } from './local/base-backup';
@@ -11,7 +12,7 @@ import { LocalRegion } from './local/region';
 import { patroniGet, type PatroniClusterView } from './local/patroni-api';
 import { restUrl } from './local/members';
 import { probePort } from './local/pg-control';
-import { SiteUnreachableError } from '../../workflows/contracts/errors';
+import { PreconditionFailedError, SiteUnreachableError } from '../../workflows/contracts/errors';
 
 export class LocalSiteDriver implements SiteDriver {
   readonly kind = 'local' as const;
@@ -63,6 +64,7 @@ export class LocalSiteDriver implements SiteDriver {
       site: this.site,
       cluster,
       uid: info.uid,
+      labels: info.labels ?? {},
       pgVersion: info.pgVersion,
       leaderRole: leader ? (patroniRole(leader.role)) : 'unknown',
       leaderMember: leader?.name,
@@ -70,7 +72,14 @@ export class LocalSiteDriver implements SiteDriver {
       standbySource,
       archive: { s3: this.cfg.s3, walPrefix: info.archivePrefix ?? '' },
       streamingEndpoint: { host: '127.0.0.1', port: (leaderInfo ?? info.members[0]).pgPort },
+      ...(info.drill ? { drill: info.drill } : {}),
     };
+  }
+
+  async listClusters(): Promise<ClusterListing[]> {
+    return this.region.listClusters().map((c) => ({
+      cluster: c.name, labels: c.labels ?? {}, recordedSourceRef: c.standby?.sourceRef ?? null, ...(c.drill ? { drill: c.drill } : {}),
+    }));
   }
 
   async withLeaderSql<T>(cluster: string, fn: (client: PgClient) => Promise<T>): Promise<T> {
@@ -108,6 +117,11 @@ export class LocalSiteDriver implements SiteDriver {
       name: req.cluster,
       pgVersion: 15,
       archive: true,
+      // As the operator would: the standby has as many members as the source it copies.
+      ...(req.like?.instances ? { members: req.like.instances } : {}),
+      ...(req.labels ? { labels: req.labels } : {}),
+      ...(req.drill ? { drill: req.drill } : {}),
+      ...(req.like?.instances ? { members: req.like.instances } : {}),
       standby: {
         fromArchive: req.fromArchive
           ? { s3: req.fromArchive.archive.s3, walPrefix: req.fromArchive.archive.walPrefix, backupName: req.fromArchive.backupName }
@@ -155,6 +169,21 @@ export class LocalSiteDriver implements SiteDriver {
   /** Plain copies of the former leader's pg_wal files from the fork point on, plus a manifest (local/quarantine-wal.ts). */
   async quarantineWal(cluster: string, req: QuarantineRequest): Promise<QuarantineResult> {
     return this.region.quarantineWal(cluster, req);
+  }
+
+  /** Only a cluster whose cluster file names this drill; its secrets go with it (they were copied for it alone). */
+  async deleteCluster(cluster: string, guard: { drill: string }): Promise<DeleteClusterResult> {
+    const info = this.region.getCluster(cluster);
+    if (!info) return { changed: false, secretsDeleted: [], kept: null };
+    if (!guard.drill || info.drill !== guard.drill) {
+      throw new PreconditionFailedError(
+        `${this.site}/${cluster} was not created by ${guard.drill || 'a drill'}${info.drill ? ` (it belongs to ${info.drill})` : ' (it is not a drill throwaway)'}: refusing to delete it`,
+        { cluster, drill: info.drill ?? null },
+      );
+    }
+    const users = this.region.listSecretUsers(cluster);
+    const r = await this.region.deleteCluster(cluster, { deleteSecrets: true });
+    return { changed: r.changed, secretsDeleted: users, kept: null };
   }
 
   /** Wipe and bootstrap as a standby of req.sourceRef from its backup (local/reseed.ts); checks run before the wipe. */

@@ -21,3 +21,12 @@ export function createResolveClusterRefs(deps: ActivityDeps) {
     return out;
   };
 }
+
+/** Checks each site is in the sites file; answers with its kind. Changes nothing. */
+export function createResolveSites(deps: ActivityDeps) {
+  return async function siteResolveSites(input: { sites: Record<string, string> }): Promise<Record<string, { site: string; kind: string }>> {
+    const out: Record<string, { site: string; kind: string }> = {};
+    for (const [field, site] of Object.entries(input.sites)) out[field] = { site, kind: siteConfig(deps, site).kind };
+    return out;
+  };
+}

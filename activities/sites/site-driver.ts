@@ -45,6 +45,8 @@ export interface ClusterFacts {
   site: string;
   cluster: string;
   uid: string;
+  /** The cluster's labels (the postgresql object's metadata.labels), e.g. {"dr-tier": "0"}. */
+  labels: Record<string, string>;
   pgVersion: number;
   /** The leader's role as Patroni reports it; 'unknown' when no leader answers. */
   leaderRole: PatroniRole;
@@ -56,6 +58,8 @@ export interface ClusterFacts {
   archive: ArchiveLocation;
   /** Where a streaming standby in another site connects to reach this cluster's leader. */
   streamingEndpoint: StreamingEndpoint;
+  /** Set only on a drill's throwaway copy: `drill/<site>/<cluster>` of the drill that created it (the delete guard). */
+  drill?: string;
 }
 
 /** Endpoint a streaming standby connects to (the source leader, or a stable service in front of it). */
@@ -75,8 +79,12 @@ export interface CreateStandbyRequest {
   like?: { pgVersion: number; instances: number; volumeSize?: string };
   /** The source `<site>/<cluster>`, recorded on the standby (cluster file; an annotation on Kubernetes). */
   sourceRef: string;
+  /** Labels to give the standby (provision-standby copies the source's, so tiers and selectors follow it). */
+  labels?: Record<string, string>;
   fromArchive?: { archive: ArchiveLocation; backupName: string };
   fromHost?: StreamingEndpoint;
+  /** A drill's throwaway: `drill/<site>/<cluster>` of the drill (not a run's ID: schedules suffix theirs), recorded so only that drill may delete it. */
+  drill?: string;
 }
 
 export interface BaseBackupRun {
@@ -170,11 +178,23 @@ export interface ReseedRequest {
   fromHost?: StreamingEndpoint;
 }
 
+/** One cluster of a site as a listing shows it, without asking Patroni (cheap for hundreds of clusters). */
+export interface ClusterListing {
+  cluster: string;
+  labels: Record<string, string>;
+  /** The source `<site>/<cluster>` recorded when it was built as a standby (it may since have been promoted). */
+  recordedSourceRef: string | null;
+  /** Set on a drill's throwaway copy (see ClusterFacts.drill): never a standby to evacuate to. */
+  drill?: string;
+}
+
 export interface SiteDriver {
   readonly site: string;
   readonly kind: 'local' | 'zalando';
   /** Facts about a cluster, or null when it does not exist. Throws SiteUnreachableError when the site does not answer. */
   describeCluster(cluster: string): Promise<ClusterFacts | null>;
+  /** Every cluster of the site, by name. Throws SiteUnreachableError when the site does not answer. */
+  listClusters(): Promise<ClusterListing[]>;
   /** Superuser SQL on the current leader (primary or standby leader). */
   withLeaderSql<T>(cluster: string, fn: (client: PgClient) => Promise<T>): Promise<T>;
   readSecret(cluster: string, user: string): Promise<SecretValue | null>;
@@ -213,4 +233,18 @@ export interface SiteDriver {
    * running standby_leader. Quarantine first. `changed: false` when it already runs as a standby of sourceRef.
    */
   reseedAsStandby(cluster: string, req: ReseedRequest, onProgress?: (detail: string) => void): Promise<ReseedResult>;
+  /**
+   * DESTRUCTIVE, for drill throwaways only: deletes the cluster when it records `guard.drill` as the drill that
+   * created it, and refuses (PreconditionFailedError) any other cluster, so a drill can never delete a real one.
+   * `changed: false` when it is already gone.
+   */
+  deleteCluster(cluster: string, guard: { drill: string }): Promise<DeleteClusterResult>;
+}
+
+export interface DeleteClusterResult {
+  changed: boolean;
+  /** Users whose credentials were deleted with it. */
+  secretsDeleted: string[];
+  /** What was left behind on purpose, in one sentence, or null. */
+  kept: string | null;
 }

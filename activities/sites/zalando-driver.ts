@@ -7,8 +7,9 @@
 import { Client as PgClient, type ClientConfig } from 'pg';
 import type { ZalandoSiteConfig } from './sites-file';
 import type {
-  ArchiveLocation, BaseBackupRun, ClusterFacts, CreateStandbyRequest, DemoteRequest, DemoteResult, FenceResult, FormerPrimaryAssessment,
+  ArchiveLocation, BaseBackupRun, ClusterFacts, ClusterListing, CreateStandbyRequest, DemoteRequest, DemoteResult, FenceResult, FormerPrimaryAssessment,
   QuarantineRequest, QuarantineResult, ReseedRequest, ReseedResult, SecretValue, SiteDriver, StandbySource, StreamingEndpoint,
+  DeleteClusterResult,
 } from './site-driver';
 import { patroniRole } from './site-driver';
 import { assessFormerPrimary, demoteToStandby, quarantineWal, reseedAsStandby } from './zalando/failback';
@@ -20,6 +21,8 @@ import { parseLsn } from '../../workflows/contracts/lsn';
 const PG_GROUP = 'acid.zalan.do/v1';
 /** Where the runbooks record which cluster a standby follows (the operator's spec has a host or path, not a name). */
 export const SOURCE_ANNOTATION = 'standby-runbooks.dev/source';
+/** On a drill's throwaway only: `drill/<site>/<cluster>` of its drill. deleteCluster deletes nothing without it. */
+export const DRILL_ANNOTATION = 'standby-runbooks.dev/drill';
 export const CONTAINER = 'postgres';
 export const PGDATA = '/home/postgres/pgdata/pgroot/data';
 /** Spilo's own backup command (its cron job runs the same). */
@@ -84,6 +87,16 @@ export class ZalandoSiteDriver implements SiteDriver {
 
   async getPostgresql(cluster: string): Promise<PostgresqlObject | null> {
     return this.kube.get<PostgresqlObject>(this.pgPath(cluster));
+  }
+
+  /** The namespace's postgresql objects: name, labels and the source annotation a standby was built with. */
+  async listClusters(): Promise<ClusterListing[]> {
+    return (await this.kube.list<PostgresqlObject>(this.pgPath())).map((pg) => ({
+      cluster: pg.metadata.name,
+      labels: pg.metadata.labels ?? {},
+      recordedSourceRef: pg.metadata.annotations?.[SOURCE_ANNOTATION] ?? null,
+      ...(pg.metadata.annotations?.[DRILL_ANNOTATION] ? { drill: pg.metadata.annotations[DRILL_ANNOTATION] } : {}),
+    }));
   }
 
   async pods(cluster: string): Promise<PodObject[]> {
@@ -155,6 +168,7 @@ export class ZalandoSiteDriver implements SiteDriver {
       site: this.site,
       cluster,
       uid: pg.metadata.uid!,
+      labels: pg.metadata.labels ?? {},
       pgVersion: Number(pg.spec.postgresql.version),
       leaderRole: leader ? (patroniRole(leader.role)) : 'unknown',
       leaderMember: leader?.name,
@@ -162,6 +176,7 @@ export class ZalandoSiteDriver implements SiteDriver {
       standbySource,
       archive: { s3: this.cfg.s3, walPrefix: this.walPrefixOf(pg, pods.find((p) => p.metadata.name === leader?.name) ?? pods[0]) },
       streamingEndpoint: await this.streamingEndpoint(cluster),
+      ...(pg.metadata.annotations?.[DRILL_ANNOTATION] ? { drill: pg.metadata.annotations[DRILL_ANNOTATION] } : {}),
     };
   }
 
@@ -235,7 +250,7 @@ export class ZalandoSiteDriver implements SiteDriver {
   }
 
   createStandbyCluster(req: CreateStandbyRequest, onProgress?: (detail: string) => void): Promise<{ changed: boolean }> {
-    return this.createStandby(req, {}, onProgress);
+    return this.createStandby(req, req.drill ? { [DRILL_ANNOTATION]: req.drill } : {}, onProgress);
   }
 
   /**
@@ -269,6 +284,7 @@ export class ZalandoSiteDriver implements SiteDriver {
     const existing = await this.getPostgresql(req.cluster);
     if (existing) {
       const same = existing.metadata.annotations?.[SOURCE_ANNOTATION] === req.sourceRef &&
+        (existing.metadata.annotations?.[DRILL_ANNOTATION] ?? null) === (annotations[DRILL_ANNOTATION] ?? null) &&
         JSON.stringify(existing.spec.standby ?? null) === JSON.stringify(standby);
       if (!same) {
         throw new PreconditionFailedError(`${this.site}/${req.cluster} already exists and is not a standby of ${req.sourceRef} as asked: choose another target or delete it`, { cluster: req.cluster });
@@ -279,7 +295,7 @@ export class ZalandoSiteDriver implements SiteDriver {
     const env = await this.standbyEnv(req.cluster, req.fromArchive);
     const body: PostgresqlObject = {
       apiVersion: PG_GROUP, kind: 'postgresql',
-      metadata: { name: req.cluster, annotations: { [SOURCE_ANNOTATION]: req.sourceRef, ...annotations } },
+      metadata: { name: req.cluster, ...(req.labels ? { labels: req.labels } : {}), annotations: { [SOURCE_ANNOTATION]: req.sourceRef, ...annotations } },
       spec: {
         teamId,
         numberOfInstances: req.like?.instances ?? 2,
@@ -457,6 +473,31 @@ export class ZalandoSiteDriver implements SiteDriver {
       await sleep(1000);
     }
     throw new NotReadyError(`${this.site}/${cluster}: Patroni resumed but no leader runs yet`, { cluster });
+  }
+
+  /**
+   * Only a postgresql object annotated with this drill; the operator removes its StatefulSet, pods and volumes.
+   * Its Secrets are left: the Role has no `delete` on secrets, and they hold the same values as the real standby's
+   * Secrets in this namespace under a fixed name that the next drill overwrites, so keeping them exposes nothing new.
+   */
+  async deleteCluster(cluster: string, guard: { drill: string }): Promise<DeleteClusterResult> {
+    const pg = await this.getPostgresql(cluster);
+    const kept = `its Secrets (${credentialsSecretName('<user>', cluster)}, ${cluster}-standby-s3) are kept: the worker's Role cannot delete Secrets`;
+    if (pg) {
+      const owner = pg.metadata.annotations?.[DRILL_ANNOTATION];
+      if (!guard.drill || owner !== guard.drill) {
+        throw new PreconditionFailedError(
+          `${this.site}/${cluster} was not created by ${guard.drill || 'a drill'}${owner ? ` (it belongs to ${owner})` : ` (no ${DRILL_ANNOTATION} annotation: it is not a drill throwaway)`}: refusing to delete it`,
+          { cluster, drill: owner ?? null },
+        );
+      }
+      await this.kube.delete(this.pgPath(cluster));
+    }
+    // Gone only when its pods are: a new drill of the same name must not meet the old incarnation's members.
+    for (const until = Date.now() + 300_000; (await this.getPostgresql(cluster)) || (await this.pods(cluster)).length > 0; await sleep(1000)) {
+      if (Date.now() > until) throw new NotReadyError(`${this.site}/${cluster}: its object or pods are still there 300 s after the delete`, { cluster });
+    }
+    return { changed: !!pg, secretsDeleted: [], kept: pg ? kept : null };
   }
 
   // Failback through the operator lives in zalando/failback.ts.

@@ -18,8 +18,10 @@ export interface StartRunbookOptions {
   workflowType: string;
   /** The runbook's name in IDs and search attributes, e.g. 'provision-standby'. */
   runbook: string;
-  /** `<site>/<cluster>` the run is about: its workflow ID is `<runbook>/<cluster>`. */
+  /** `<site>/<cluster>` the run is about (DrCluster; its site is DrSite): its workflow ID is `<runbook>/<cluster>`. */
   cluster: string;
+  /** A runbook keyed by something other than one cluster (region-failover: `region-failover/<lostSite>`). */
+  workflowId?: string;
   input: unknown;
   taskQueue?: string;
   summary?: string;
@@ -32,7 +34,7 @@ export class RunbookAlreadyRunningError extends Error {
 }
 
 export async function startRunbook(client: Client, opts: StartRunbookOptions): Promise<WorkflowHandleWithFirstExecutionRunId> {
-  const workflowId = runbookWorkflowId(opts.runbook, opts.cluster);
+  const workflowId = opts.workflowId ?? runbookWorkflowId(opts.runbook, opts.cluster);
   try {
     return await client.workflow.start(opts.workflowType, {
       workflowId,

@@ -11,7 +11,10 @@ const files = readdirSync(HISTORIES_DIR).filter((f) => f.endsWith('.json')).sort
 
 describe('replay of saved histories', () => {
   it('has histories to replay', () => {
-    expect(files).toEqual(expect.arrayContaining(['provision-standby.archive.json', 'provision-standby.stream.json']));
+    expect(files).toEqual(expect.arrayContaining([
+      'provision-standby.archive.json', 'provision-standby.stream.json',
+      'drill.non-disruptive.json', 'drill.promotion-fails.json', 'drill.disruptive.json',
+    ]));
   });
 
   it.each(files)('%s replays deterministically', async (file) => {

@@ -1,70 +1,14 @@
 // drctl as an operator runs it: a child process (scripts/drctl ... --json) against the suite's real Temporal
 // server and real workers (this process serves the harness's queues), on real clusters.
-import { spawn } from 'node:child_process';
-import { join } from 'node:path';
 import { WorkflowNotFoundError } from '@temporalio/client';
 import { getJournalQuery } from '../../workflows/contracts/journal';
 import { failureOf } from '../helpers/failures';
-import { withRunbookWorkers, type RunbookHarness } from '../helpers/runbook-workers';
+import { withRunbookWorkers } from '../helpers/runbook-workers';
 import { roleOf } from '../helpers/clusters';
 import { createStandbyPair, deleteStandbyPair, type StandbyPair } from '../helpers/standby-pair';
-import { REPO_ROOT, testTemporalAddress } from '../helpers/test-env';
+import { drctl, drctlChild, eventually } from './drctl-process';
 
-const DRCTL = join(REPO_ROOT, 'scripts', 'drctl');
 const PRIMARY = 'eu/acid-demo';
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-interface Run {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-  /** stdout as the one JSON document --json promises. */
-  json: any;
-}
-
-interface Child {
-  done: Promise<Run>;
-  stderrSoFar(): string;
-}
-
-/** Starts drctl asynchronously: the workers in this process must keep serving while it runs. */
-function drctlChild(args: string[], env: Record<string, string> = {}): Child {
-  const child = spawn(DRCTL, args, {
-    cwd: REPO_ROOT,
-    env: { ...process.env, TEMPORAL_ADDRESS: testTemporalAddress(), TEMPORAL_NAMESPACE: 'default', ...env },
-  });
-  let stdout = '';
-  let stderr = '';
-  child.stdout.on('data', (d) => { stdout += d; });
-  child.stderr.on('data', (d) => { stderr += d; });
-  const done = new Promise<Run>((resolve, reject) => {
-    child.on('error', reject);
-    child.on('close', (code) => {
-      let json: unknown;
-      try {
-        json = args.includes('--json') ? JSON.parse(stdout) : undefined;
-      } catch (err) {
-        reject(new Error(`drctl ${args.join(' ')}: stdout is not one JSON document (${(err as Error).message}):\n${stdout}\nstderr:\n${stderr}`));
-        return;
-      }
-      resolve({ code, stdout, stderr, json });
-    });
-  });
-  return { done, stderrSoFar: () => stderr };
-}
-
-const drctl = (h: RunbookHarness | null, args: string[], env: Record<string, string> = {}) =>
-  drctlChild(args, { ...(h ? { DR_TASK_QUEUE_PREFIX: h.prefix } : {}), ...env }).done;
-
-async function eventually<T>(what: string, fn: () => Promise<T | undefined>, timeoutMs = 120_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await fn();
-    if (v !== undefined) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await sleep(500);
-  }
-}
 
 describe('drctl', () => {
   let pair: StandbyPair | undefined;

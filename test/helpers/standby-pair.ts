@@ -9,9 +9,9 @@ export interface StandbyPair {
 }
 
 /** A source cluster archiving to S3 with a table `public.writes` and a complete base backup. */
-export async function createSource(ref: string): Promise<string> {
+export async function createSource(ref: string, opts: { members?: number } = {}): Promise<string> {
   const src = driverOf(ref);
-  const created = await src.driver.region.createCluster({ name: src.cluster, pgVersion: 15, archive: true, users: ['app'] });
+  const created = await src.driver.region.createCluster({ name: src.cluster, pgVersion: 15, archive: true, users: ['app'], ...opts });
   await src.driver.withLeaderSql(src.cluster, async (c) => {
     await c.query('CREATE TABLE IF NOT EXISTS public.writes (id bigint PRIMARY KEY, at timestamptz NOT NULL DEFAULT now())');
   });

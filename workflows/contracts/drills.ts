@@ -16,6 +16,11 @@ export interface DrillInput {
   standby?: string;
   /** Data checks on the promoted copy: marker row always; row counts of these tables (schema.table) compared. */
   verifyTables?: string[];
+  /**
+   * non-disruptive: the throwaway's name at drSite; default `<cluster>-drill`. A valid Zalando name (team id and a
+   * dash first, at most 53 characters); a cluster of that name that no drill created is never touched.
+   */
+  throwawayName?: string;
   /** Keep the throwaway cluster for inspection instead of tearing it down. Default false. */
   keepThrowaway?: boolean;
   /** disruptive only: how long a human has at each gate. Default 3600. */

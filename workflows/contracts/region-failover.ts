@@ -45,7 +45,7 @@ export interface RegionFailoverInput {
 
 export type RegionClusterOutcome =
   | 'pending' | 'running' | 'promoted' | 'already-promoted' | 'failed'
-  | 'excluded-over-policy' | 'no-standby' | 'not-a-standby' | 'skipped' | 'stopped';
+  | 'excluded-over-policy' | 'no-standby' | 'not-a-standby' | 'unhealthy' | 'skipped' | 'stopped';
 
 /** One line of the evacuation table: a cluster of the lost site and what became of its standby. */
 export interface RegionClusterRow {
@@ -74,7 +74,7 @@ export interface RegionClusterRow {
 export interface RegionFailoverProgress {
   lostSite: string;
   survivingSite: string;
-  /** Where the evacuation is: discovering, assessing, awaiting-approval, promoting, paused, done. */
+  /** The runbook's phase (validate, discover, assess, approve, approve-tier-N, promote-tier-N, done), or "paused" on the failure budget. */
   phase: string;
   tier: number | null;
   total: number;

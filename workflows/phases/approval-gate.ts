@@ -20,6 +20,8 @@ export interface DecisionTerms {
   nextStep: string;
   /** Undoes what the run did before the gate (a fence), on rejection or timeout. */
   undo?: (why: string) => Promise<void>;
+  /** A runbook's own reason to refuse an approval (e.g. region-failover's `include`), or undefined to accept. */
+  check?: (d: ApprovalDecision) => string | undefined;
 }
 
 export type GateOutcome = { kind: 'decided'; record: ApprovalRecord } | { kind: 'timed-out' };
@@ -43,6 +45,7 @@ function refusal(gate: PendingApproval | null, decided: boolean, d: ApprovalDeci
 export class ApprovalGate {
   private open: PendingApproval | null = null;
   private decision: ApprovalRecord | null = null;
+  private extraCheck: DecisionTerms['check'];
 
   constructor(private readonly record: RunbookRecord) {
     setHandler(getPendingApprovalQuery, () => this.open);
@@ -56,18 +59,19 @@ export class ApprovalGate {
         acknowledgedDataLoss: d.acknowledgeDataLoss === true,
         acknowledgedUnconfirmedFence: d.acknowledgeUnconfirmedFence === true,
         via,
+        ...(approving && Array.isArray(d.include) && d.include.length > 0 ? { included: d.include.map(String) } : {}),
       };
       this.decision = r;
       return r;
     };
     const validator = (approving: boolean) => (d: ApprovalDecision) => {
-      const why = refusal(this.open, this.decision !== null, d, approving);
+      const why = this.refusal(d, approving);
       if (why) throw new Error(why);
     };
     setHandler(approveUpdate, decide(true, 'update'), { validator: validator(true), description: APPROVAL_DESCRIPTIONS.approve });
     setHandler(rejectUpdate, decide(false, 'update'), { validator: validator(false), description: APPROVAL_DESCRIPTIONS.reject });
     const signal = (approving: boolean) => (d: ApprovalDecision) => {
-      const why = refusal(this.open, this.decision !== null, d, approving);
+      const why = this.refusal(d, approving);
       if (why) {
         this.record.step('approval-signal', 'refused', `Ignored a ${approving ? 'approval' : 'rejection'} signal from ${String(d?.approver ?? 'nobody')}: ${why}.`);
         return;
@@ -82,8 +86,17 @@ export class ApprovalGate {
    * Opens the gate and returns the approval. A rejection or a timeout (after an escalation) undoes what the terms
    * say and ends the run with ApprovalRejectedError / ApprovalTimedOutError: never proceeds silently.
    */
-  async decide(gate: Omit<PendingApproval, 'openedAt' | 'expiresAt'>, timeoutSeconds: number, terms: DecisionTerms): Promise<ApprovalRecord> {
-    const outcome = await this.await(gate, timeoutSeconds);
+  async decide(
+    gate: Omit<PendingApproval, 'openedAt' | 'expiresAt'>, timeoutSeconds: number, terms: DecisionTerms, delegated?: ApprovalRecord | null,
+  ): Promise<ApprovalRecord> {
+    if (delegated) {
+      const given = this.acceptDelegated(gate, delegated);
+      if (given) return given;
+    }
+    this.extraCheck = terms.check;
+    const outcome = await this.await(gate, timeoutSeconds).finally(() => {
+      this.extraCheck = undefined;
+    });
     if (outcome.kind === 'timed-out') {
       const reason = `nobody decided on ${terms.what} within ${timeoutSeconds}s`;
       this.record.step('approval', 'failed', `No decision within ${timeoutSeconds}s: escalated and aborted; ${terms.abortedMeans}.`);
@@ -103,9 +116,41 @@ export class ApprovalGate {
     return a;
   }
 
+  private refusal(d: ApprovalDecision, approving: boolean): string | undefined {
+    return refusal(this.open, this.decision !== null, d, approving) ?? (approving && this.open ? this.extraCheck?.(d) : undefined);
+  }
+
+  /**
+   * An approval a parent runbook was given for this run (region-failover): it stands for the human's decision only
+   * when it acknowledges everything this gate requires, judged exactly as a decision sent to the gate would be.
+   */
+  private acceptDelegated(gate: Omit<PendingApproval, 'openedAt' | 'expiresAt'>, delegated: ApprovalRecord): ApprovalRecord | null {
+    const asDecision: ApprovalDecision = {
+      approver: delegated.approver, ticket: delegated.ticket, comment: delegated.comment,
+      acknowledgeDataLoss: delegated.acknowledgedDataLoss, acknowledgeUnconfirmedFence: delegated.acknowledgedUnconfirmedFence,
+    };
+    const why = delegated.decision !== 'approved'
+      ? 'it is not an approval'
+      : refusal({ ...gate, openedAt: '', expiresAt: '' }, false, asDecision, true);
+    const by = delegated.delegatedBy ?? 'a parent runbook';
+    if (why) {
+      this.record.step('approval', 'waiting', `The approval ${delegated.approver} gave through ${by} does not cover this gate (${why}): waiting for a human.`);
+      return null;
+    }
+    const r: ApprovalRecord = { ...delegated, via: 'delegated', delegatedBy: by, at: new Date().toISOString() };
+    this.decision = r;
+    this.record.step('approval', 'done',
+      `Approved by ${r.approver} (ticket ${r.ticket}) through ${by}${r.comment ? `: "${r.comment}"` : ''}` +
+      `${r.acknowledgedDataLoss ? '; data loss acknowledged' : ''}${r.acknowledgedUnconfirmedFence ? '; unconfirmed fence acknowledged' : ''}.`,
+      { ...r });
+    return r;
+  }
+
   /** Opens the gate and waits for one decision or the timeout. */
   async await(gate: Omit<PendingApproval, 'openedAt' | 'expiresAt'>, timeoutSeconds: number): Promise<GateOutcome> {
     const now = Date.now();
+    // One gate object may open several gates in a run (region-failover asks once per tier).
+    this.decision = null;
     this.open = { ...gate, openedAt: new Date(now).toISOString(), expiresAt: new Date(now + timeoutSeconds * 1000).toISOString() };
     upsertSearchAttributes([{ key: DR_APPROVAL_PENDING, value: true }]);
     this.record.waiting(`approval of gate "${gate.gate}" (update "approve"/"reject" or signal "approveSignal"/"rejectSignal") until ${this.open.expiresAt}`);

@@ -3,8 +3,8 @@
 import { control, siteActivities, siteProbeActivities } from '../activity-proxies';
 import { parseClusterRef, type ClusterRef } from '../contracts/clusters';
 import { BadInputError, ClusterNotFoundError, PreconditionFailedError } from '../contracts/errors';
-import { lsnDiff } from '../contracts/lsn';
-import type { LossEstimate, PromoteInput, PromoteMode } from '../contracts/runbooks';
+import { lossAgainstArchive, lossAgainstSource } from '../contracts/loss';
+import type { ApprovalRecord, LossEstimate, PromoteInput, PromoteMode } from '../contracts/runbooks';
 import { check, failureFacts, refuse } from './failures';
 import type { RunbookRecord } from './runbook-record';
 import type { ClusterFacts } from '../../activities/sites/site-driver';
@@ -20,6 +20,8 @@ export interface PromotionPlan {
   takeBackup: boolean;
   regionTimeoutSeconds: number;
   catchUpTimeoutSeconds: number;
+  /** Given by a parent runbook on a human's decision (region-failover); the gate checks it covers what it requires. */
+  preApproval: ApprovalRecord | null;
 }
 
 const nonNegative = (v: unknown, field: string, dflt: number): number => {
@@ -27,6 +29,14 @@ const nonNegative = (v: unknown, field: string, dflt: number): number => {
   if (typeof v !== 'number' || !(v >= 0)) throw new BadInputError(`${field} must be a number >= 0`);
   return v;
 };
+
+function preApprovalOf(a: ApprovalRecord | undefined): ApprovalRecord | null {
+  if (a === undefined || a === null) return null;
+  if (typeof a !== 'object' || typeof a.approver !== 'string' || !a.approver.trim() || typeof a.ticket !== 'string' || !a.ticket.trim()) {
+    throw new BadInputError('preApproval must be an approval record with "approver" and "ticket" (it is given by region-failover, not typed by hand)');
+  }
+  return a;
+}
 
 export async function validatePromotion(record: RunbookRecord, input: PromoteInput): Promise<PromotionPlan> {
   const parsed = check(() => {
@@ -47,6 +57,7 @@ export async function validatePromotion(record: RunbookRecord, input: PromoteInp
       regionTimeoutSeconds: nonNegative(input.limits?.regionTimeoutSeconds, 'limits.regionTimeoutSeconds', 30) || 30,
       catchUpTimeoutSeconds: nonNegative(input.limits?.catchUpTimeoutSeconds, 'limits.catchUpTimeoutSeconds', 300) || 300,
       takeBackup: input.takeBackup !== false,
+      preApproval: preApprovalOf(input.preApproval),
     };
   });
   await control.siteResolveClusterRefs({ refs: { cluster: input.cluster, ...(input.source ? { source: input.source } : {}) } });
@@ -86,17 +97,9 @@ export async function assessLoss(record: RunbookRecord, plan: PromotionPlan): Pr
   } catch (err) {
     why = failureFacts(err).message;
   }
-  const within = (bytes: number | null, seconds: number | null) =>
-    bytes !== null && bytes <= plan.maxBytes && (seconds === null || seconds <= plan.maxSeconds);
-  const secondsBehind = (until: string | null, bytes: number) =>
-    bytes === 0 ? 0 : until && standby.lastReplayedCommitAt
-      ? Math.max(0, Math.round((Date.parse(until) - Date.parse(standby.lastReplayedCommitAt)) / 1000)) : null;
-
   let estimate: LossEstimate;
   if (live && !live.inRecovery) {
-    const bytes = Math.max(0, lsnDiff(live.lsn, standby.lsn));
-    const seconds = secondsBehind(live.at, bytes);
-    estimate = { sourceReachable: true, basis: 'source', sourceLsn: live.lsn, standbyReplayedLsn: standby.lsn, bytes, seconds, withinPolicy: within(bytes, seconds) };
+    estimate = lossAgainstSource(standby, live, plan);
   } else if (plan.mode === 'planned') {
     refuse(new PreconditionFailedError(
       `source ${source?.ref} is not reachable as a primary (${why || 'it is in recovery'}): a planned promotion needs it; use mode "unplanned"`,
@@ -106,12 +109,7 @@ export async function assessLoss(record: RunbookRecord, plan: PromotionPlan): Pr
     const archived = walPrefix && source
       ? await siteActivities(plan.target.site).s3LastArchivedWal({ archiveSite: source.site, walPrefix })
       : null;
-    const bytes = archived ? Math.max(0, lsnDiff(archived.endLsn, standby.lsn)) : null;
-    const seconds = archived && bytes !== null ? secondsBehind(archived.archivedAt, bytes) : null;
-    estimate = {
-      sourceReachable: false, basis: archived ? 'archive' : 'none', sourceLsn: archived?.endLsn ?? null,
-      standbyReplayedLsn: standby.lsn, bytes, seconds, withinPolicy: within(bytes, seconds),
-    };
+    estimate = lossAgainstArchive(standby, archived, plan);
   }
   record.step('estimate-loss', 'done', estimate.sourceReachable
     ? `Standby ${plan.target.ref} replayed ${estimate.standbyReplayedLsn}; source ${source?.ref} is at ${estimate.sourceLsn}: ${estimate.bytes} bytes, ${estimate.seconds ?? '?'} s behind (${estimate.withinPolicy ? 'within' : 'OVER'} policy).`

@@ -89,5 +89,5 @@ export async function awaitPromotionApproval(
     abortedMeans: 'nothing was promoted',
     nextStep: `start promote ${plan.target.ref} again and approve it, or decide not to promote`,
     undo: (why) => liftFence(record, plan, fence, why),
-  });
+  }, plan.preApproval);
 }

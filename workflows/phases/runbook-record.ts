@@ -36,6 +36,7 @@ export class RunbookRecord {
   private phaseStartedAt = Date.now();
   private state: RunbookStatus['state'] = 'running';
   private waitingFor: string | undefined;
+  private detailLines: string[] = [];
 
   constructor(
     private readonly runbook: string,
@@ -112,6 +113,19 @@ export class RunbookRecord {
     this.finish(OUTCOME_OF_FAILURE[f.type] ?? (refused ? 'refused' : 'failed'));
   }
 
+  /** Picks up where an earlier run of the same runbook left off (continue-as-new carries journal and timings). */
+  restore(journal: JournalEntry[], durations: Record<string, number>): void {
+    this.journal.push(...journal);
+    Object.assign(this.phaseDurationsMs, durations);
+    this.refreshDetails();
+  }
+
+  /** Extra lines under the UI's current details (e.g. an evacuation's progress counts). */
+  setDetailLines(lines: string[]): void {
+    this.detailLines = lines;
+    this.refreshDetails();
+  }
+
   durations(): Record<string, number> {
     return { ...this.phaseDurationsMs };
   }
@@ -134,6 +148,7 @@ export class RunbookRecord {
       `- phase: **${this.currentPhase}** (${this.state})`,
     ];
     if (this.waitingFor) lines.push(`- waiting for: ${this.waitingFor}`);
+    lines.push(...this.detailLines);
     if (last) lines.push(`- last step: ${last.step} — ${last.outcome}: ${last.message}`);
     setCurrentDetails(lines.join('\n'));
   }

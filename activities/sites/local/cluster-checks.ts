@@ -40,6 +40,8 @@ export function checkSameShape(existing: LocalClusterInfo, spec: CreateLocalClus
   if (existing.archive !== spec.archive) diffs.push('archive');
   if (!!existing.standby !== !!spec.standby) diffs.push('standby');
   if (spec.uid && spec.uid !== existing.uid) diffs.push('uid');
+  // A drill must never adopt a real cluster of the throwaway's name, nor a real create a throwaway.
+  if ((existing.drill ?? null) !== (spec.drill ?? null)) diffs.push('drill');
   if (existing.standby && spec.standby) {
     if (existing.standby.fromArchive?.walPrefix !== spec.standby.fromArchive?.walPrefix) diffs.push('standby.fromArchive');
     if (existing.standby.fromHost?.host !== spec.standby.fromHost?.host ||

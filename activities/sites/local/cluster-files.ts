@@ -33,6 +33,10 @@ export interface CreateLocalClusterSpec {
   /** Application users to create with random passwords (source clusters only). */
   users?: string[];
   standby?: StandbySpec;
+  /** Like metadata.labels: selectors and tiers of region-failover read them. */
+  labels?: Record<string, string>;
+  /** A drill's throwaway: `drill/<site>/<cluster>` of the drill (the only one allowed to delete it). */
+  drill?: string;
 }
 
 export interface LocalMemberInfo {
@@ -55,6 +59,10 @@ export interface LocalClusterInfo {
   /** The source backup the standby leader was (or will be) restored from. */
   bootstrapBackup: string | null;
   users: string[];
+  /** Absent in cluster files written before labels existed. */
+  labels?: Record<string, string>;
+  /** Set only on a drill's throwaway: `drill/<site>/<cluster>` of the drill that created it. */
+  drill?: string;
   createdAt: string;
 }
 

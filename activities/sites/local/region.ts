@@ -177,6 +177,8 @@ export class LocalRegion {
         standby: spec.standby ?? null,
         bootstrapBackup,
         users: spec.users ?? [],
+        ...(spec.labels ? { labels: spec.labels } : {}),
+        ...(spec.drill ? { drill: spec.drill } : {}),
         createdAt: new Date().toISOString(),
       };
       mkdirOwned(dir, 0o755, this.owner());

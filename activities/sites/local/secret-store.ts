@@ -28,7 +28,14 @@ export class SecretStore {
   read(cluster: string, user: string): Credentials | null {
     const f = this.file(cluster, user);
     if (!existsSync(f)) return null;
-    const v = JSON.parse(readFileSync(f, 'utf8')) as Partial<Credentials>;
+    let v: Partial<Credentials>;
+    try {
+      v = JSON.parse(readFileSync(f, 'utf8')) as Partial<Credentials>;
+    } catch {
+      // A SyntaxError would be retried as if the file could mend itself. Its message quotes the file's text, a
+      // password perhaps, so only the file is named.
+      throw new BadInputError(`secret ${cluster}/${user} is not valid JSON: rewrite ${f} as {"username": "...", "password": "..."}`);
+    }
     if (typeof v.username !== 'string' || typeof v.password !== 'string') {
       throw new BadInputError(`secret ${cluster}/${user} is malformed (needs username and password)`);
     }

@@ -9,7 +9,7 @@ import { withDeadline, type Temporal } from './connect';
 import { CliError, formatGate, formatStep } from './output';
 import { parseRunRef } from './run-ref';
 import { pendingApprovalOf, runInfo } from './run-info';
-import { positiveSeconds } from './options';
+import { clusterList, positiveSeconds } from './options';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -35,9 +35,9 @@ export function defineDecisionCommands(program: Command, register: Register): vo
     const verb = approving ? 'approve' : 'reject';
     let cmd = program.command(verb)
       .description(approving
-        ? 'approve the open approval gate of a run (promote, failback)'
+        ? 'approve the open approval gate of a run (promote, failback, region-failover, disruptive drill)'
         : 'reject the open approval gate of a run: it undoes its fence and stops with nothing promoted')
-      .argument('<run...>', 'the run: <runbook>/<site>/<cluster> (e.g. promote/us/acid-demo) or <runbook> <site>/<cluster>')
+      .argument('<run...>', 'the run: <runbook>/<site>/<cluster> (e.g. promote/us/acid-demo) or <runbook> <site>/<cluster>; region-failover/<lost site>')
       .requiredOption('--approver <name>', 'who decides')
       .requiredOption('--ticket <id>', 'the incident or change ticket this decision belongs to')
       .option('--comment <text>', approving ? 'why' : 'why not')
@@ -46,7 +46,8 @@ export function defineDecisionCommands(program: Command, register: Register): vo
     if (approving) {
       cmd = cmd
         .option('--acknowledge-data-loss', 'required when the estimated loss exceeds the policy')
-        .option('--acknowledge-unconfirmed-fence', 'required when the old primary could not be confirmed fenced');
+        .option('--acknowledge-unconfirmed-fence', 'required when the old primary could not be confirmed fenced')
+        .option('--include <clusters>', 'region-failover: clusters over the loss policy to promote anyway, by name (a,b or eu/a,eu/b); needs --acknowledge-data-loss', clusterList('--include'));
     }
     register(cmd, async ({ out, opts, args, temporal }) => {
       const workflowId = parseRunRef(args[0] as string[]);
@@ -55,7 +56,11 @@ export function defineDecisionCommands(program: Command, register: Register): vo
         ...(opts.comment !== undefined ? { comment: opts.comment } : {}),
         ...(opts.gate !== undefined ? { gate: opts.gate } : {}),
         ...(approving ? { acknowledgeDataLoss: opts.acknowledgeDataLoss === true, acknowledgeUnconfirmedFence: opts.acknowledgeUnconfirmedFence === true } : {}),
+        ...(approving && opts.include ? { include: opts.include as string[] } : {}),
       };
+      if (decision.include && !decision.acknowledgeDataLoss) {
+        throw new CliError('usage', `--include ${decision.include.join(',')} promotes clusters over the loss policy: add --acknowledge-data-loss`, { workflowId, decision });
+      }
       const t = await temporal();
       const before = await runInfo(t, workflowId);
       if (before.executionStatus !== 'RUNNING') {

@@ -21,8 +21,15 @@ export interface Followed {
   approvalsRequested: GateSeen[];
 }
 
+export interface FollowOptions {
+  alreadyShown?: number;
+  pollMs?: number;
+  /** A line of progress from the run (region-failover: its progress query), printed whenever it changes. */
+  progress?: (t: Temporal, handle: WorkflowHandle) => Promise<string | null>;
+}
+
 export async function followRun(
-  t: Temporal, handle: WorkflowHandle, out: Output, related: string[] = [], opts: { alreadyShown?: number; pollMs?: number } = {},
+  t: Temporal, handle: WorkflowHandle, out: Output, related: string[] = [], opts: FollowOptions = {},
 ): Promise<Followed> {
   const pollMs = opts.pollMs ?? 1000;
   const journal: JournalEntry[] = [];
@@ -33,7 +40,13 @@ export async function followRun(
     const handles = [handle, ...related.map((id) => t.client.workflow.getHandle(id))];
     // After the first journal poll, so the steps that led to a gate print before it.
     await new Promise((r) => setTimeout(r, pollMs));
+    let lastProgress: string | null = null;
     while (!done) {
+      const line = opts.progress ? await opts.progress(t, handle).catch(() => null) : null;
+      if (line && line !== lastProgress && !done) {
+        lastProgress = line;
+        out.progress(`  ${line}`);
+      }
       for (const h of handles) {
         const gate = await pendingApprovalOf(t, h, 5000);
         if (!gate || done) continue;

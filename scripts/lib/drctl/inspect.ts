@@ -13,11 +13,14 @@ import { runInfo, type RunInfo } from './run-info';
 import { followRun } from './follow';
 import { RUNBOOK_COMMANDS } from './runbooks';
 
-const RUN_ARG = 'the run: <runbook>/<site>/<cluster> (e.g. force-backup/eu/acid-demo) or <runbook> <site>/<cluster>';
+const RUN_ARG = 'the run: <runbook>/<site>/<cluster> (e.g. force-backup/eu/acid-demo) or <runbook> <site>/<cluster>; ' +
+  'region-failover/<lost site>; a scheduled drill by its workflow ID (drill/eu/acid-demo-2026-11-30T03:00:00Z)';
+
+const specOf = (info: RunInfo) => RUNBOOK_COMMANDS.find((c) => c.runbook === info.runbook);
 
 function summaryOf(info: RunInfo): string[] {
   if (info.result === null || info.result === undefined) return [];
-  const spec = RUNBOOK_COMMANDS.find((c) => c.runbook === info.runbook);
+  const spec = specOf(info);
   try {
     return spec ? spec.summarize(info.result) : [JSON.stringify(info.result)];
   } catch {
@@ -25,12 +28,13 @@ function summaryOf(info: RunInfo): string[] {
   }
 }
 
-function statusText(info: RunInfo): string {
+function statusText(info: RunInfo, progress: string | null): string {
   const lines = [
     `${info.workflowId}: ${info.runbook ?? info.workflowType} of ${info.cluster ?? '?'} (run ${info.runId}, queue ${info.taskQueue})`,
     `  execution: ${info.executionStatus}, started ${info.startTime}${info.closeTime ? `, closed ${info.closeTime} after ${formatMs(info.durationMs)}` : ''}`,
     `  phase:     ${info.phase ?? '?'} (${info.state})`,
     `  outcome:   ${info.outcome ?? '-'}`,
+    ...(progress ? [`  ${progress}`] : []),
   ];
   if (info.pendingApproval) lines.push(...formatGate(info.workflowId, info.pendingApproval).map((l) => `  ${l}`));
   lines.push(info.journalError ? `  journal:   unavailable (${info.journalError})` : '  journal:');
@@ -150,23 +154,36 @@ export function defineInspectCommands(program: Command, register: Register): voi
       out.progress(`following ${workflowId} (run ${info.runId}); Ctrl-C stops following, not the run`);
       for (const e of info.journal) out.progress(formatStep(e));
       const handle = t.client.workflow.getHandle(workflowId, info.runId);
-      await followRun(t, handle, out, [], { alreadyShown: info.journal.length });
+      await followRun(t, handle, out, [], { alreadyShown: info.journal.length, progress: specOf(info)?.progress });
       info = await runInfo(t, workflowId);
     }
     const failed = opts.follow === true && info.failure !== null;
+    const spec = specOf(info);
+    const progress = info.executionStatus === 'RUNNING' && spec?.progress
+      ? await spec.progress(t, t.client.workflow.getHandle(workflowId, info.runId)).catch(() => null) : null;
     return {
       ok: !failed,
-      data: { ...info },
-      human: statusText(info),
+      data: { ...info, ...(progress ? { progress } : {}) },
+      human: statusText(info, progress),
       ...(failed ? { error: { kind: info.outcome === 'refused' ? 'refused' as const : 'failed' as const, message: `${info.failure!.type}: ${info.failure!.message}`, type: info.failure!.type } } : {}),
     };
   });
 
-  register(program.command('report').description('a Markdown report of a run: phases with durations, every step, approvals, result')
+  register(program.command('report').description('a Markdown report of a run: phases with durations, every step, approvals, result ' +
+    '(a drill: its drill report; a region failover: its per-cluster table)')
     .argument('<run...>', RUN_ARG),
   async ({ args, temporal }) => {
     const workflowId = parseRunRef(args[0] as string[]);
     const info = await runInfo(await temporal(), workflowId);
+    // A runbook with a report of its own (drill, region-failover) answers with it once it has a result.
+    const own = info.result !== null && info.result !== undefined ? specOf(info)?.report?.(info.result) : undefined;
+    if (own) {
+      return {
+        ok: true,
+        data: { workflowId, runId: info.runId, runbook: info.runbook, cluster: info.cluster, executionStatus: info.executionStatus, report: own.json },
+        human: own.markdown,
+      };
+    }
     const phases = phasesOf(info);
     const approvals = approvalsOf(info);
     return { ok: true, data: { ...info, phases, approvals }, human: reportMarkdown(info, phases, approvals) };
@@ -200,10 +217,12 @@ export function defineInspectCommands(program: Command, register: Register): voi
       });
       if (runs.length >= opts.limit) break;
     }
+    // Scheduled drills carry their scheduled time in the ID: the column grows to fit.
+    const width = Math.max(40, ...runs.map((r) => r.workflowId.length));
     const human = runs.length
       ? [
-        `${'RUN'.padEnd(40)} ${'STATUS'.padEnd(10)} ${'PHASE'.padEnd(16)} ${'OUTCOME'.padEnd(10)} STARTED`,
-        ...runs.map((r) => `${r.workflowId.padEnd(40)} ${r.executionStatus.padEnd(10)} ${(r.phase ?? '-').padEnd(16)} ${(r.approvalPending ? 'APPROVAL?' : r.outcome ?? '-').padEnd(10)} ${r.startTime}`),
+        `${'RUN'.padEnd(width)} ${'STATUS'.padEnd(10)} ${'PHASE'.padEnd(16)} ${'OUTCOME'.padEnd(10)} STARTED`,
+        ...runs.map((r) => `${r.workflowId.padEnd(width)} ${r.executionStatus.padEnd(10)} ${(r.phase ?? '-').padEnd(16)} ${(r.approvalPending ? 'APPROVAL?' : r.outcome ?? '-').padEnd(10)} ${r.startTime}`),
       ].join('\n')
       : `no runs match: ${query}`;
     return { ok: true, data: { query, runs }, human };

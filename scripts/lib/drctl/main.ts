@@ -10,6 +10,7 @@ import { defineInspectCommands } from './inspect';
 import { CliError, EXIT, Output, writeJson } from './output';
 import { RUNBOOK_COMMANDS } from './runbooks';
 import { defineSandboxCommand } from './sandbox';
+import { defineDrillScheduleCommands } from './drill-schedules';
 import { defineRunbookCommand } from './start-command';
 
 function asCliError(err: unknown): CliError {
@@ -27,7 +28,9 @@ function register(cmd: Command, action: Action): void {
   cmd.action(async (...params: unknown[]) => {
     const self = params[params.length - 1] as Command;
     const opts = self.opts();
-    const out = new Output(opts.json === true, self.name());
+    // `drill schedule`, not `schedule`: the JSON document's command names the subcommand in full.
+    const name = self.parent?.parent ? `${self.parent.name()} ${self.name()}` : self.name();
+    const out = new Output(opts.json === true, name);
     let temporal: Temporal | undefined;
     let code: number;
     try {
@@ -44,6 +47,10 @@ function register(cmd: Command, action: Action): void {
   });
 }
 
+const GROUPS: Record<string, string> = {
+  drill: 'rehearse a failover of one cluster: run a drill now, or schedule drills (Temporal Schedules)',
+};
+
 function program(): Command {
   const p = new Command('drctl')
     .description('Postgres DR runbooks on Temporal: start and follow them, decide their approvals, inspect runs.\n' +
@@ -52,12 +59,19 @@ function program(): Command {
     .showHelpAfterError('(drctl <command> --help for its options)')
     .enablePositionalOptions()
     .exitOverride();
-  for (const spec of RUNBOOK_COMMANDS) defineRunbookCommand(p, spec, register);
+  const groups: Record<string, Command> = {};
+  const group = (name: string) => (groups[name] ??= p.command(name).description(GROUPS[name] ?? name));
+  for (const spec of RUNBOOK_COMMANDS) defineRunbookCommand(spec.parent ? group(spec.parent) : p, spec, register);
+  defineDrillScheduleCommands(group('drill'), register);
   defineDecisionCommands(p, register);
   defineInspectCommands(p, register);
   defineSandboxCommand(p);
   // Subcommands inherit exitOverride only when set before they are added; set it on each for usage errors.
-  for (const c of p.commands) c.exitOverride();
+  const override = (c: Command): void => {
+    c.exitOverride();
+    c.commands.forEach(override);
+  };
+  p.commands.forEach(override);
   return p;
 }
 
@@ -72,7 +86,10 @@ async function main(argv: string[]): Promise<void> {
     }
     // commander has printed its message on stderr; in --json mode stdout still gets its one document.
     if (argv.includes('--json')) {
-      writeJson({ ok: false, command: argv.find((a) => !a.startsWith('-')) ?? null, error: { kind: 'usage', message: err.message.replace(/^error: /, '') } });
+      const words = argv.filter((a) => !a.startsWith('-')).slice(0, 2);
+      const group = p.commands.find((c) => c.name() === words[0]);
+      const command = group?.commands.some((c) => c.name() === words[1]) ? words.join(' ') : words[0] ?? null;
+      writeJson({ ok: false, command, error: { kind: 'usage', message: err.message.replace(/^error: /, '') } });
     }
     process.exit(EXIT.usage);
   }

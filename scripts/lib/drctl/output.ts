@@ -69,11 +69,37 @@ export function formatMs(ms: number | null | undefined): string {
   return `${Math.floor(ms / 60_000)} min ${Math.round((ms % 60_000) / 1000)} s`;
 }
 
+/** Columns padded to their widest cell; the first row is the header. */
+export function table(rows: Array<Array<string | number | null | undefined>>): string[] {
+  const cells = rows.map((r) => r.map((c) => (c === null || c === undefined || c === '' ? '-' : String(c))));
+  const widths = cells[0].map((_, i) => Math.max(...cells.map((r) => r[i]?.length ?? 0)));
+  return cells.map((r) => r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i]))).join('  '));
+}
+
+/** Region-failover clusters over the loss policy: left out unless the approval includes them by name. */
+export function overPolicyClusters(gate: PendingApproval): string[] {
+  return (gate.clusters ?? []).filter((c) => c.outcome === 'excluded-over-policy')
+    .map((c) => c.cluster.slice(c.cluster.indexOf('/') + 1));
+}
+
 /** `drctl approve ...` for this gate, with exactly the acknowledgements it requires. */
 export function approveCommand(workflowId: string, gate: PendingApproval): string {
   return `drctl approve ${workflowId} --approver <you> --ticket <ticket>` +
     `${gate.requires.acknowledgeDataLoss ? ' --acknowledge-data-loss' : ''}` +
     `${gate.requires.acknowledgeUnconfirmedFence ? ' --acknowledge-unconfirmed-fence' : ''}`;
+}
+
+/** The region-failover gate's table: what each cluster would lose, its fence, and whether it is within the policy. */
+export function formatGateClusters(gate: PendingApproval): string[] {
+  const rows = gate.clusters ?? [];
+  return table([
+    ['cluster', 'standby', 'tier', 'est. loss bytes', 'est. loss s', 'basis', 'fence', 'within policy', 'note'],
+    ...rows.map((c) => [
+      c.cluster, c.standby, c.tier, c.estimate?.bytes ?? (c.estimate ? '?' : null), c.estimate?.seconds ?? (c.estimate ? '?' : null),
+      c.estimate?.basis, c.fence, c.estimate ? (c.estimate.withinPolicy ? 'yes' : 'NO') : null,
+      c.outcome === 'pending' ? null : `${c.outcome}${c.reason ? `: ${c.reason}` : ''}`,
+    ]),
+  ]);
 }
 
 /** What an open gate waits for and how to decide it. */
@@ -87,9 +113,14 @@ export function formatGate(workflowId: string, gate: PendingApproval): string[] 
   if (e) {
     lines.push(`  loss:     ${e.bytes ?? '?'} bytes, ${e.seconds ?? '?'} s (basis ${e.basis}; source ${e.sourceLsn ?? '?'}, standby replayed ${e.standbyReplayedLsn}; ${e.withinPolicy ? 'within' : 'OVER'} policy)`);
   }
+  if (gate.clusters) lines.push(`  clusters: ${gate.clusters.length}`, ...formatGateClusters(gate).map((l) => `    ${l}`));
   const needs = [gate.requires.acknowledgeDataLoss && 'the data loss', gate.requires.acknowledgeUnconfirmedFence && 'the unconfirmed fence'].filter(Boolean);
   if (needs.length) lines.push(`  requires: acknowledging ${needs.join(' and ')}`);
   lines.push(`  approve:  ${approveCommand(workflowId, gate)}`);
+  const over = overPolicyClusters(gate);
+  if (over.length) {
+    lines.push(`  over policy, left out unless included: ${over.join(', ')} (approve with --include ${over.join(',')} --acknowledge-data-loss)`);
+  }
   lines.push(`  reject:   drctl reject ${workflowId} --approver <you> --ticket <ticket> --comment "<why>"`);
   return lines;
 }

@@ -12,14 +12,16 @@ import type { RunbookCommandSpec } from './runbooks';
 export function defineRunbookCommand(program: Command, spec: RunbookCommandSpec, register: (cmd: Command, action: Action) => void): void {
   const cmd = spec.define(program.command(spec.command).description(spec.description))
     .option('--no-wait', 'return right after the start instead of following the run to its end');
+  spec.subcommands?.(cmd, register);
   register(cmd, async ({ out, opts, args, temporal }) => {
     const { cluster, input } = spec.input(args, opts);
+    const workflowId = spec.workflowId?.(input);
     const t = await temporal();
     let handle: WorkflowHandleWithFirstExecutionRunId;
     try {
       // client.workflow.start answers with the first run's ID; startRunbook's type does not say so.
       handle = await startRunbook(t.client, {
-        workflowType: spec.workflowType, runbook: spec.runbook, cluster, input, taskQueue: t.taskQueue,
+        workflowType: spec.workflowType, runbook: spec.runbook, cluster, input, taskQueue: t.taskQueue, workflowId,
       }) as WorkflowHandleWithFirstExecutionRunId;
     } catch (err) {
       if (!(err instanceof RunbookAlreadyRunningError)) throw err;
@@ -38,7 +40,7 @@ export function defineRunbookCommand(program: Command, spec: RunbookCommandSpec,
         human: [
           `Started ${handle.workflowId} (run ${handle.firstExecutionRunId}).`,
           `  follow:  drctl status ${handle.workflowId}`,
-          ...(spec.runbook === 'promote' || spec.runbook === 'failback-reseed' ? [`  approve: drctl approve ${handle.workflowId} --approver <you> --ticket <ticket>   (once its gate is open)`] : []),
+          ...((typeof spec.hasApprovalGate === 'function' ? spec.hasApprovalGate(input) : spec.hasApprovalGate) ? [`  approve: drctl approve ${handle.workflowId} --approver <you> --ticket <ticket>   (once its gate is open)`] : []),
         ].join('\n'),
       };
     }
@@ -48,7 +50,7 @@ export function defineRunbookCommand(program: Command, spec: RunbookCommandSpec,
       process.exit(130);
     };
     process.once('SIGINT', stop);
-    const f = await followRun(t, handle, out, spec.relatedRuns?.(input) ?? []);
+    const f = await followRun(t, handle, out, spec.relatedRuns?.(input) ?? [], { progress: spec.progress });
     process.removeListener('SIGINT', stop);
     const outcomeName = (await handle.describe().catch(() => null))?.typedSearchAttributes.get(DR_OUTCOME);
     const data = {

@@ -10,6 +10,7 @@ import { REGIONS, userLayout, type SandboxLayout } from './layout';
 import { downRegions, ensureDemoSource, openRegions, s3Running, upRegions } from './regions';
 import { buildWorkflowBundle, startWorker, stopWorker, workersRunning } from './workers';
 import { drCycle } from './dr-cycle';
+import { regionFailoverDemo } from './region-failover';
 
 const say = (line: string) => console.log(line);
 
@@ -54,6 +55,7 @@ async function up(layout: SandboxLayout): Promise<void> {
   say(`  ${t} workflow update execute --workflow-id promote/${input.target} --name approve --input '{"approver":"you","ticket":"CHG-1"}'`);
   say('  ./scripts/sandbox dr-cycle               the whole disaster: eu lost, promote us, failback, switchback');
   say('  ./scripts/sandbox dr-cycle --rewind-impossible   the same with eu diverged and its rewind WAL gone: reseed');
+  say('  ./scripts/sandbox region-failover        a fleet of 4 clusters, eu lost, all evacuated to us with one approval');
   say('  ./scripts/sandbox down | reset           stop everything (data kept) | wipe it');
 }
 
@@ -126,13 +128,28 @@ async function main(argv: string[]): Promise<void> {
       await client.connection.close();
       return;
     }
+    case 'region-failover': {
+      const i = rest.indexOf('--clusters');
+      const clusters = i >= 0 ? Number(rest[i + 1]) : 4;
+      if (!Number.isInteger(clusters) || clusters < 1 || clusters > 20) {
+        say('sandbox region-failover: --clusters must be a whole number from 1 to 20 (each is a real Postgres in each region)');
+        process.exitCode = 2;
+        return;
+      }
+      const regions = openRegions(layout);
+      const bundle = await buildWorkflowBundle(layout);
+      const client = new Client({ connection: await Connection.connect({ address: `127.0.0.1:${layout.temporalPort}` }) });
+      await regionFailoverDemo(layout, regions, client, bundle, say, { clusters });
+      await client.connection.close();
+      return;
+    }
     case 'reset':
       await down(layout);
       rmSync(layout.dir, { recursive: true, force: true });
       say(`wiped ${layout.dir}`);
       return;
     default:
-      say('usage: scripts/sandbox up | status [--json] | dr-cycle [--rewind-impossible] | down | reset');
+      say('usage: scripts/sandbox up | status [--json] | dr-cycle [--rewind-impossible] | region-failover [--clusters N] | down | reset');
       process.exitCode = cmd ? 2 : 0;
   }
 }

@@ -46,17 +46,26 @@ export async function upRegions(layout: SandboxLayout, say: Say): Promise<Sandbo
 /** The demo source: eu/acid-demo archiving to S3 in the Spilo layout, with data and a complete base backup. */
 export async function ensureDemoSource(layout: SandboxLayout, regions: SandboxRegions, say: Say): Promise<void> {
   const { site, cluster } = parseClusterRef(layout.demo.source);
-  const driver = regions.drivers[site];
-  // After a dr-cycle the demo source is the same cluster in another incarnation (rewound, or reseeded with a new
-  // uid, and switched back): it is kept as it is, not compared with the spec it was first created from.
+  await ensureSourceCluster(regions.drivers[site], cluster, { members: 2, labels: {} }, say);
+}
+
+/**
+ * A source cluster archiving to S3 in the Spilo layout, with public.orders seeded and a complete base backup.
+ * After a dr-cycle or an evacuation a source may be another incarnation (rewound, reseeded with a new uid):
+ * an existing one is kept as it is, not compared with the spec it was first created from.
+ */
+export async function ensureSourceCluster(
+  driver: LocalSiteDriver, cluster: string, spec: { members: number; labels: Record<string, string> }, say: Say,
+): Promise<void> {
+  const ref = `${driver.site}/${cluster}`;
   const existing = driver.region.getCluster(cluster);
   const created = existing
     ? { changed: (await driver.region.startCluster(cluster)).changed, cluster: existing }
     : await driver.region.createCluster(
-      { name: cluster, pgVersion: 15, archive: true, users: ['app'] },
+      { name: cluster, pgVersion: 15, archive: true, users: ['app'], members: spec.members, labels: spec.labels },
       { onProgress: (p) => say(`  ${cluster}: ${p.phase} ${p.detail}`) },
     );
-  say(`demo source ${layout.demo.source} ${created.changed ? 'created' : 'running'}; archive ${created.cluster.archivePrefix}`);
+  say(`source ${ref} ${created.changed ? 'created' : 'running'}; archive ${created.cluster.archivePrefix}`);
   await driver.withLeaderSql(cluster, async (sql) => {
     await sql.query(`CREATE TABLE IF NOT EXISTS public.orders (
       id bigserial PRIMARY KEY, customer text NOT NULL, amount_cents integer NOT NULL, created_at timestamptz NOT NULL DEFAULT now())`);
@@ -70,11 +79,11 @@ export async function ensureDemoSource(layout: SandboxLayout, regions: SandboxRe
   const archive = created.cluster.archivePrefix!;
   const backups = await listCompleteBackups(driver.cfg.s3, archive);
   if (backups.length === 0) {
-    say(`  taking the first base backup of ${layout.demo.source} (wal-g backup-push)`);
+    say(`  taking the first base backup of ${ref} (wal-g backup-push)`);
     const r = await driver.region.backupPush(cluster);
-    if (r.exitCode !== 0) throw new Error(`backup-push of ${layout.demo.source} failed (exit ${r.exitCode}): ${r.stderr.slice(-500)}`);
+    if (r.exitCode !== 0) throw new Error(`backup-push of ${ref} failed (exit ${r.exitCode}): ${r.stderr.slice(-500)}`);
     const after = await listCompleteBackups(driver.cfg.s3, archive);
-    if (after.length === 0) throw new Error(`backup-push of ${layout.demo.source} exited 0 but no sentinel landed under ${archive}`);
+    if (after.length === 0) throw new Error(`backup-push of ${ref} exited 0 but no sentinel landed under ${archive}`);
     say(`  base backup ${after[after.length - 1].name} landed (sentinel present)`);
   } else {
     say(`  ${backups.length} complete base backup(s) in the archive, newest ${backups[backups.length - 1].name}`);

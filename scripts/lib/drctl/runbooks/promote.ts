@@ -19,6 +19,7 @@ export const promote: RunbookCommandSpec<PromoteInput, PromoteResult> = {
   command: 'promote',
   runbook: RUNBOOK_NAMES.promote,
   workflowType: 'promote',
+  hasApprovalGate: true,
   description: 'make a standby the primary: assess the loss, fence, wait for approval, promote, verify, first backup',
   define: (cmd) => cmd
     .argument('<cluster>', 'the standby to promote, <site>/<cluster>', clusterRef('cluster'))

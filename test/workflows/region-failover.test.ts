@@ -1,0 +1,170 @@
+// region-failover against real parts: five clusters in eu, four standbys in us (one streaming only, so its loss is
+// unknown), eu's worker gone. One approval with the table, a promotion that fails and spends the failure budget,
+// a promotion a human had already started (joined, not duplicated), continue-as-new between tiers.
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { WorkflowHandleWithFirstExecutionRunId } from '@temporalio/client';
+import { approveUpdate } from '../../workflows/contracts/approvals';
+import { getJournalQuery } from '../../workflows/contracts/journal';
+import {
+  getRegionProgressQuery, getRegionTableQuery, regionFailoverWorkflowId, resolveFailureBudgetUpdate,
+  type RegionFailoverInput, type RegionFailoverProgress, type RegionFailoverResult,
+} from '../../workflows/contracts/region-failover';
+import { PreconditionFailedError } from '../../workflows/contracts/errors';
+import { RUNBOOK_NAMES, type PromoteInput } from '../../workflows/contracts/runbooks';
+import { listCompleteBackups } from '../../activities/s3/backup-catalogue';
+import { startRunbook } from '../../scripts/lib/runbook-client';
+import { pendingGate, updateRefusal } from '../helpers/approvals';
+import { deleteCluster, driverOf, roleOf } from '../helpers/clusters';
+import { historyJson, HISTORIES_DIR } from '../helpers/histories';
+import { withRunbookWorkers, type RunbookHarness } from '../helpers/runbook-workers';
+import { createSource } from '../helpers/standby-pair';
+import type { SiteDriver } from '../../activities/sites/site-driver';
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+const TIERS: Record<string, string> = { 'acid-rfa': '0', 'acid-rfb': '0', 'acid-rfc': '1', 'acid-rfd': '1' };
+const STREAMING_ONLY = 'acid-rfc';
+const FAILING = 'acid-rfb';
+const NO_STANDBY = 'acid-rfe';
+
+/** A one-member source in eu and, unless `withStandby` is false, its standby in us labelled with its tier. */
+async function createProtectedCluster(name: string, withStandby: boolean): Promise<void> {
+  const src = driverOf(`eu/${name}`);
+  await createSource(`eu/${name}`, { members: 1 });
+  if (!withStandby) return;
+  const dst = driverOf(`us/${name}`);
+  for (const user of await src.driver.listSecretUsers(name)) await dst.driver.writeSecret(name, user, (await src.driver.readSecret(name, user))!);
+  const facts = (await src.driver.describeCluster(name))!;
+  const backups = await listCompleteBackups(src.driver.cfg.s3, facts.archive.walPrefix);
+  await dst.driver.createStandbyCluster({
+    cluster: name, sourceRef: `eu/${name}`, like: { pgVersion: 15, instances: 1 }, labels: { 'dr-tier': TIERS[name], team: 'acid' },
+    fromHost: facts.streamingEndpoint,
+    ...(name === STREAMING_ONLY ? {} : { fromArchive: { archive: facts.archive, backupName: backups[backups.length - 1].name } }),
+  });
+}
+
+/** The fault: Patroni at us refuses to promote one cluster (as a broken DCS or a bad config would). */
+const refusePromotionOf = (cluster: string) => (driver: SiteDriver): SiteDriver => new Proxy(driver, {
+  get(target, name, receiver) {
+    if (name === 'removeStandbyConfig' && target.site === 'us') {
+      return async (c: string) => {
+        if (c === cluster) throw new PreconditionFailedError(`injected fault: Patroni of us/${c} refused to drop standby_cluster`);
+        return target.removeStandbyConfig(c);
+      };
+    }
+    const v = Reflect.get(target, name, receiver);
+    return typeof v === 'function' ? v.bind(target) : v;
+  },
+});
+
+async function waitForProgress(handle: WorkflowHandleWithFirstExecutionRunId, what: string, ok: (p: RegionFailoverProgress) => boolean): Promise<RegionFailoverProgress> {
+  const deadline = Date.now() + 600_000;
+  for (;;) {
+    const p = await handle.query(getRegionProgressQuery).catch(() => null);
+    if (p && ok(p)) return p;
+    if (Date.now() > deadline) throw new Error(`region-failover never reached: ${what} (last progress ${JSON.stringify(p)})`);
+    await sleep(300);
+  }
+}
+
+describe('region-failover', () => {
+  const names = [...Object.keys(TIERS), NO_STANDBY];
+  beforeAll(async () => {
+    for (const name of names) await createProtectedCluster(name, name !== NO_STANDBY);
+  }, 900_000);
+  afterAll(async () => {
+    for (const name of names) {
+      await deleteCluster(`us/${name}`).catch(() => undefined);
+      await deleteCluster(`eu/${name}`).catch(() => undefined);
+    }
+  }, 300_000);
+
+  it('evacuates eu to us: one approval with the loss table, tiers in order, a failed promotion pauses on the budget, a running promotion is joined, continue-as-new', async () => {
+    await withRunbookWorkers(async (h: RunbookHarness) => {
+      // A human had already started promoting acid-rfd when the region was declared lost.
+      const manual = await startRunbook(h.client, {
+        workflowType: 'promote', runbook: RUNBOOK_NAMES.promote, cluster: 'us/acid-rfd', taskQueue: h.taskQueue,
+        input: { cluster: 'us/acid-rfd', mode: 'unplanned', approvalTimeoutSeconds: 600, limits: { regionTimeoutSeconds: 2 } } satisfies PromoteInput,
+      });
+      await pendingGate(manual);
+
+      const input: RegionFailoverInput = {
+        lostSite: 'eu', survivingSite: 'us', selector: { clusters: names },
+        concurrency: 2, failureBudget: { maxFailures: 1, onExceeded: 'pause' }, approvalTimeoutSeconds: 600,
+        limits: { regionTimeoutSeconds: 2, promotionsPerRun: 2 },
+      };
+      const handle = await h.client.workflow.start('regionFailover', {
+        workflowId: regionFailoverWorkflowId('eu'), taskQueue: h.taskQueue, args: [input],
+      });
+      const gate = await pendingGate(handle);
+      expect(gate).toMatchObject({ gate: 'region-failover', fence: 'UNCONFIRMED', requires: { acknowledgeUnconfirmedFence: true } });
+      const table = new Map(gate.clusters!.map((r) => [r.cluster, r]));
+      expect([...table.keys()].sort()).toEqual(names.map((n) => `eu/${n}`).sort());
+      expect(table.get(`eu/${NO_STANDBY}`)).toMatchObject({ standby: null, outcome: 'no-standby' });
+      // Streaming only: with eu gone nothing says how far it got, so the loss is unknown and over any policy.
+      expect(table.get(`eu/${STREAMING_ONLY}`)).toMatchObject({ outcome: 'excluded-over-policy', estimate: { basis: 'none', bytes: null } });
+      for (const n of ['acid-rfa', 'acid-rfb', 'acid-rfd']) {
+        expect(table.get(`eu/${n}`)).toMatchObject({ standby: `us/${n}`, outcome: 'pending', tier: Number(TIERS[n]), estimate: { basis: 'archive', withinPolicy: true } });
+      }
+      expect(gate.plan).toMatch(/Promote 3 standbys at us/);
+
+      // Including an over-policy cluster needs the loss acknowledged; naming one that is not over policy is refused.
+      const ack = { approver: 'ic-alice', ticket: 'INC-900', acknowledgeUnconfirmedFence: true };
+      expect(await updateRefusal(handle.executeUpdate(approveUpdate, { args: [{ ...ack, include: [STREAMING_ONLY] }] }))).toMatch(/acknowledgeDataLoss/);
+      expect(await updateRefusal(handle.executeUpdate(approveUpdate, { args: [{ ...ack, include: ['acid-rfa'], acknowledgeDataLoss: true }] }))).toMatch(/not over the loss policy/);
+      const approval = await handle.executeUpdate(approveUpdate, { args: [{ ...ack, include: [STREAMING_ONLY], acknowledgeDataLoss: true }] });
+      expect(approval).toMatchObject({ decision: 'approved', included: [STREAMING_ONLY] });
+
+      // Tier 0: acid-rfb fails, the budget (1) is spent: the evacuation pauses before tier 1 starts.
+      const paused = await waitForProgress(handle, 'paused on the failure budget', (p) => p.phase === 'paused');
+      expect(paused).toMatchObject({ failed: 1, tier: 0, run: 1 });
+      const tier1 = (await handle.query(getRegionTableQuery)).filter((r) => r.tier === 1);
+      expect(tier1.map((r) => r.outcome)).toEqual(['pending', 'pending']);
+      expect(await updateRefusal(handle.executeUpdate(resolveFailureBudgetUpdate, { args: [{ decision: 'continue', approver: '', ticket: 'INC-900' }] }))).toMatch(/approver/);
+      await handle.executeUpdate(resolveFailureBudgetUpdate, { args: [{ decision: 'continue', approver: 'ic-alice', ticket: 'INC-900', comment: 'rfb by hand' }] });
+
+      const result = (await handle.result()) as RegionFailoverResult;
+      const rows = new Map(result.clusters.map((r) => [r.cluster, r]));
+      process.stdout.write(`[region-failover] ${result.outcome} in ${result.totalMs} ms over ${result.runs} runs:\n` +
+        result.clusters.map((r) => `  ${r.cluster} tier ${r.tier} ${r.outcome} rto ${r.rtoMs} loss ${r.lossBytes} backup ${r.backup} ${r.reason ?? ''}`).join('\n') + '\n');
+      expect(result).toMatchObject({ outcome: 'completed-with-failures', runs: 2 });
+      expect(result.budgetDecisions).toMatchObject([{ decision: 'continue', approver: 'ic-alice', failuresSoFar: 1, tier: 0 }]);
+      expect(rows.get(`eu/${FAILING}`)).toMatchObject({ outcome: 'failed', reason: expect.stringMatching(/injected fault/) });
+      expect(rows.get(`eu/${NO_STANDBY}`)!.outcome).toBe('no-standby');
+      for (const n of ['acid-rfa', STREAMING_ONLY, 'acid-rfd']) {
+        expect(rows.get(`eu/${n}`)).toMatchObject({ outcome: 'promoted', workflowId: `promote/us/${n}`, fence: 'UNCONFIRMED' });
+        expect(rows.get(`eu/${n}`)!.backup).toMatch(/^base_/);
+        expect(await roleOf(`us/${n}`)).toBe('primary');
+      }
+      expect(await roleOf(`us/${FAILING}`)).toBe('standby_leader');
+
+      // acid-rfd: the human's run was joined (same run, approved through the evacuation), not started again.
+      expect(rows.get('eu/acid-rfd')!.joined).toBe(true);
+      const rfd = h.client.workflow.getHandle('promote/us/acid-rfd');
+      expect((await rfd.describe()).runId).toBe(manual.firstExecutionRunId);
+      const rfdApproval = (await rfd.query(getJournalQuery)).find((e) => e.step === 'approval')!;
+      expect(rfdApproval.message).toMatch(/ic-alice \(ticket INC-900/);
+      // The streaming-only cluster was promoted only because the approver included it, acknowledging the loss.
+      const rfcApproval = (await h.client.workflow.getHandle(`promote/us/${STREAMING_ONLY}`).query(getJournalQuery)).find((e) => e.step === 'approval')!;
+      expect(rfcApproval.facts).toMatchObject({ via: 'delegated', acknowledgedDataLoss: true, delegatedBy: 'region-failover/eu' });
+
+      const journal = await handle.query(getJournalQuery);
+      const steps = journal.map((e) => e.step);
+      expect(steps.slice(0, 5)).toEqual(['validate-request', 'probe-lost-site', 'discover-standbys', 'assess-loss', 'approval']);
+      expect(steps).toContain('continue-as-new');
+      expect(steps.filter((s) => s === 'promote-cluster')).toHaveLength(4);
+      expect(steps[steps.length - 1]).toBe('report');
+
+      // The old primaries' fence guards wait for eu to answer again; this test's eu never comes back.
+      for (const n of ['acid-rfa', STREAMING_ONLY, 'acid-rfd']) await h.client.workflow.getHandle(`fence-guard/eu/${n}`).terminate('test over').catch(() => undefined);
+      const desc = await handle.describe();
+      process.stdout.write(`[region-failover] history: run 1 ${(await h.client.workflow.getHandle(handle.workflowId, handle.firstExecutionRunId).describe()).historyLength} events, final run ${desc.historyLength} events\n`);
+      if (process.env.DR_SAVE_HISTORIES === '1') {
+        mkdirSync(HISTORIES_DIR, { recursive: true });
+        writeFileSync(join(HISTORIES_DIR, 'region-failover.first-run.json'), historyJson(handle.workflowId, handle.firstExecutionRunId));
+        writeFileSync(join(HISTORIES_DIR, 'region-failover.continued.json'), historyJson(handle.workflowId, desc.runId));
+      }
+    }, { sites: ['us'], wrapDriver: refusePromotionOf(FAILING) });
+  }, 1_200_000);
+});
