@@ -1,8 +1,11 @@
 // Temporal connection settings the ecosystem's way: TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE, TEMPORAL_API_KEY,
-// TEMPORAL_TLS_*, TEMPORAL_PROFILE and the TOML profile file, through @temporalio/envconfig.
+// TEMPORAL_TLS_*, TEMPORAL_PROFILE and the TOML profile file, through @temporalio/envconfig. The payload codec
+// (DR_PAYLOAD_KEYS, worker/payload-codec.ts) is applied here, so drctl and the incident bridge encrypt and decrypt
+// exactly as the workers do.
 import { Client, Connection } from '@temporalio/client';
 import { loadClientConnectConfig } from '@temporalio/envconfig';
 import { NativeConnection } from '@temporalio/worker';
+import { payloadDataConverterFromEnv } from './payload-codec';
 
 export interface TemporalTarget {
   address: string;
@@ -21,8 +24,10 @@ export function temporalTarget(): TemporalTarget {
 
 export async function connectClient(): Promise<Client> {
   const cfg = connectConfig();
+  // Read before connecting: a malformed key stops the caller before anything is sent.
+  const dataConverter = payloadDataConverterFromEnv();
   const connection = await Connection.connect(cfg.connectionOptions);
-  return new Client({ connection, namespace: cfg.namespace });
+  return new Client({ connection, namespace: cfg.namespace, dataConverter });
 }
 
 export async function connectWorker(): Promise<{ connection: NativeConnection; namespace: string }> {

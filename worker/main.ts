@@ -3,9 +3,12 @@
 import { createDriverFactory } from '../activities/sites';
 import { loadWorkerConfig } from './config';
 import { connectWorker } from './connection';
+import { payloadCodecFromEnv } from './payload-codec';
 import { createRunbookWorkers, runAll } from './workers';
 
 async function main(): Promise<void> {
+  // First: a worker with a malformed payload key must not start, not even connect (docs/OPERATIONS.md).
+  const codec = payloadCodecFromEnv();
   const config = loadWorkerConfig();
   const { connection, namespace } = await connectWorker();
   const workers = await createRunbookWorkers({
@@ -15,10 +18,12 @@ async function main(): Promise<void> {
     servedSites: config.servedSites,
     serveControl: config.serveControl,
     taskQueuePrefix: config.taskQueuePrefix,
+    dataConverter: codec ? { payloadCodecs: [codec] } : undefined,
     workflowBundle: config.workflowBundlePath ? { codePath: config.workflowBundlePath } : undefined,
   });
   console.log(
-    `worker ready: namespace ${namespace}, queues ${workers.map((w) => w.options.taskQueue).join(', ')}, sites file ${config.sites.path}`,
+    `worker ready: namespace ${namespace}, queues ${workers.map((w) => w.options.taskQueue).join(', ')}, sites file ${config.sites.path}, ` +
+    `payloads ${codec ? `encrypted with key ${codec.encryptingKeyId}` : 'in clear (no DR_PAYLOAD_KEYS)'}`,
   );
   await runAll(workers);
 }

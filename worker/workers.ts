@@ -1,5 +1,6 @@
 // Builds the Temporal workers of one process: the control queue (runbooks) and one queue per served site.
-import { Worker, type NativeConnection, type WorkflowBundle } from '@temporalio/worker';
+import type { DataConverter } from '@temporalio/common';
+import { Worker, type ActivityInterceptorsFactory, type NativeConnection, type WorkflowBundle } from '@temporalio/worker';
 import { createControlActivities, createSiteActivities, type ActivityDeps } from '../activities';
 import { controlTaskQueue, siteTaskQueue } from '../workflows/contracts/task-queues';
 import { RunbookErrorInterceptor } from './interceptors';
@@ -13,12 +14,18 @@ export interface RunbookWorkersOptions {
   workflowBundle?: WorkflowBundle | { codePath: string };
   /** Prefix of every queue name (DR_TASK_QUEUE_PREFIX), so deployments and tests stay apart. */
   taskQueuePrefix?: string;
+  /** The payload codec (payloadDataConverterFromEnv); the activities' own client (`Context.client`) inherits it. */
+  dataConverter?: DataConverter;
+  /** More activity interceptors, outermost first, after the error conversion (the chaos suite's killer). */
+  activityInterceptors?: ActivityInterceptorsFactory[];
+  /** 0 turns sticky execution off: a killed worker's runs then wait on no sticky queue (the chaos suite). */
+  maxCachedWorkflows?: number;
 }
 
 export async function createRunbookWorkers(opts: RunbookWorkersOptions): Promise<Worker[]> {
   const control = controlTaskQueue(opts.taskQueuePrefix ?? '');
   const queue = (site: string | null) => (site === null ? control : siteTaskQueue(site, control));
-  const interceptors = { activity: [() => ({ inbound: new RunbookErrorInterceptor() })] };
+  const interceptors = { activity: [...(opts.activityInterceptors ?? []), () => ({ inbound: new RunbookErrorInterceptor() })] };
   const workers: Worker[] = [];
   if (opts.serveControl) {
     workers.push(
@@ -31,6 +38,8 @@ export async function createRunbookWorkers(opts: RunbookWorkersOptions): Promise
           : { workflowsPath: require.resolve('../workflows') }),
         activities: createControlActivities(opts.deps),
         interceptors,
+        dataConverter: opts.dataConverter,
+        ...(opts.maxCachedWorkflows === undefined ? {} : { maxCachedWorkflows: opts.maxCachedWorkflows }),
       }),
     );
   }
@@ -43,6 +52,7 @@ export async function createRunbookWorkers(opts: RunbookWorkersOptions): Promise
         taskQueue: queue(site),
         activities: siteActivities,
         interceptors,
+        dataConverter: opts.dataConverter,
       }),
     );
   }

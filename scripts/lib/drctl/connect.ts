@@ -3,6 +3,7 @@
 // queue with DR_TASK_QUEUE_PREFIX, as the workers serve it.
 import type { Client } from '@temporalio/client';
 import { connectClient, temporalTarget } from '../../../worker/connection';
+import { PayloadKeyConfigError } from '../../../worker/payload-keys';
 import { controlTaskQueue } from '../../../workflows/contracts/task-queues';
 import { CliError } from './output';
 
@@ -33,6 +34,8 @@ export async function connect(): Promise<Temporal> {
   try {
     client = await connectClient();
   } catch (err) {
+    // Not a connection problem: saying "cannot connect" would send the operator to check the network.
+    if (err instanceof PayloadKeyConfigError) throw new CliError('connect', `the payload keys cannot be used: ${err.message}`);
     throw new CliError('connect',
       `cannot connect to Temporal at ${address} (namespace ${namespace}): ${(err as Error).message}; ` +
       'set TEMPORAL_ADDRESS (and TEMPORAL_NAMESPACE, TEMPORAL_API_KEY, TEMPORAL_TLS_* or TEMPORAL_PROFILE)',

@@ -1,0 +1,29 @@
+// `scripts/codec-server`: serves the payload codec (worker/payload-codec.ts) to the Temporal UI and CLI, so
+// encrypted inputs, results and journals show in clear for whoever can reach it (see server.ts).
+//   DR_PAYLOAD_KEYS or DR_PAYLOAD_KEYS_FILE   the same keys as the workers (required: without them there is nothing to serve)
+//   DR_CODEC_LISTEN                           host:port, default 127.0.0.1:8888
+//   DR_CODEC_CORS_ORIGINS                     UI origins, comma-separated, default the local UI (http://localhost:8233,http://127.0.0.1:8233)
+//   DR_CODEC_AUTHORIZATION                    optional: the exact Authorization header callers must send
+import { payloadCodecFromEnv } from '../../../worker/payload-codec';
+import { PayloadKeyConfigError } from '../../../worker/payload-keys';
+import { buildCodecServer } from './server';
+
+async function main(): Promise<void> {
+  const codec = payloadCodecFromEnv();
+  if (!codec) throw new PayloadKeyConfigError('set DR_PAYLOAD_KEYS or DR_PAYLOAD_KEYS_FILE to the keys the workers use');
+  const [host, port] = (process.env.DR_CODEC_LISTEN ?? '127.0.0.1:8888').split(/:(?=\d+$)/);
+  const corsOrigins = (process.env.DR_CODEC_CORS_ORIGINS ?? 'http://localhost:8233,http://127.0.0.1:8233')
+    .split(',').map((o) => o.trim()).filter(Boolean);
+  const app = buildCodecServer({ codec, corsOrigins, authorization: process.env.DR_CODEC_AUTHORIZATION || undefined });
+  const address = await app.listen({ host, port: Number(port) });
+  console.log(`codec server on ${address} (POST /decode, /encode), encrypting with key ${codec.encryptingKeyId}; ` +
+    `CORS for ${corsOrigins.join(', ')}${process.env.DR_CODEC_AUTHORIZATION ? '; Authorization required' : ''}`);
+  const stop = () => void app.close();
+  process.on('SIGTERM', stop);
+  process.on('SIGINT', stop);
+}
+
+main().catch((err: unknown) => {
+  console.error(`codec-server: ${err instanceof PayloadKeyConfigError ? err.message : (err as Error).stack ?? String(err)}`);
+  process.exit(1);
+});
