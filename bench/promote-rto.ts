@@ -1,20 +1,16 @@
-// Time to writable: the promote runbook (approval given the moment its gate opens) next to a raw Patroni
-// `PATCH /config {"standby_cluster": null}` on the same sandbox, over fresh standby pairs.
+// Time to writable: the promote runbook with its approval pre-given (`preApproval`, as region-failover gives it)
+// next to a raw Patroni `PATCH /config {"standby_cluster": null}` on the same sandbox, over fresh standby pairs.
 // Run against a running sandbox: `./scripts/sandbox up && npx tsx bench/promote-rto.ts [rounds]`.
 // Prints a table; asserts nothing (speed belongs here, not in tests).
 import { Client as PgClient } from 'pg';
-import { Client, Connection } from '@temporalio/client';
+import type { Client } from '@temporalio/client';
 import { startRunbook } from '../scripts/lib/runbook-client';
-import { userLayout } from '../scripts/lib/sandbox/layout';
-import { approveUpdate, getPendingApprovalQuery } from '../workflows/contracts/approvals';
-import { RUNBOOK_NAMES, type PromoteResult } from '../workflows/contracts/runbooks';
+import { RUNBOOK_NAMES, type PromoteInput, type PromoteResult } from '../workflows/contracts/runbooks';
 import { createStandbyPair, deleteStandbyPair } from '../test/helpers/standby-pair';
 import { driverOf } from '../test/helpers/clusters';
+import { printTable, rounds as roundsArg, sandboxClient, sleep } from './lib';
 
-const layout = userLayout();
-process.env.DR_SITES_FILE = layout.sitesFile;
-const rounds = Number(process.argv[2] ?? 3);
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+const rounds = roundsArg(3);
 
 /** Polls with INSERTs until one is accepted: the moment the cluster is writable for a client. */
 async function firstWrite(ref: string, t0: number): Promise<number> {
@@ -47,26 +43,20 @@ async function rawPatch(ref: string): Promise<number> {
 
 async function runbook(client: Client, ref: string): Promise<{ rtoMs: number; totalMs: number; phases: Record<string, number> }> {
   const t0 = Date.now();
-  const handle = await startRunbook(client, {
-    workflowType: 'promote', runbook: RUNBOOK_NAMES.promote, cluster: ref,
-    input: { cluster: ref, mode: 'planned', takeBackup: false },
-  });
-  for (;;) {
-    if (await handle.query(getPendingApprovalQuery).catch(() => null)) break;
-    await sleep(50);
-  }
-  await handle.executeUpdate(approveUpdate, { args: [{ approver: 'bench', ticket: 'BENCH' }] });
+  const input: PromoteInput = {
+    cluster: ref, mode: 'planned', takeBackup: false,
+    preApproval: {
+      decision: 'approved', approver: 'bench', ticket: 'BENCH', at: new Date().toISOString(),
+      acknowledgedDataLoss: false, acknowledgedUnconfirmedFence: false, via: 'delegated', delegatedBy: 'bench/promote-rto',
+    },
+  };
+  const handle = await startRunbook(client, { workflowType: 'promote', runbook: RUNBOOK_NAMES.promote, cluster: ref, input });
   const result = (await handle.result()) as PromoteResult;
   return { rtoMs: result.rtoMs!, totalMs: Date.now() - t0, phases: result.phaseDurationsMs };
 }
 
-const stats = (xs: number[]) => {
-  const s = [...xs].sort((a, b) => a - b);
-  return { median: s[Math.floor(s.length / 2)], min: s[0], max: s[s.length - 1] };
-};
-
 async function main(): Promise<void> {
-  const client = new Client({ connection: await Connection.connect({ address: `127.0.0.1:${layout.temporalPort}` }) });
+  const client = await sandboxClient();
   const raw: number[] = [];
   const rto: number[] = [];
   const total: number[] = [];
@@ -82,14 +72,11 @@ async function main(): Promise<void> {
     await deleteStandbyPair(b);
   }
   await client.connection.close();
-  const row = (name: string, xs: number[]) => {
-    const s = stats(xs);
-    return `| ${name} | ${s.median} | ${s.min} | ${s.max} |`;
-  };
-  console.log(`\n${rounds} rounds on the sandbox (ms)\n| measure | median | min | max |\n| --- | --- | --- | --- |`);
-  console.log(row('raw Patroni PATCH /config -> first accepted INSERT', raw));
-  console.log(row('promote runbook: approval -> first accepted write (RTO)', rto));
-  console.log(row('promote runbook: start -> done (planned, fence + catch-up + rejoin, no backup)', total));
+  printTable(`${rounds} rounds on the sandbox`, 'ms', [
+    ['raw Patroni PATCH /config -> first accepted INSERT', raw],
+    ['promote runbook (approval pre-given): approval -> first accepted write (RTO)', rto],
+    ['promote runbook: start -> done (planned: fence + catch-up + promote + verify + rejoin, no backup)', total],
+  ]);
 }
 
 main().catch((err) => {
