@@ -3,7 +3,7 @@
 import { readdirSync, readFileSync, statSync, existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { Client, Connection } from '@temporalio/client';
-import { HISTORIES_DIR, historyJson } from '../helpers/histories';
+import { HISTORIES_DIR } from '../helpers/histories';
 import { AUDIT_SECRETS_DIR, testLayout, testTemporalAddress } from '../helpers/test-env';
 
 function walk(dir: string, out: string[] = []): string[] {
@@ -30,11 +30,37 @@ function secretValues(): string[] {
   return [...values].filter((v) => v.length >= 8);
 }
 
+/**
+ * Everything a history says, payloads included as text: payload data is bytes (base64 in the CLI's JSON), so a
+ * search of the raw JSON alone would never find a secret inside an input, a result or a heartbeat.
+ */
+export function readableText(value: unknown): string {
+  const parts: string[] = [];
+  const visit = (v: unknown, key?: string): void => {
+    if (v instanceof Uint8Array) parts.push(Buffer.from(v).toString('utf8'));
+    else if (typeof v === 'string') {
+      parts.push(v);
+      if (key === 'data' && /^[A-Za-z0-9+/]+={0,2}$/.test(v)) parts.push(Buffer.from(v, 'base64').toString('utf8'));
+    } else if (Array.isArray(v)) v.forEach((x) => visit(x));
+    else if (v && typeof v === 'object') for (const [k, x] of Object.entries(v)) visit(x, k);
+  };
+  visit(value);
+  return parts.join('\n');
+}
+
 describe('secrets never leave the activities', () => {
   const secrets = secretValues();
 
   it('the sandbox created secrets to look for', () => {
     expect(secrets.length).toBeGreaterThanOrEqual(4);
+  });
+
+  it('the search reads inside payloads, in the CLI\'s JSON (base64) and in the SDK\'s history (bytes)', () => {
+    const planted = JSON.stringify({ password: 'planted-secret-value' });
+    const cliJson = JSON.parse(JSON.stringify({ events: [{ input: { payloads: [{ metadata: {}, data: Buffer.from(planted).toString('base64') }] } }] }));
+    expect(JSON.stringify(cliJson)).not.toContain('planted-secret-value');
+    expect(readableText(cliJson)).toContain('planted-secret-value');
+    expect(readableText({ events: [{ result: { payloads: [{ data: new TextEncoder().encode(planted) }] } }] })).toContain('planted-secret-value');
   });
 
   it('no history, search attribute or memo of any run of this suite holds a secret value', async () => {
@@ -43,7 +69,7 @@ describe('secrets never leave the activities', () => {
     const leaks: string[] = [];
     for await (const wf of client.workflow.list()) {
       runs++;
-      const history = historyJson(wf.workflowId, wf.runId);
+      const history = readableText(await client.workflow.getHandle(wf.workflowId, wf.runId).fetchHistory());
       const visible = JSON.stringify({ sa: wf.typedSearchAttributes, memo: await wf.memo });
       for (const s of secrets) {
         if (history.includes(s) || visible.includes(s)) leaks.push(`${wf.workflowId}/${wf.runId}`);
@@ -58,7 +84,8 @@ describe('secrets never leave the activities', () => {
     const files = [...walk(HISTORIES_DIR), ...walk(testLayout().dir).filter((p) => p.endsWith('.log'))];
     expect(files.length).toBeGreaterThan(0);
     const leaks = files.filter((f) => {
-      const text = readFileSync(f, 'utf8');
+      const raw = readFileSync(f, 'utf8');
+      const text = f.endsWith('.json') ? readableText(JSON.parse(raw)) : raw;
       return secrets.some((s) => text.includes(s));
     });
     expect(leaks).toEqual([]);
