@@ -66,7 +66,13 @@ export async function regionFailover(input: RegionFailoverInput, carry?: RegionF
   const lost = typeof input?.lostSite === 'string' ? input.lostSite : 'unknown';
   const record = new RunbookRecord(RUNBOOK_NAMES.regionFailover, `${lost}/*`);
   const gate = new ApprovalGate(record);
-  const plan = check(() => validateInput(input));
+  let plan: Plan;
+  try {
+    plan = check(() => validateInput(input));
+  } catch (err) {
+    record.failed(err, { changedAnything: false });
+    throw err;
+  }
   const state: RegionFailoverCarry = carry ?? {
     run: 1, startedAt: Date.now(), lostSiteReachable: false, rows: [], approvals: [], approvedTiers: [], budgetDecisions: [],
     failureAllowance: plan.maxFailures, stopped: false, journal: [], phaseDurationsMs: {},

@@ -13,6 +13,9 @@ export const MAX_CLUSTER_NAME_LENGTH = 53;
 
 /** Parse `<site>/<cluster>`; throws BadInputError saying what to fix. */
 export function parseClusterRef(text: unknown, field = 'cluster'): ClusterRef {
+  if (text !== undefined && text !== null && typeof text !== 'string') {
+    throw new BadInputError(`${field} must be a string "<site>/<cluster>", e.g. "eu/acid-demo", not a ${Array.isArray(text) ? 'list' : typeof text}`);
+  }
   if (typeof text !== 'string' || text.length === 0) {
     throw new BadInputError(`${field} is missing: give it as "<site>/<cluster>", e.g. "eu/acid-demo"`);
   }

@@ -3,6 +3,7 @@
 import { control, siteActivities } from '../activity-proxies';
 import { parseClusterRef } from '../contracts/clusters';
 import { BadInputError, ClusterNotFoundError, PreconditionFailedError } from '../contracts/errors';
+import { rejectUnknownFields } from '../contracts/input-fields';
 import { lsnAtOrAfter, parseLsn } from '../contracts/lsn';
 import type { ForceBackupInput } from '../contracts/runbooks';
 import { check, refuse } from './failures';
@@ -34,6 +35,7 @@ export async function validateBackupRequest(record: RunbookRecord, input: ForceB
     if (!input || typeof input !== 'object') {
       throw new BadInputError('input must be a JSON object: {"cluster": "eu/acid-demo"}');
     }
+    rejectUnknownFields<ForceBackupInput>(input, { cluster: true, notBeforeLsn: true, limits: true });
     const ref = parseClusterRef(input.cluster, 'cluster');
     if (input.notBeforeLsn !== undefined) {
       if (typeof input.notBeforeLsn !== 'string') throw new BadInputError('notBeforeLsn must be an LSN string such as "0/3000060"');

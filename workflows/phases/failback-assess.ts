@@ -3,6 +3,7 @@
 import { control, siteActivities, siteProbeActivities } from '../activity-proxies';
 import { parseClusterRef, sameCluster, type ClusterRef } from '../contracts/clusters';
 import { BadInputError, ClusterNotFoundError, PreconditionFailedError, SiteUnreachableError } from '../contracts/errors';
+import { rejectUnknownFields } from '../contracts/input-fields';
 import { lsnDiff } from '../contracts/lsn';
 import type { FailbackInput, FailbackStrategy } from '../contracts/runbooks';
 import { check, failureFacts, refuse } from './failures';
@@ -24,6 +25,7 @@ export interface FormerPrimaryState {
   forkLsn: string | null;
   divergentBytes: number | null;
   sameSystem: boolean;
+  primarySystemIdentifier: string | null;
 }
 
 const STRATEGIES: FailbackStrategy[] = ['auto', 'rewind', 'reseed'];
@@ -33,12 +35,18 @@ export async function validateFailback(record: RunbookRecord, input: FailbackInp
     if (!input || typeof input !== 'object') {
       throw new BadInputError('input must be a JSON object: {"primary": "us/acid-demo", "formerPrimary": "eu/acid-demo", "strategy": "auto"}');
     }
+    rejectUnknownFields<FailbackInput>(input, { primary: true, formerPrimary: true, strategy: true, switchBack: true, approvalTimeoutSeconds: true, limits: true });
     const primary = parseClusterRef(input.primary, 'primary');
     const former = parseClusterRef(input.formerPrimary, 'formerPrimary');
     if (sameCluster(primary, former)) throw new BadInputError('primary and formerPrimary name the same cluster');
     if (!STRATEGIES.includes(input.strategy)) throw new BadInputError(`strategy "${String(input.strategy)}" is not one of ${STRATEGIES.join(', ')}`);
     const approvalTimeoutSeconds = input.approvalTimeoutSeconds ?? 3600;
     if (typeof approvalTimeoutSeconds !== 'number' || !(approvalTimeoutSeconds > 0)) throw new BadInputError('approvalTimeoutSeconds must be > 0');
+    if (input.switchBack !== undefined && typeof input.switchBack !== 'boolean') throw new BadInputError('switchBack must be true or false');
+    // Checked here: the wait that uses it comes after the rejoin, too late to refuse.
+    for (const [k, v] of Object.entries(input.limits ?? {})) {
+      if (typeof v !== 'number' || !(v > 0)) throw new BadInputError(`limits.${k} must be a positive number of seconds`);
+    }
     return { primary, former, approvalTimeoutSeconds, replayTimeoutSeconds: input.limits?.replayTimeoutSeconds ?? 1800 };
   });
   await control.siteResolveClusterRefs({ refs: { primary: input.primary, formerPrimary: input.formerPrimary } });
@@ -85,11 +93,20 @@ export async function assessFormerPrimary(record: RunbookRecord, plan: FailbackP
     `${plan.primary.ref} forked from it at ${forkLsn ?? 'an unknown point'} onto timeline ${primaryPos.timeline}: ` +
     `${divergentBytes ?? 'unknown'} bytes of WAL never reached ${plan.primary.ref}; system ${sameSystem ? 'identical' : 'DIFFERENT'}, wal_log_hints ${assessment.walLogHints}, checksums ${assessment.dataChecksums}.`,
     { ...assessment, forkLsn, divergentBytes, primaryTimeline: primaryPos.timeline, sameSystem });
-  return { assessment, primaryTimeline: primaryPos.timeline, forkLsn, divergentBytes, sameSystem };
+  return { assessment, primaryTimeline: primaryPos.timeline, forkLsn, divergentBytes, sameSystem, primarySystemIdentifier: primaryPos.systemIdentifier ?? null };
 }
 
 /** rewind when it can work, reseed otherwise; an explicit strategy that cannot work is refused, nothing changed. */
 export function chooseStrategy(record: RunbookRecord, plan: FailbackPlan, s: FormerPrimaryState): { strategy: 'rewind' | 'reseed'; reason: string } {
+  // Both identifiers known and different: the two never shared a history, so this is not a failback, and a reseed
+  // would wipe an unrelated cluster (after fencing it in "protect"). Unknown (pg_control unreadable) is not proof.
+  const formerSystem = s.assessment.systemIdentifier;
+  if (formerSystem && s.primarySystemIdentifier && formerSystem !== s.primarySystemIdentifier) {
+    refuse(new PreconditionFailedError(
+      `${plan.former.ref} is not a former primary of ${plan.primary.ref}: its system identifier ${formerSystem} differs from ${s.primarySystemIdentifier}, so it never shared a history with it; ` +
+        `name the cluster ${plan.primary.ref} was promoted from as "formerPrimary" (to make an unrelated cluster a standby, delete it and run provision-standby)`,
+    ));
+  }
   const blockers = [
     s.sameSystem ? '' : 'its system identifier differs from the primary\'s',
     s.assessment.walLogHints || s.assessment.dataChecksums ? '' : 'neither wal_log_hints nor data checksums are on',

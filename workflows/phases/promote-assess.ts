@@ -3,6 +3,7 @@
 import { control, siteActivities, siteProbeActivities } from '../activity-proxies';
 import { parseClusterRef, type ClusterRef } from '../contracts/clusters';
 import { BadInputError, ClusterNotFoundError, PreconditionFailedError } from '../contracts/errors';
+import { rejectUnknownFields } from '../contracts/input-fields';
 import { lossAgainstArchive, lossAgainstSource } from '../contracts/loss';
 import type { ApprovalRecord, LossEstimate, PromoteInput, PromoteMode } from '../contracts/runbooks';
 import { check, failureFacts, refuse } from './failures';
@@ -43,6 +44,10 @@ export async function validatePromotion(record: RunbookRecord, input: PromoteInp
     if (!input || typeof input !== 'object') {
       throw new BadInputError('input must be a JSON object: {"cluster": "us/acid-demo", "mode": "planned"}');
     }
+    rejectUnknownFields<PromoteInput>(input, {
+      cluster: true, mode: true, source: true, dataLossPolicy: true, approvalTimeoutSeconds: true, takeBackup: true,
+      preApproval: true, limits: true,
+    });
     const target = parseClusterRef(input.cluster, 'cluster');
     const source = input.source === undefined ? null : parseClusterRef(input.source, 'source');
     if (input.mode !== 'planned' && input.mode !== 'unplanned') {
@@ -62,12 +67,19 @@ export async function validatePromotion(record: RunbookRecord, input: PromoteInp
   });
   await control.siteResolveClusterRefs({ refs: { cluster: input.cluster, ...(input.source ? { source: input.source } : {}) } });
   const facts = await siteActivities(parsed.target.site).siteDescribeCluster({ ref: input.cluster });
-  if (!facts) refuse(new ClusterNotFoundError(`${input.cluster} does not exist at site ${parsed.target.site}`));
+  if (!facts) {
+    refuse(new ClusterNotFoundError(`${input.cluster} does not exist at site ${parsed.target.site}: name an existing standby cluster (provision-standby builds one)`));
+  }
   const alreadyPromoted = !facts.standbySource && facts.leaderRole === 'primary';
   if (!facts.standbySource && !alreadyPromoted) {
     refuse(new PreconditionFailedError(`${input.cluster} is not a standby cluster and has no writable leader (leader role: ${facts.leaderRole}): nothing to promote`));
   }
-  const sourceRef = parsed.source ? input.source! : facts.standbySource?.sourceRef;
+  const recorded = facts.standbySource?.sourceRef;
+  // A wrong "source" would be measured against, and in planned mode fenced: a cluster this standby never followed.
+  if (parsed.source && recorded && input.source !== recorded) {
+    refuse(new BadInputError(`source ${input.source} is not the cluster ${input.cluster} replays from (${recorded}): leave "source" out, or name ${recorded}`));
+  }
+  const sourceRef = parsed.source ? input.source! : recorded;
   if (!alreadyPromoted && !sourceRef) {
     refuse(new BadInputError(`${input.cluster} does not record which cluster it replays from: name it with "source": "<site>/<cluster>"`));
   }

@@ -4,6 +4,7 @@ import { workflowInfo } from '@temporalio/workflow';
 import { control, siteActivities } from '../activity-proxies';
 import { parseClusterRef, sameCluster, type ClusterRef } from '../contracts/clusters';
 import { BadInputError, ClusterNotFoundError, PreconditionFailedError } from '../contracts/errors';
+import { rejectUnknownFields } from '../contracts/input-fields';
 import { RUNBOOK_NAMES, type ProvisionStandbyInput, type ReplicationMethod } from '../contracts/runbooks';
 import { check, refuse } from './failures';
 import type { RunbookRecord } from './runbook-record';
@@ -33,6 +34,7 @@ export async function validateRequest(record: RunbookRecord, input: ProvisionSta
     if (!input || typeof input !== 'object') {
       throw new BadInputError('input must be a JSON object: {"source": "eu/acid-demo", "target": "us/acid-demo", "method": "archive"}');
     }
+    rejectUnknownFields<ProvisionStandbyInput>(input, { source: true, target: true, method: true, limits: true });
     const source = parseClusterRef(input.source, 'source');
     const target = parseClusterRef(input.target, 'target');
     if (sameCluster(source, target)) throw new BadInputError(`source and target are both "${input.source}": name a different target`);

@@ -1,0 +1,276 @@
+// The bad-input suite (issue 8): every runbook, given input that can never work, is refused once, typed and
+// non-retryable, with a message that says what to fix, and nothing in the world changed (Patroni config and
+// roles, marker rows, cluster files, secret files and their mtimes, S3 objects). One standby pair of 1-member
+// clusters and one set of workers serve every row, in order.
+import { createHmac, randomBytes } from 'node:crypto';
+import { mkdirSync, readFileSync, renameSync, rmSync, statSync, utimesSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { WorkflowFailedError, WorkflowUpdateFailedError } from '@temporalio/client';
+import { ApplicationFailure } from '@temporalio/common';
+import type { FastifyInstance } from 'fastify';
+import { listCompleteBackups } from '../../activities/s3/backup-catalogue';
+import { resolveBridgeConfig } from '../../scripts/lib/incident-bridge/config';
+import { buildBridge, GENERIC_ROUTE } from '../../scripts/lib/incident-bridge/server';
+import { approveUpdate, rejectUpdate } from '../../workflows/contracts/approvals';
+import { pendingGate } from '../helpers/approvals';
+import { deleteCluster, driverOf } from '../helpers/clusters';
+import { withRunbookWorkers, type RunbookHarness } from '../helpers/runbook-workers';
+import { createSource } from '../helpers/standby-pair';
+import { testLayout } from '../helpers/test-env';
+import { refusalOf } from './refusal';
+import { expectNothingChanged, snapshotWorld } from './world-snapshot';
+
+const SOURCE = 'eu/acid-bi';
+const STANDBY = 'us/acid-bi';
+/** A primary at us that is nobody's standby and does not archive: the wrong cluster for most runbooks. */
+const OTHER = 'us/acid-bx';
+const DIR = join(testLayout().dir, 'bad-input');
+// In the suite's own port range (unused by the regions and S3), so concurrent suites on one machine stay apart.
+const BRIDGE_PORT = testLayout().portBase + 2787;
+
+/** The OTHER cluster's secret file of `user`, which two rows spoil for the length of the row. */
+const otherSecret = (user: string) => join(driverOf(OTHER).driver.cfg.secretStore.dir, 'acid-bx', `${user}.json`);
+
+/** Moves the replication user's secret out of the store; gives it back after the row. */
+function withoutStandbySecret(): () => void {
+  const away = join(DIR, 'standby.json.away');
+  renameSync(otherSecret('standby'), away);
+  return () => renameSync(away, otherSecret('standby'));
+}
+
+/** Replaces the app user's secret with a half-written file; restores the bytes and the mtime after the row. */
+function withCorruptAppSecret(): () => void {
+  const f = otherSecret('app');
+  const [bytes, st] = [readFileSync(f), statSync(f)];
+  writeFileSync(f, '{"username": "app", "password": ');
+  return () => {
+    writeFileSync(f, bytes);
+    utimesSync(f, st.atime, st.mtime);
+  };
+}
+
+interface Row {
+  name: string;
+  workflowType: 'provisionStandby' | 'promote' | 'forceBackup' | 'failbackReseed' | 'regionFailover' | 'drill';
+  input: unknown;
+  type: string;
+  message: RegExp;
+  /** Breaks something first (outside the compared window) and returns how to mend it. */
+  arrange?: () => () => void;
+  workflowId?: string;
+}
+const row = (name: string, workflowType: Row['workflowType'], input: unknown, type: string, message: RegExp, more: Partial<Row> = {}): Row =>
+  ({ name, workflowType, input, type, message, ...more });
+
+const ROWS: Row[] = [
+  // provision-standby
+  row('provision-standby: the UI form sent a string instead of an object', 'provisionStandby', 'eu/acid-bi',
+    'BadInputError', /input must be a JSON object: \{"source": "eu\/acid-demo", "target": "us\/acid-demo", "method": "archive"\}/),
+  row('provision-standby: the UI form sent null', 'provisionStandby', null, 'BadInputError', /input must be a JSON object/),
+  row('provision-standby: a list instead of an object', 'provisionStandby', [SOURCE, 'us/acid-bi2'], 'BadInputError',
+    /input must be a JSON object with the fields source, target, method, limits, not a list/),
+  row('provision-standby: a misspelt field ("metod")', 'provisionStandby', { source: SOURCE, target: 'us/acid-bi2', metod: 'stream' },
+    'BadInputError', /input has unknown field "metod": remove it or fix the spelling; known fields are source, target, method, limits/),
+  row('provision-standby: target is a number', 'provisionStandby', { source: SOURCE, target: 42, method: 'archive' },
+    'BadInputError', /target must be a string "<site>\/<cluster>", e.g. "eu\/acid-demo", not a number/),
+  row('provision-standby: a path as target ("us/../acid-bi2")', 'provisionStandby', { source: SOURCE, target: 'us/../acid-bi2', method: 'archive' },
+    'BadInputError', /target "us\/\.\.\/acid-bi2" must be "<site>\/<cluster>", e.g. "eu\/acid-demo"/),
+  row('provision-standby: an upper-case site', 'provisionStandby', { source: SOURCE, target: 'US/acid-bi2', method: 'archive' },
+    'BadInputError', /site "US" must be lower-case letters, digits and '-'/),
+  row('provision-standby: a site the sites file does not know (refused by an activity)', 'provisionStandby',
+    { source: SOURCE, target: 'mars/acid-bi2', method: 'archive' }, 'BadInputError', /site "mars" is not in the sites file .* \(known: eu, us\)/),
+  row('provision-standby: the target is a primary', 'provisionStandby', { source: SOURCE, target: OTHER, method: 'archive' },
+    'PreconditionFailedError', /target us\/acid-bx already exists and is a primary cluster: choose another target name, or remove it first/),
+  row('provision-standby: the target is a standby of another source', 'provisionStandby', { source: 'eu/acid-demo', target: STANDBY, method: 'archive' },
+    'PreconditionFailedError', /target us\/acid-bi already exists and is a standby of another source: choose another target name/),
+  row('provision-standby: the source is a standby', 'provisionStandby', { source: STANDBY, target: 'eu/acid-bi-back', method: 'stream' },
+    'PreconditionFailedError', /source us\/acid-bi is itself a standby cluster: provision from its primary cluster instead/),
+  row('provision-standby: the source has no replication secret', 'provisionStandby', { source: OTHER, target: 'eu/acid-bx', method: 'stream' },
+    'PreconditionFailedError', /us\/acid-bx has no "standby" credentials in its secret store at site us: .*restore them at the source first/,
+    { arrange: withoutStandbySecret }),
+  row('provision-standby: a source secret is not valid JSON', 'provisionStandby', { source: OTHER, target: 'eu/acid-bx', method: 'stream' },
+    'BadInputError', /secret acid-bx\/app is not valid JSON: rewrite .*app\.json as \{"username": "\.\.\.", "password": "\.\.\."\}/,
+    { arrange: withCorruptAppSecret }),
+
+  // promote
+  row('promote: the UI form sent a number', 'promote', 42, 'BadInputError', /input must be a JSON object: \{"cluster": "us\/acid-demo", "mode": "planned"\}/),
+  row('promote: a cluster with no standby there', 'promote', { cluster: 'us/acid-nostandby', mode: 'unplanned' },
+    'ClusterNotFoundError', /us\/acid-nostandby does not exist at site us: name an existing standby cluster \(provision-standby builds one\)/),
+  row('promote: an unknown mode', 'promote', { cluster: STANDBY, mode: 'sideways' },
+    'BadInputError', /mode "sideways" must be "planned" \(source reachable, no loss\) or "unplanned"/),
+  row('promote: a loss policy in words', 'promote', { cluster: STANDBY, mode: 'unplanned', dataLossPolicy: { maxBytes: 'lots' } },
+    'BadInputError', /dataLossPolicy\.maxBytes must be a number >= 0/),
+  row('promote: a misspelt field ("dataLosPolicy")', 'promote', { cluster: STANDBY, mode: 'unplanned', dataLosPolicy: { maxBytes: 1e9 } },
+    'BadInputError', /input has unknown field "dataLosPolicy": remove it or fix the spelling/),
+  row('promote: no time for a human', 'promote', { cluster: STANDBY, mode: 'unplanned', approvalTimeoutSeconds: 0 },
+    'BadInputError', /approvalTimeoutSeconds must be > 0: a promotion always waits for a human/),
+  row('promote: a source the standby does not replay from', 'promote', { cluster: STANDBY, mode: 'planned', source: 'eu/acid-demo' },
+    'BadInputError', /source eu\/acid-demo is not the cluster us\/acid-bi replays from \(eu\/acid-bi\): leave "source" out, or name eu\/acid-bi/),
+  row('promote: a hand-typed preApproval', 'promote', { cluster: STANDBY, mode: 'unplanned', preApproval: 'yes' },
+    'BadInputError', /preApproval must be an approval record with "approver" and "ticket"/),
+
+  // force-backup
+  row('force-backup: a standby', 'forceBackup', { cluster: STANDBY }, 'PreconditionFailedError',
+    /us\/acid-bi is a standby cluster .*: force-backup needs a primary; promote it first, or back up its source/,
+    { workflowId: `force-backup/${STANDBY}` }),
+  row('force-backup: a cluster that does not archive', 'forceBackup', { cluster: OTHER }, 'PreconditionFailedError',
+    /us\/acid-bx does not archive to S3 \(no WAL-G prefix\): configure its archive first/),
+  row('force-backup: an LSN that is not one', 'forceBackup', { cluster: SOURCE, notBeforeLsn: 'latest' },
+    'BadInputError', /"latest" is not a Postgres LSN \(expected e\.g\. "0\/3000060"\)/),
+  row('force-backup: an LSN the leader has not reached', 'forceBackup', { cluster: SOURCE, notBeforeLsn: 'FF/0' },
+    'BadInputError', /notBeforeLsn FF\/0 is ahead of eu\/acid-bi's current LSN .*: give an LSN the cluster has reached/),
+
+  // failback-reseed
+  row('failback: the "primary" is still a standby', 'failbackReseed', { primary: STANDBY, formerPrimary: SOURCE, strategy: 'auto' },
+    'PreconditionFailedError', /us\/acid-bi is not a writable primary \(leader role standby_leader, still a standby cluster\): promote it first/),
+  row('failback: onto a cluster that is not the old primary', 'failbackReseed', { primary: SOURCE, formerPrimary: OTHER, strategy: 'auto' },
+    'PreconditionFailedError', /us\/acid-bx is not a former primary of eu\/acid-bi: its system identifier \d+ differs from \d+.*name the cluster eu\/acid-bi was promoted from as "formerPrimary"/),
+  row('failback: an unknown strategy', 'failbackReseed', { primary: SOURCE, formerPrimary: STANDBY, strategy: 'merge' },
+    'BadInputError', /strategy "merge" is not one of auto, rewind, reseed/),
+  row('failback: a replay timeout in words', 'failbackReseed', { primary: SOURCE, formerPrimary: OTHER, strategy: 'auto', limits: { replayTimeoutSeconds: 'soon' } },
+    'BadInputError', /limits\.replayTimeoutSeconds must be a positive number of seconds/),
+  row('failback: switchBack as a string', 'failbackReseed', { primary: SOURCE, formerPrimary: OTHER, strategy: 'auto', switchBack: 'no' },
+    'BadInputError', /switchBack must be true or false/),
+
+  // region-failover
+  row('region-failover: lostSite = survivingSite', 'regionFailover', { lostSite: 'eu', survivingSite: 'eu' },
+    'BadInputError', /lostSite and survivingSite are both "eu": name the site that is lost and the one that takes over/),
+  row('region-failover: a site the sites file does not know', 'regionFailover', { lostSite: 'mars', survivingSite: 'us' },
+    'BadInputError', /site "mars" is not in the sites file .* \(known: eu, us\)/),
+  row('region-failover: selector.clusters is not a list', 'regionFailover', { lostSite: 'eu', survivingSite: 'us', selector: { clusters: 5 } },
+    'BadInputError', /selector\.clusters must be a list of cluster names at the lost site, e\.g\. \["acid-demo"\]/),
+  row('region-failover: no promotions at once', 'regionFailover', { lostSite: 'eu', survivingSite: 'us', concurrency: 0 },
+    'BadInputError', /concurrency must be a whole number >= 1/),
+
+  // drill
+  row('drill: drSite is the cluster\'s own site', 'drill', { cluster: SOURCE, drSite: 'eu' },
+    'BadInputError', /drSite "eu" is the site of eu\/acid-bi itself: name the site that would take over/),
+  row('drill: the cluster is a standby', 'drill', { cluster: STANDBY, drSite: 'eu' },
+    'PreconditionFailedError', /us\/acid-bi is not a primary \(leader role: standby_leader\): drill the cluster that takes the writes/),
+  row('drill: the throwaway name is a real cluster', 'drill', { cluster: SOURCE, drSite: 'us', throwawayName: 'acid-bx' },
+    'PreconditionFailedError', /us\/acid-bx already exists and is not a throwaway of drill\/eu\/acid-bi: the drill never touches it; give another "throwawayName"/),
+  row('drill: verifyTables as one string', 'drill', { cluster: SOURCE, drSite: 'us', verifyTables: 'public.writes' },
+    'BadInputError', /verifyTables must be a list of "<schema>\.<table>" names in lower case, e\.g\. \["public\.orders"\]/),
+];
+
+describe('bad input to the runbooks', () => {
+  let h: RunbookHarness;
+  let release: () => void;
+  let harnessDone: Promise<void>;
+
+  beforeAll(async () => {
+    rmSync(DIR, { recursive: true, force: true });
+    mkdirSync(DIR, { recursive: true });
+    const other = driverOf(OTHER);
+    await Promise.all([
+      createSource(SOURCE, { members: 1 }),
+      other.driver.region.createCluster({ name: other.cluster, pgVersion: 15, archive: false, users: ['app'], members: 1 }),
+    ]);
+    // The standby streams (a planned promotion needs that) with the archive as fallback.
+    const src = driverOf(SOURCE);
+    const dst = driverOf(STANDBY);
+    for (const user of await src.driver.listSecretUsers(src.cluster)) await dst.driver.writeSecret(dst.cluster, user, (await src.driver.readSecret(src.cluster, user))!);
+    const facts = (await src.driver.describeCluster(src.cluster))!;
+    const backups = await listCompleteBackups(src.driver.cfg.s3, facts.archive.walPrefix);
+    await dst.driver.createStandbyCluster({
+      cluster: dst.cluster, sourceRef: SOURCE, like: { pgVersion: 15, instances: 1 }, fromHost: facts.streamingEndpoint,
+      fromArchive: { archive: facts.archive, backupName: backups[backups.length - 1].name },
+    });
+    const ready = new Promise<RunbookHarness>((resolveReady) => {
+      harnessDone = withRunbookWorkers((harness) => new Promise<void>((r) => {
+        release = r;
+        resolveReady(harness);
+      }));
+    });
+    h = await ready;
+  }, 300_000);
+
+  afterAll(async () => {
+    release?.();
+    await harnessDone;
+    for (const ref of [STANDBY, SOURCE, OTHER]) await deleteCluster(ref).catch(() => undefined);
+  }, 120_000);
+
+  it.each(ROWS.map((r, i) => [r.name, r, i] as const))('%s', async (_name, r, i) => {
+    const mend = r.arrange?.();
+    try {
+      const refusal = await expectNothingChanged(() => refusalOf(h, r.workflowType, r.workflowId ?? `bad-input/${h.prefix}${i}`, r.input));
+      expect(refusal.type).toBe(r.type);
+      expect(refusal.message).toMatch(r.message);
+    } finally {
+      mend?.();
+    }
+  });
+
+  describe('decisions for a gate that is not open', () => {
+    let app: FastifyInstance;
+    const secret = randomBytes(32).toString('hex');
+    const post = async (body: unknown) => {
+      const text = JSON.stringify(body);
+      const ts = String(Math.floor(Date.now() / 1000));
+      const sig = createHmac('sha256', secret).update(`${ts}.${text}`).digest('hex');
+      const res = await fetch(`http://127.0.0.1:${BRIDGE_PORT}${GENERIC_ROUTE}`, {
+        method: 'POST', body: text, headers: { 'content-type': 'application/json', 'x-dr-timestamp': ts, 'x-dr-signature': `v1=${sig}` },
+      });
+      return { status: res.status, body: (await res.json()) as { ok: boolean; message?: string } };
+    };
+
+    beforeAll(async () => {
+      process.env.DR_TEST_BAD_INPUT_BRIDGE_SECRET = secret;
+      writeFileSync(join(DIR, 'allow.json'), JSON.stringify({
+        identities: { 'pagerduty:PONCALL': { approver: 'oncall@example.com', may: [{ action: ['start', 'approve', 'reject'], runbooks: ['*'], sites: ['*'] }] } },
+      }));
+      const config = resolveBridgeConfig({ secretEnv: 'DR_TEST_BAD_INPUT_BRIDGE_SECRET', allowListFile: 'allow.json', auditFile: 'audit.jsonl', windowSeconds: 300 }, DIR);
+      app = buildBridge({ client: h.client, config, taskQueue: h.taskQueue });
+      await app.listen({ host: '127.0.0.1', port: BRIDGE_PORT });
+    });
+    afterAll(async () => {
+      await app?.close();
+    });
+
+    // One planned promotion waits at its gate (planned asks before it fences, so it has changed nothing); every
+    // wrong decision is refused while the world stays as it was before the promotion started, then it is rejected.
+    it('approval for another gate (Update and bridge), without a ticket, for an ended run, a bridge start with a string input: refused, nothing changed', async () => {
+      const before = await snapshotWorld();
+      const handle = await h.client.workflow.start('promote', {
+        workflowId: `promote/${STANDBY}`, taskQueue: h.taskQueue,
+        args: [{ cluster: STANDBY, mode: 'planned', approvalTimeoutSeconds: 600, takeBackup: false }],
+      });
+      expect((await pendingGate(handle)).gate).toBe('promote');
+      const unchanged = async () => expect(await snapshotWorld()).toEqual(before);
+      const updateRefusal = async (p: Promise<unknown>) => {
+        const err = await p.then(() => { throw new Error('the decision was accepted but should have been refused'); }, (e: unknown) => e);
+        expect(err).toBeInstanceOf(WorkflowUpdateFailedError);
+        expect((err as WorkflowUpdateFailedError).cause).toBeInstanceOf(ApplicationFailure);
+        return (err as WorkflowUpdateFailedError).cause!.message;
+      };
+
+      // Update for the failback gate sent to the promotion.
+      expect(await updateRefusal(handle.executeUpdate(approveUpdate, { args: [{ gate: 'failback', approver: 'alice', ticket: 'INC-8' }] })))
+        .toMatch(/gate "failback" is not open \(the open gate is "promote"\)/);
+      await unchanged();
+      // Update without a ticket.
+      expect(await updateRefusal(handle.executeUpdate(approveUpdate, { args: [{ approver: 'alice', ticket: '' }] }))).toMatch(/ticket is missing/);
+      await unchanged();
+      // Bridge: the same wrong gate.
+      let r = await post({ action: 'approve', identity: 'pagerduty:PONCALL', workflowId: `promote/${STANDBY}`, ticket: 'INC-8', gate: 'failback' });
+      expect(r).toEqual({ status: 409, body: { ok: false, message: expect.stringMatching(/gate "failback" is not open \(the open gate is "promote"\)/) } });
+      await unchanged();
+      // Bridge: a run that has ended (the refused force-backup of the standby above).
+      r = await post({ action: 'approve', identity: 'pagerduty:PONCALL', workflowId: `force-backup/${STANDBY}`, ticket: 'INC-8' });
+      expect(r).toEqual({ status: 409, body: { ok: false, message: `force-backup/${STANDBY} is not running (FAILED): no approval gate is open` } });
+      await unchanged();
+      // Bridge: a start whose input is a string, as a form field pasted without its object.
+      r = await post({ action: 'start', identity: 'pagerduty:PONCALL', runbook: 'promote', ticket: 'INC-8', input: STANDBY });
+      expect(r.status).toBe(422);
+      expect(r.body.message).toMatch(/input is missing: the runbook's input as a JSON object/);
+      await unchanged();
+
+      await handle.executeUpdate(rejectUpdate, { args: [{ approver: 'alice', ticket: 'INC-8', comment: 'bad-input suite' }] });
+      const err = await handle.result().then(() => null, (e: unknown) => e);
+      expect(err).toBeInstanceOf(WorkflowFailedError);
+      expect(((err as WorkflowFailedError).cause as ApplicationFailure).type).toBe('ApprovalRejectedError');
+      await unchanged();
+    });
+  });
+});
