@@ -3,7 +3,7 @@ import type { DataConverter } from '@temporalio/common';
 import { Worker, type ActivityInterceptorsFactory, type NativeConnection, type WorkflowBundle } from '@temporalio/worker';
 import { createControlActivities, createSiteActivities, type ActivityDeps } from '../activities';
 import { controlTaskQueue, siteTaskQueue } from '../workflows/contracts/task-queues';
-import { RunbookErrorInterceptor } from './interceptors';
+import { EscalateRepeatedFailureInterceptor, RunbookErrorInterceptor } from './interceptors';
 
 export interface RunbookWorkersOptions {
   connection: NativeConnection;
@@ -25,7 +25,14 @@ export interface RunbookWorkersOptions {
 export async function createRunbookWorkers(opts: RunbookWorkersOptions): Promise<Worker[]> {
   const control = controlTaskQueue(opts.taskQueuePrefix ?? '');
   const queue = (site: string | null) => (site === null ? control : siteTaskQueue(site, control));
-  const interceptors = { activity: [...(opts.activityInterceptors ?? []), () => ({ inbound: new RunbookErrorInterceptor() })] };
+  const escalate = new EscalateRepeatedFailureInterceptor();
+  const interceptors = {
+    activity: [
+      ...(opts.activityInterceptors ?? []),
+      () => ({ inbound: escalate }),
+      () => ({ inbound: new RunbookErrorInterceptor() }),
+    ],
+  };
   const workers: Worker[] = [];
   if (opts.serveControl) {
     workers.push(
