@@ -38,14 +38,15 @@ export interface RunbookHarness {
  */
 export async function withRunbookWorkers<T>(
   fn: (h: RunbookHarness) => Promise<T>,
-  opts: { sites?: string[]; wrapDriver?: (driver: SiteDriver) => SiteDriver; sitesFile?: string } = {},
+  opts: { sites?: string[]; wrapDriver?: (driver: SiteDriver) => SiteDriver; sitesFile?: string; temporalAddress?: string } = {},
 ): Promise<T> {
   installQuietRuntime();
   const prefix = `t${randomBytes(4).toString('hex')}-`;
   const sites = loadSites(opts.sitesFile ?? testLayout().sitesFile);
   const realDriverFor = createDriverFactory(sites);
   const wrap = opts.wrapDriver;
-  const connection = await NativeConnection.connect({ address: testTemporalAddress() });
+  const address = opts.temporalAddress ?? testTemporalAddress();
+  const connection = await NativeConnection.connect({ address });
   const deps = { sites, driverFor: wrap ? (site: string) => wrap(realDriverFor(site)) : realDriverFor };
   const workersFor = (servedSites: string[], serveControl: boolean) => createRunbookWorkers({
     connection, namespace: 'default', deps, servedSites, serveControl,
@@ -59,7 +60,7 @@ export async function withRunbookWorkers<T>(
       running.push(w.run());
     }
   };
-  const clientConnection = await Connection.connect({ address: testTemporalAddress() });
+  const clientConnection = await Connection.connect({ address });
   try {
     return await fn({ client: new Client({ connection: clientConnection }), taskQueue: controlTaskQueue(prefix), prefix, addSiteWorker });
   } finally {

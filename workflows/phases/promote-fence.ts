@@ -1,6 +1,7 @@
 // promote, the old side and the human. Unplanned: fence the old primary (or find it unreachable), then ask, so
 // the human sees the fence state; a rejection or a timeout lifts a fence this run set. Planned: ask first, then
 // fence and let the standby replay everything the old primary wrote; if it does not, the fence is lifted.
+import { patched } from '@temporalio/workflow';
 import { siteActivities, siteLongActivities, siteProbeActivities } from '../activity-proxies';
 import type { ApprovalRecord, FenceState, LossEstimate } from '../contracts/runbooks';
 import { failureFacts } from './failures';
@@ -33,7 +34,11 @@ export async function fenceOldPrimary(record: RunbookRecord, plan: PromotionPlan
   } catch (err) {
     why = failureFacts(err).message;
   }
-  const fence: Fence = { state: result?.confirmed ? 'CONFIRMED' : 'UNCONFIRMED', fencedByUs: !!result?.changed, result, startedAt };
+  // A retried fence whose first attempt stopped the source but never reported it says "changed: false". The source
+  // answered the assessment, so it ran before this run: confirmed fenced now, the fence is ours to lift on abort.
+  // Behind a patch marker, written only when this case arises, so runs from before it replay as they ran.
+  const ours = !!result?.changed || (!!result?.confirmed && estimate.sourceReachable && patched('fence-retried-is-ours'));
+  const fence: Fence = { state: result?.confirmed ? 'CONFIRMED' : 'UNCONFIRMED', fencedByUs: ours, result, startedAt };
   record.step('fence-old-primary', result?.confirmed ? 'done' : 'failed', result
     ? `Fenced ${source.ref}: ${result.detail} Fence ${fence.state}${result.finalLsn ? `, last checkpoint ${result.finalLsn}` : ''}.`
     : `Could not fence ${source.ref} (${why}): fence UNCONFIRMED — it may still take writes if its region comes back.`,
