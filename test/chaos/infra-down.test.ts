@@ -11,11 +11,10 @@ import { listCompleteBackups } from '../../activities/s3/backup-catalogue';
 import { startS3ServerFor, stopS3Server } from '../../activities/sites/local/s3-server';
 import { alivePid } from '../../activities/sites/local/processes';
 import { approveWhenAsked, pendingGate } from '../helpers/approvals';
-import { deleteStandbyPair, type StandbyPair } from '../helpers/standby-pair';
+import { createStandbyPair, deleteStandbyPair, type StandbyPair } from '../helpers/standby-pair';
 import { driverOf, roleOf, sql } from '../helpers/clusters';
 import { withRunbookWorkers, type RunbookHarness } from '../helpers/runbook-workers';
 import { testLayout } from '../helpers/test-env';
-import { createSmallPair } from './small-pair';
 import { recordFault } from './results';
 
 // The in-process workers' escalations (notifyEscalation reads DR_NOTIFY_FILE when it is called).
@@ -82,7 +81,7 @@ describe('chaos: S3, Patroni and etcd down mid-run', () => {
   });
 
   it('S3 stopped during backup-push: retried with the cause named, no success while down, proven backup after', async () => {
-    const pair = await createSmallPair('s3');
+    const pair = await createStandbyPair('s3', { members: 1 });
     pairs.push(pair);
     // Enough data that backup-push is still running when the test sees it start (a few seconds on 2 cores).
     await sql(pair.source, "CREATE TABLE public.ballast AS SELECT g AS id, repeat('x', 200) AS pad FROM generate_series(1, 300000) g");
@@ -114,7 +113,7 @@ describe('chaos: S3, Patroni and etcd down mid-run', () => {
   });
 
   it('Patroni of the standby killed during promote: retried, nothing promoted behind its back, completes when it is back', async () => {
-    const pair = await createSmallPair('pd');
+    const pair = await createStandbyPair('pd', { members: 1 });
     pairs.push(pair);
     const { driver, cluster } = driverOf(pair.standby);
     const member = driver.region.getCluster(cluster)!.members[0];
@@ -142,7 +141,7 @@ describe('chaos: S3, Patroni and etcd down mid-run', () => {
   });
 
   it('etcd of the target region down during promote: retried, completes when etcd is back', async () => {
-    const pair = await createSmallPair('ed');
+    const pair = await createStandbyPair('ed', { members: 1 });
     pairs.push(pair);
     const { driver } = driverOf(pair.standby);
     const before = await timelineOf(pair.standby);

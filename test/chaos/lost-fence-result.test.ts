@@ -5,10 +5,9 @@ import { WorkflowFailedError } from '@temporalio/client';
 import { startRunbook } from '../../scripts/lib/runbook-client';
 import { getJournalQuery } from '../../workflows/contracts/journal';
 import { RUNBOOK_NAMES } from '../../workflows/contracts/runbooks';
-import { deleteStandbyPair, type StandbyPair } from '../helpers/standby-pair';
+import { createStandbyPair, deleteStandbyPair, type StandbyPair } from '../helpers/standby-pair';
 import { roleOf, sql } from '../helpers/clusters';
 import { withChaosWorkers } from './chaos-harness';
-import { createSmallPair } from './small-pair';
 import { recordFault } from './results';
 
 describe('chaos: a lost fence result', () => {
@@ -18,7 +17,7 @@ describe('chaos: a lost fence result', () => {
   });
 
   it('an aborted unplanned promotion lifts the fence even when the fence result was lost and retried', async () => {
-    pair = await createSmallPair('lf');
+    pair = await createStandbyPair('lf', { members: 1 });
     const p = pair;
     await recordFault('worker killed after fencing, before reporting it; then the approval times out', 'chaos worker: siteFenceCluster\'s first result lost, every boundary killed', async (observe) => {
       await withChaosWorkers({ kill: 'every', lose: ['siteFenceCluster'], label: 'lost-fence' }, async (w) => {

@@ -6,10 +6,9 @@ import { startRunbook } from '../../scripts/lib/runbook-client';
 import { getJournalQuery } from '../../workflows/contracts/journal';
 import { RUNBOOK_NAMES, type PromoteResult } from '../../workflows/contracts/runbooks';
 import { approveWhenAsked } from '../helpers/approvals';
-import { deleteStandbyPair, type StandbyPair } from '../helpers/standby-pair';
+import { createStandbyPair, deleteStandbyPair, type StandbyPair } from '../helpers/standby-pair';
 import { driverOf, roleOf, sql } from '../helpers/clusters';
 import { withRunbookWorkers } from '../helpers/runbook-workers';
-import { createSmallPair } from './small-pair';
 import { recordFault } from './results';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -21,7 +20,7 @@ describe('chaos: split brain', () => {
   });
 
   it('the old primary comes back after an unplanned promotion: fence-guard fences it and it accepts no INSERT', async () => {
-    pair = await createSmallPair('sb');
+    pair = await createStandbyPair('sb', { members: 1 });
     const p = pair;
     const src = driverOf(p.source);
     await recordFault('split brain: the old primary\'s region returns after an unplanned promotion', `region eu (${p.source}: Patroni, Postgres and its worker) down during the promotion, then all back at once`, async (observe) => {

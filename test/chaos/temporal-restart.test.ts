@@ -10,11 +10,10 @@ import { RUNBOOK_NAMES, type PromoteResult } from '../../workflows/contracts/run
 import type { SiteDriver } from '../../activities/sites/site-driver';
 import { listCompleteBackups } from '../../activities/s3/backup-catalogue';
 import { pendingGate } from '../helpers/approvals';
-import { deleteStandbyPair, type StandbyPair } from '../helpers/standby-pair';
+import { createStandbyPair, deleteStandbyPair, type StandbyPair } from '../helpers/standby-pair';
 import { driverOf, roleOf } from '../helpers/clusters';
 import { withRunbookWorkers } from '../helpers/runbook-workers';
 import { testLayout } from '../helpers/test-env';
-import { createSmallPair } from './small-pair';
 import { recordFault } from './results';
 
 // 22000-23999: outside the suite's own blocks whatever DR_TEST_PORT_BASE is (20000 or 25000 in practice).
@@ -30,7 +29,7 @@ describe('chaos: Temporal server restart', () => {
   });
 
   it('a planned promotion resumes after restarts during its approval wait and during its first backup', async () => {
-    pair = await createSmallPair('tr');
+    pair = await createStandbyPair('tr', { members: 1 });
     const p = pair;
     const { address } = await startDevServer({ dir, port: PORT });
     const restart = async () => {

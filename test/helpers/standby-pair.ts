@@ -23,12 +23,15 @@ export async function createSource(ref: string, opts: { members?: number } = {})
   return archive;
 }
 
-/** `eu/acid-<name>` archiving with a base backup, and `us/acid-<name>` streaming from it with archive fallback. */
-export async function createStandbyPair(name: string): Promise<StandbyPair> {
+/**
+ * `eu/acid-<name>` archiving with a base backup, and `us/acid-<name>` streaming from it with archive fallback, both
+ * with `members` members (default 2; 1 where a replica adds nothing to what a test proves).
+ */
+export async function createStandbyPair(name: string, opts: { members?: number } = {}): Promise<StandbyPair> {
   const pair = { source: `eu/acid-${name}`, standby: `us/acid-${name}` };
   const src = driverOf(pair.source);
   const dst = driverOf(pair.standby);
-  const archive = await createSource(pair.source);
+  const archive = await createSource(pair.source, opts);
   for (const user of await src.driver.listSecretUsers(src.cluster)) {
     await dst.driver.writeSecret(dst.cluster, user, (await src.driver.readSecret(src.cluster, user))!);
   }
@@ -38,6 +41,7 @@ export async function createStandbyPair(name: string): Promise<StandbyPair> {
     sourceRef: pair.source,
     fromHost: facts.streamingEndpoint,
     fromArchive: { archive: facts.archive, backupName: (await listCompleteBackups(src.driver.cfg.s3, archive)).pop()!.name },
+    ...(opts.members ? { like: { pgVersion: 15, instances: opts.members } } : {}),
   });
   return pair;
 }

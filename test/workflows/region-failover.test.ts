@@ -28,11 +28,10 @@ const STREAMING_ONLY = 'acid-rfc';
 const FAILING = 'acid-rfb';
 const NO_STANDBY = 'acid-rfe';
 
-/** A one-member source in eu and, unless `withStandby` is false, its standby in us labelled with its tier. */
-async function createProtectedCluster(name: string, withStandby: boolean): Promise<void> {
+/** A one-member source in eu and its standby in us, labelled with its tier. */
+async function createProtectedCluster(name: string): Promise<void> {
   const src = driverOf(`eu/${name}`);
   await createSource(`eu/${name}`, { members: 1 });
-  if (!withStandby) return;
   const dst = driverOf(`us/${name}`);
   for (const user of await src.driver.listSecretUsers(name)) await dst.driver.writeSecret(name, user, (await src.driver.readSecret(name, user))!);
   const facts = (await src.driver.describeCluster(name))!;
@@ -70,8 +69,9 @@ async function waitForProgress(handle: WorkflowHandleWithFirstExecutionRunId, wh
 
 describe('region-failover', () => {
   const names = [...Object.keys(TIERS), NO_STANDBY];
+  // eu is unreachable in this test, so NO_STANDBY is known only from the selector: it needs no cluster of its own.
   beforeAll(async () => {
-    for (const name of names) await createProtectedCluster(name, name !== NO_STANDBY);
+    for (const name of Object.keys(TIERS)) await createProtectedCluster(name);
   }, 900_000);
   afterAll(async () => {
     for (const name of names) {
