@@ -8,6 +8,7 @@ import {
 } from '@temporalio/workflow';
 import type { ControlActivities } from '../activities';
 import { control, siteActivities, siteProbeActivities } from './activity-proxies';
+import { decisionOf } from './contracts/approvals';
 import { parseClusterRef, zalandoClusterNameProblem } from './contracts/clusters';
 import { BadInputError, NON_RETRYABLE_ERROR_TYPES } from './contracts/errors';
 import { rejectUnknownFields } from './contracts/input-fields';
@@ -505,7 +506,7 @@ class Evacuation {
     this.record.step('join-promotion', 'done', `A promotion of ${row.standby} was already running (${workflowId}): waiting for it instead of starting another.`);
     const joined = await joining.temporalJoinPromotion({
       workflowId,
-      approval: { approver: approval.approver, ticket: approval.ticket, comment: approval.comment, acknowledgeDataLoss: approval.acknowledgedDataLoss, acknowledgeUnconfirmedFence: approval.acknowledgedUnconfirmedFence },
+      approval: decisionOf(approval),
     });
     if (joined.kind === 'failed') throw ApplicationFailure.nonRetryable(joined.message, joined.type);
     return joined.result;

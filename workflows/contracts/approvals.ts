@@ -34,6 +34,14 @@ export interface PendingApproval {
   clusters?: RegionClusterRow[];
 }
 
+/** The decision an approval record stands for: how a delegated approval is judged by a gate, or handed to one. */
+export function decisionOf(record: ApprovalRecord): ApprovalDecision {
+  return {
+    approver: record.approver, ticket: record.ticket, comment: record.comment,
+    acknowledgeDataLoss: record.acknowledgedDataLoss, acknowledgeUnconfirmedFence: record.acknowledgedUnconfirmedFence,
+  };
+}
+
 export const approveUpdate = defineUpdate<ApprovalRecord, [ApprovalDecision]>('approve');
 export const rejectUpdate = defineUpdate<ApprovalRecord, [ApprovalDecision]>('reject');
 export const approveSignal = defineSignal<[ApprovalDecision]>('approveSignal');

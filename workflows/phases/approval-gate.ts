@@ -3,7 +3,7 @@
 import { ApplicationFailure, condition, setHandler, upsertSearchAttributes, workflowInfo } from '@temporalio/workflow';
 import { control } from '../activity-proxies';
 import {
-  APPROVAL_DESCRIPTIONS, approveSignal, approveUpdate, getPendingApprovalQuery, rejectSignal, rejectUpdate,
+  APPROVAL_DESCRIPTIONS, approveSignal, decisionOf, approveUpdate, getPendingApprovalQuery, rejectSignal, rejectUpdate,
   type ApprovalDecision, type PendingApproval,
 } from '../contracts/approvals';
 import { DR_APPROVAL_PENDING } from '../contracts/search-attributes';
@@ -125,13 +125,9 @@ export class ApprovalGate {
    * when it acknowledges everything this gate requires, judged exactly as a decision sent to the gate would be.
    */
   private acceptDelegated(gate: Omit<PendingApproval, 'openedAt' | 'expiresAt'>, delegated: ApprovalRecord): ApprovalRecord | null {
-    const asDecision: ApprovalDecision = {
-      approver: delegated.approver, ticket: delegated.ticket, comment: delegated.comment,
-      acknowledgeDataLoss: delegated.acknowledgedDataLoss, acknowledgeUnconfirmedFence: delegated.acknowledgedUnconfirmedFence,
-    };
     const why = delegated.decision !== 'approved'
       ? 'it is not an approval'
-      : refusal({ ...gate, openedAt: '', expiresAt: '' }, false, asDecision, true);
+      : refusal({ ...gate, openedAt: '', expiresAt: '' }, false, decisionOf(delegated), true);
     const by = delegated.delegatedBy ?? 'a parent runbook';
     if (why) {
       this.record.step('approval', 'waiting', `The approval ${delegated.approver} gave through ${by} does not cover this gate (${why}): waiting for a human.`);
