@@ -23,7 +23,16 @@ export async function waitFor<T>(what: string, timeoutMs: number, fn: () => Prom
   }
 }
 
-export function privateRegions(label: string, s3Port: number) {
+/**
+ * A fixed port of a private layout, moved by DR_TEST_PRIVATE_PORT_SHIFT so that two checkouts can run their suites on
+ * one machine at once (each with its own DR_TEST_PORT_BASE and shift). Unset in CI: the ports are as written.
+ */
+export function privatePort(port: number): number {
+  return port + Number(process.env.DR_TEST_PRIVATE_PORT_SHIFT ?? 0);
+}
+
+export function privateRegions(label: string, unshiftedS3Port: number) {
+  const s3Port = privatePort(unshiftedS3Port);
   const tmp = mkdtempSync(join(tmpdir(), `${label}-`));
   const credsFile = join(tmp, 'aws-credentials');
   const s3Of = (bucket: string): S3ArchiveConfig => ({
@@ -44,12 +53,12 @@ export function privateRegions(label: string, s3Port: number) {
     S3_PORT: s3Port,
     s3Of,
     writeCredentials,
-    driverFor: (name: string, base: number) => new LocalSiteDriver({
+    driverFor: (name: string, unshiftedBase: number) => new LocalSiteDriver({
       name,
       kind: 'local',
       dataDir: join(tmp, name),
-      etcd: { clientPort: base + 1, peerPort: base + 2 },
-      memberPorts: { first: base + 10, last: base + 49 },
+      etcd: { clientPort: privatePort(unshiftedBase) + 1, peerPort: privatePort(unshiftedBase) + 2 },
+      memberPorts: { first: privatePort(unshiftedBase) + 10, last: privatePort(unshiftedBase) + 49 },
       s3: s3Of(`dr-${name}`),
       secretStore: { dir: join(tmp, `secrets-${name}`) },
     }),

@@ -3,6 +3,7 @@
 // the facts the `zalando` site driver relies on, asserted against the server itself rather than assumed.
 // Independent of the suite's global setup (no Temporal, no sandbox regions): its own folder and ports 31000-31099.
 import { rmSync } from 'node:fs';
+import { privatePort } from '../helpers/private-regions';
 import { createServer, type IncomingMessage, type Server } from 'node:http';
 import { networkInterfaces, tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -12,9 +13,9 @@ import {
 } from '../../scripts/lib/kube-dev-server';
 
 const DIR = join(tmpdir(), 'dr-kube-apiserver-test');
-const PORTS = { etcdClientPort: 31079, etcdPeerPort: 31080, apiPort: 31443 };
+const PORTS = { etcdClientPort: privatePort(31079), etcdPeerPort: privatePort(31080), apiPort: privatePort(31443) };
 /** Where the stand-in "Patroni" of the pods/proxy test listens. */
-const POD_HTTP_PORT = 31010;
+const POD_HTTP_PORT = privatePort(31010);
 const NS = 'postgres';
 const OTHER_NS = 'elsewhere';
 const SERVICE_ACCOUNT = 'dr-runbooks-worker';

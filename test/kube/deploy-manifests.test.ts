@@ -15,9 +15,10 @@ import {
 import { temporalCliPath } from '../../scripts/lib/temporal-dev-server';
 import { SEARCH_ATTRIBUTE_REGISTRATIONS } from '../../workflows/contracts/search-attributes';
 import { REPO_ROOT, testTemporalAddress } from '../helpers/test-env';
+import { privatePort } from '../helpers/private-regions';
 
 const DIR = join(tmpdir(), 'dr-kube-deploy-manifests-test');
-const PORTS = { etcdClientPort: 31779, etcdPeerPort: 31780, apiPort: 31743 };
+const PORTS = { etcdClientPort: privatePort(31779), etcdPeerPort: privatePort(31780), apiPort: privatePort(31743) };
 const REGIONS = ['eu', 'us'] as const;
 const workerFile = (region: string) => join(REPO_ROOT, 'deploy', 'kubernetes', 'regions', region, 'worker.yaml');
 const SA_SCRIPT = join(REPO_ROOT, 'deploy', 'temporal', 'register-search-attributes.sh');

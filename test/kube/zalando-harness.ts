@@ -9,7 +9,7 @@ import {
   addWorkerIdentity, kubeRequest, startKubeDevServer, stopKubeDevServer, type KubeDevServer,
 } from '../../scripts/lib/kube-dev-server';
 import type { LocalSiteDriver } from '../../activities/sites/local-driver';
-import { privateRegions } from '../helpers/private-regions';
+import { privatePort, privateRegions } from '../helpers/private-regions';
 import { AUDIT_SECRETS_DIR } from '../helpers/test-env';
 import { StandInOperator } from './stand-in-operator';
 
@@ -33,7 +33,7 @@ export async function startZalandoHarness(label: string, base: number): Promise<
   const euBacking = regions.driverFor('eu-backing', base + 10);
   const usBacking = regions.driverFor('us-backing', base + 50);
   await regions.start([euBacking, usBacking]);
-  const kube = await startKubeDevServer({ dir: join(regions.tmp, 'kube'), etcdClientPort: base + 4, etcdPeerPort: base + 5, apiPort: base + 6 });
+  const kube = await startKubeDevServer({ dir: join(regions.tmp, 'kube'), etcdClientPort: privatePort(base + 4), etcdPeerPort: privatePort(base + 5), apiPort: privatePort(base + 6) });
   const admin = (method: string, path: string, body?: unknown) => kubeRequest(kube.admin, method, path, { body });
   const contexts: Record<string, string> = {};
   for (const ns of ['eu', 'us']) {
@@ -50,7 +50,7 @@ export async function startZalandoHarness(label: string, base: number): Promise<
   const sitesFile = join(regions.tmp, 'sites.json');
   writeFileSync(sitesFile, JSON.stringify({ sites: { eu: site('eu', euBacking), us: site('us', usBacking) } }, null, 2));
   const operator = new StandInOperator({
-    admin: kube.admin, dir: join(regions.tmp, 'operator'), kubeletPort: base + 7,
+    admin: kube.admin, dir: join(regions.tmp, 'operator'), kubeletPort: privatePort(base + 7),
     regions: { eu: { ...euBacking.cfg, exposeOn: HOST_IP }, us: { ...usBacking.cfg, exposeOn: HOST_IP } },
   });
   await operator.start();

@@ -12,13 +12,14 @@ import { walFileRange } from '../../activities/sites/local/former-primary';
 import { lsnDiff, parseLsn } from '../../workflows/contracts/lsn';
 import type { ClusterFacts, QuarantineResult } from '../../activities/sites/site-driver';
 import { PreconditionFailedError } from '../../workflows/contracts/errors';
+import { privatePort } from '../helpers/private-regions';
 import {
   copySecrets, driverFor, killCluster, log, memberRows, patroniNode, sleep, sql, startRegions, stopRegions, tmp, waitFor,
 } from './failback-helpers';
 
 const east = driverFor('east', 30600);
 const west = driverFor('west', 30700);
-const DEAD_PORT = 30799;
+const DEAD_PORT = privatePort(30799);
 const BULK_ROWS = Number(process.env.FAILBACK_BULK_ROWS ?? 100_000); // ~50 MB of table (about 540 bytes a row)
 
 const count = async (d: typeof east, c: string, where: string) =>
