@@ -11,7 +11,7 @@ import { createCopyClusterSecrets } from './secrets/copy-cluster-secrets';
 import { createRunBaseBackup } from './walg/run-base-backup';
 import { createProveBackup } from './s3/prove-backup';
 import { createFindBackupAtOrAfter } from './s3/find-backup-at-or-after';
-import { createFenceCluster, createUnfenceCluster, createRemoveStandbyConfig, createDemoteToStandby } from './sites/fence-cluster';
+import { createFenceCluster, createUnfenceCluster, createRemoveStandbyConfig, createDemoteToStandby, createReadEpoch } from './sites/fence-cluster';
 import { createVerifyWritable } from './postgres/verify-writable';
 import { createWaitForStreaming } from './postgres/wait-for-streaming';
 import { createLastArchivedWal } from './s3/last-archived-wal';
@@ -52,6 +52,7 @@ export function createSiteActivities(deps: ActivityDeps) {
     siteUnfenceCluster: createUnfenceCluster(deps),
     siteRemoveStandbyConfig: createRemoveStandbyConfig(deps),
     siteDemoteToStandby: createDemoteToStandby(deps),
+    siteReadEpoch: createReadEpoch(deps),
     postgresVerifyWritable: createVerifyWritable(deps),
     postgresWaitForStreaming: createWaitForStreaming(deps),
     siteAssessFormerPrimary: createAssessFormerPrimary(deps),

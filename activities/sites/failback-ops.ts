@@ -5,6 +5,7 @@ import type { ActivityDeps } from '../deps';
 import { siteConfig } from '../deps';
 import type { ArchiveLocation, FormerPrimaryAssessment, QuarantineResult, ReseedResult, StreamingEndpoint } from '../sites/site-driver';
 import { parseClusterRef } from '../../workflows/contracts/clusters';
+import { claimEpoch } from './epoch';
 
 /** Read-only: what the former primary holds (timeline, last LSN, system id, rewind prerequisites). */
 export function createAssessFormerPrimary(deps: ActivityDeps) {
@@ -42,8 +43,11 @@ export function createReseedAsStandby(deps: ActivityDeps) {
     sourceRef: string;
     fromArchive: { archive: ArchiveLocation; backupName: string };
     fromHost?: StreamingEndpoint;
+    /** The fencing epoch of the failback (absent in runs from before epochs): a newer one stored refuses the wipe. */
+    epoch?: number;
   }): Promise<ReseedResult> {
     const { site, cluster } = parseClusterRef(input.ref);
+    if (input.epoch !== undefined) await claimEpoch(deps.driverFor(site), input.ref, cluster, input.epoch, `wipe and reseed it as a standby of ${input.sourceRef}`);
     return deps.driverFor(site).reseedAsStandby(
       cluster,
       { sourceRef: input.sourceRef, fromArchive: input.fromArchive, fromHost: input.fromHost },

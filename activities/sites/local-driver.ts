@@ -4,7 +4,7 @@ import type { LocalSiteConfig } from './sites-file';
 import type {
   BaseBackupRun, ClusterFacts, ClusterListing, CreateStandbyRequest, DemoteRequest, DemoteResult, FenceResult, FormerPrimaryAssessment,
   QuarantineRequest, QuarantineResult, ReseedRequest, ReseedResult, SecretValue, SiteDriver, StandbySource,
-  DeleteClusterResult,
+  DeleteClusterResult, EpochClaim, StoredEpoch,
 } from './site-driver';
 import { patroniRole } from './site-driver';
 import { runLocalBaseBackup } from './local/base-backup';
@@ -12,7 +12,8 @@ import { LocalRegion } from './local/region';
 import { patroniGet, type PatroniClusterView } from './local/patroni-api';
 import { restUrl } from './local/members';
 import { probePort } from './local/pg-control';
-import { PreconditionFailedError, SiteUnreachableError } from '../../workflows/contracts/errors';
+import { ClusterNotFoundError, PreconditionFailedError, SiteUnreachableError } from '../../workflows/contracts/errors';
+import { claimLocalEpoch, readLocalEpoch } from './local/epoch-store';
 
 export class LocalSiteDriver implements SiteDriver {
   readonly kind = 'local' as const;
@@ -169,6 +170,21 @@ export class LocalSiteDriver implements SiteDriver {
   /** Plain copies of the former leader's pg_wal files from the fork point on, plus a manifest (local/quarantine-wal.ts). */
   async quarantineWal(cluster: string, req: QuarantineRequest): Promise<QuarantineResult> {
     return this.region.quarantineWal(cluster, req);
+  }
+
+  /** A key in the region's etcd (local/epoch-store.ts): readable and settable with Patroni and Postgres stopped. */
+  async readEpoch(cluster: string): Promise<StoredEpoch> {
+    this.needCluster(cluster);
+    return readLocalEpoch(this.cfg.etcd.clientPort, cluster);
+  }
+
+  async claimEpoch(cluster: string, epoch: number): Promise<EpochClaim> {
+    this.needCluster(cluster);
+    return claimLocalEpoch(this.cfg.etcd.clientPort, this.site, cluster, epoch);
+  }
+
+  private needCluster(cluster: string): void {
+    if (!this.region.getCluster(cluster)) throw new ClusterNotFoundError(`${this.site}/${cluster} does not exist`, { cluster });
   }
 
   /** Only a cluster whose cluster file names this drill; its secrets go with it (they were copied for it alone). */

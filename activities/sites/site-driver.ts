@@ -178,6 +178,22 @@ export interface ReseedRequest {
   fromHost?: StreamingEndpoint;
 }
 
+/**
+ * The fencing epoch stored with a cluster: the number of the newest promotion decision of its protected pair, where
+ * both sites' drivers can compare-and-set it (local: a key in the region's etcd; zalando: an annotation on the
+ * `postgresql` object). `epoch` is null when none was ever stored.
+ */
+export interface StoredEpoch {
+  epoch: number | null;
+}
+
+export interface EpochClaim {
+  /** false when the cluster already stored this epoch. */
+  changed: boolean;
+  epoch: number;
+  previous: number | null;
+}
+
 /** One cluster of a site as a listing shows it, without asking Patroni (cheap for hundreds of clusters). */
 export interface ClusterListing {
   cluster: string;
@@ -233,6 +249,13 @@ export interface SiteDriver {
    * running standby_leader. Quarantine first. `changed: false` when it already runs as a standby of sourceRef.
    */
   reseedAsStandby(cluster: string, req: ReseedRequest, onProgress?: (detail: string) => void): Promise<ReseedResult>;
+  /** The cluster's stored fencing epoch. Works with Patroni and Postgres stopped; SiteUnreachableError when the store does not answer. */
+  readEpoch(cluster: string): Promise<StoredEpoch>;
+  /**
+   * Compare-and-set: stores `epoch` unless the cluster already stores a higher one, then StaleEpochError naming both
+   * and nothing is written. The same epoch again is success with `changed: false`.
+   */
+  claimEpoch(cluster: string, epoch: number): Promise<EpochClaim>;
   /**
    * DESTRUCTIVE, for drill throwaways only: deletes the cluster when it records `guard.drill` as the drill that
    * created it, and refuses (PreconditionFailedError) any other cluster, so a drill can never delete a real one.

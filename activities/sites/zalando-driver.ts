@@ -9,11 +9,12 @@ import type { ZalandoSiteConfig } from './sites-file';
 import type {
   ArchiveLocation, BaseBackupRun, ClusterFacts, ClusterListing, CreateStandbyRequest, DemoteRequest, DemoteResult, FenceResult, FormerPrimaryAssessment,
   QuarantineRequest, QuarantineResult, ReseedRequest, ReseedResult, SecretValue, SiteDriver, StandbySource, StreamingEndpoint,
-  DeleteClusterResult,
+  DeleteClusterResult, EpochClaim, StoredEpoch,
 } from './site-driver';
 import { patroniRole } from './site-driver';
 import { assessFormerPrimary, demoteToStandby, quarantineWal, reseedAsStandby } from './zalando/failback';
 import { KubeAccess, type KubeObject } from './zalando/kube';
+import { claimZalandoEpoch, readZalandoEpoch } from './zalando/epoch-store';
 import { clusterSecrets, outputTail, redact } from './redact';
 import { BadInputError, NotReadyError, PreconditionFailedError, SiteUnreachableError, WaitTimedOutError } from '../../workflows/contracts/errors';
 import { parseLsn } from '../../workflows/contracts/lsn';
@@ -411,6 +412,15 @@ export class ZalandoSiteDriver implements SiteDriver {
       if (pg?.status?.PostgresClusterStatus === 'UpdateFailed') return; // Patroni is checked next either way.
       await sleep(1000);
     }
+  }
+
+  /** The standby-runbooks.dev/fencing-epoch annotation of the postgresql object, set by resourceVersion (zalando/epoch-store.ts). */
+  async readEpoch(cluster: string): Promise<StoredEpoch> {
+    return readZalandoEpoch(this.kube, this.pgPath(cluster), `${this.site}/${cluster}`);
+  }
+
+  async claimEpoch(cluster: string, epoch: number): Promise<EpochClaim> {
+    return claimZalandoEpoch(this.kube, this.pgPath(cluster), `${this.site}/${cluster}`, epoch);
   }
 
   /** Pause Patroni (it must not restart Postgres), stop Postgres fast in every pod, leader last, read the final checkpoint. */

@@ -3,7 +3,8 @@
 // standby that promotes the moment it is asked. Nothing that runs through it says anything about real clusters.
 import type { Client as PgClient } from 'pg';
 import type { S3ArchiveConfig } from '../../activities/sites/sites-file';
-import type { ClusterFacts, ClusterListing, SiteDriver } from '../../activities/sites/site-driver';
+import type { ClusterFacts, ClusterListing, EpochClaim, SiteDriver, StoredEpoch } from '../../activities/sites/site-driver';
+import { claimWithCas } from '../../activities/sites/epoch';
 import { PreconditionFailedError } from '../../workflows/contracts/errors';
 
 interface InstantCluster {
@@ -12,6 +13,8 @@ interface InstantCluster {
   standby: boolean;
   timeline: number;
   markers: Map<string, Date>;
+  epoch: number | null;
+  epochVersion: number;
 }
 
 /** The replayed LSN every instant standby reports: the end of segment 000000010000000000000002. */
@@ -28,7 +31,7 @@ export class InstantSiteDriver implements SiteDriver {
   constructor(readonly site: string, private readonly s3: S3ArchiveConfig, private readonly sourceWalPrefix: string) {}
 
   addStandby(cluster: string, sourceRef: string, labels: Record<string, string>): void {
-    this.clusters.set(cluster, { labels, sourceRef, standby: true, timeline: 1, markers: new Map() });
+    this.clusters.set(cluster, { labels, sourceRef, standby: true, timeline: 1, markers: new Map(), epoch: null, epochVersion: 0 });
   }
 
   private need(cluster: string): InstantCluster {
@@ -86,6 +89,21 @@ export class InstantSiteDriver implements SiteDriver {
     c.standby = false;
     c.timeline += 1;
     return { changed: true };
+  }
+
+  /** In memory, with the same compare-and-set rules as the real stores (activities/sites/epoch.ts). */
+  async readEpoch(cluster: string): Promise<StoredEpoch> {
+    return { epoch: this.need(cluster).epoch };
+  }
+
+  async claimEpoch(cluster: string, epoch: number): Promise<EpochClaim> {
+    const c = this.need(cluster);
+    return claimWithCas(`${this.site}/${cluster}`, epoch, async () => ({ epoch: c.epoch, version: String(c.epochVersion) }), async (e, version) => {
+      if (String(c.epochVersion) !== version) return false;
+      c.epoch = e;
+      c.epochVersion += 1;
+      return true;
+    });
   }
 
   private unsupported(what: string): never {

@@ -34,6 +34,12 @@ export class PreconditionFailedError extends RunbookError {
  */
 export class RewindFailedError extends PreconditionFailedError {}
 
+/**
+ * The cluster stores a higher fencing epoch than the one the activity carries: a newer promotion decided since this
+ * step was planned (a late retry, an older run, an old fence-guard). Nothing was changed; final.
+ */
+export class StaleEpochError extends PreconditionFailedError {}
+
 /** A site or one of its parts (Patroni, Postgres, S3, etcd) cannot be reached right now. */
 export class SiteUnreachableError extends RunbookError {
   readonly retryable = true;
@@ -59,7 +65,7 @@ export class BackupNotProvenError extends RunbookError {
 
 /** Every failure type a runbook treats as final. */
 export const NON_RETRYABLE_ERROR_TYPES = [
-  'BadInputError', 'ClusterNotFoundError', 'PreconditionFailedError', 'RewindFailedError', 'WaitTimedOutError', 'BackupNotProvenError',
+  'BadInputError', 'ClusterNotFoundError', 'PreconditionFailedError', 'RewindFailedError', 'StaleEpochError', 'WaitTimedOutError', 'BackupNotProvenError',
 ];
 
 export function toApplicationFailure(err: RunbookError): ApplicationFailure {

@@ -1,0 +1,32 @@
+// The fencing epoch of a zalando cluster: an annotation on its `postgresql` object, compare-and-set through the
+// object's resourceVersion (a merge patch that names it is refused with 409 when the object changed meanwhile).
+// The API server answers while Patroni and Postgres are stopped, so fence and rejoin can check it then.
+import { NotReadyError, PreconditionFailedError } from '../../../workflows/contracts/errors';
+import type { EpochClaim, StoredEpoch } from '../site-driver';
+import { claimWithCas, parseEpoch, type VersionedEpoch } from '../epoch';
+import type { KubeAccess, KubeObject } from './kube';
+
+export const EPOCH_ANNOTATION = 'standby-runbooks.dev/fencing-epoch';
+
+async function readVersioned(kube: KubeAccess, path: string, ref: string): Promise<VersionedEpoch> {
+  const pg = await kube.get<KubeObject>(path);
+  if (!pg) throw new PreconditionFailedError(`${ref} does not exist`, { cluster: ref });
+  const raw = pg.metadata.annotations?.[EPOCH_ANNOTATION];
+  return { epoch: raw === undefined ? null : parseEpoch(raw, `${ref} annotation ${EPOCH_ANNOTATION}`), version: pg.metadata.resourceVersion ?? '' };
+}
+
+export async function readZalandoEpoch(kube: KubeAccess, path: string, ref: string): Promise<StoredEpoch> {
+  return { epoch: (await readVersioned(kube, path, ref)).epoch };
+}
+
+export async function claimZalandoEpoch(kube: KubeAccess, path: string, ref: string, epoch: number): Promise<EpochClaim> {
+  return claimWithCas(ref, epoch, () => readVersioned(kube, path, ref), async (e, version) => {
+    try {
+      await kube.mergePatch(path, { metadata: { resourceVersion: version, annotations: { [EPOCH_ANNOTATION]: String(e) } } });
+      return true;
+    } catch (err) {
+      if (err instanceof NotReadyError) return false; // 409: the object moved; read again.
+      throw err;
+    }
+  });
+}
