@@ -1,7 +1,7 @@
 // failback-reseed: bring the old site back as a standby of the promoted cluster — rewind where safe, reseed
 // otherwise — after keeping what it would lose and after a human approved; optionally switch back to the
 // original topology with the zero-loss planned switchover (a child promote with its own approval).
-import { ApplicationFailure, executeChild, workflowInfo } from '@temporalio/workflow';
+import { ApplicationFailure, executeChild, patched, workflowInfo } from '@temporalio/workflow';
 import { siteActivities, siteLongActivities } from './activity-proxies';
 import {
   RUNBOOK_NAMES, runbookWorkflowId,
@@ -11,6 +11,7 @@ import { ApprovalGate } from './phases/approval-gate';
 import { failureFacts } from './phases/failures';
 import { assessFormerPrimary, chooseStrategy, validateFailback, type FailbackPlan, type FormerPrimaryState } from './phases/failback-assess';
 import { RunbookRecord } from './phases/runbook-record';
+import { nextEpoch, withEpoch } from './phases/fencing-epoch';
 import type { forceBackup } from './force-backup';
 import type { promote } from './promote';
 
@@ -30,10 +31,15 @@ export async function failbackReseed(input: FailbackInput): Promise<FailbackResu
       const choice = await record.phase('choose', async () => chooseStrategy(record, plan, state));
       Object.assign(result, { strategy: choice.strategy, choiceReason: choice.reason, forkLsn: state.forkLsn, divergentBytes: state.divergentBytes });
       changing = true;
-      result.quarantine = await record.phase('protect', () => protectFormerPrimary(record, plan, state));
+      // The fence and the rejoin decide the former primary's role: they carry an epoch newer than any stored, so an
+      // older run's late step cannot undo them. Runs from before epochs carry none (patch marker).
+      const epoch = patched('fencing-epoch')
+        ? await record.phase('protect', () => nextEpoch(record, plan.former, plan.primary, { otherReachable: true, regionTimeoutSeconds: 60 }))
+        : undefined;
+      result.quarantine = await record.phase('protect', () => protectFormerPrimary(record, plan, state, epoch));
       result.approval = await record.phase('approve', () => approveRejoin(record, gate, plan, state, choice.strategy, result.quarantine));
       await record.phase('credentials', () => ensureCredentialParity(record, plan));
-      const rejoined = await record.phase('rejoin', () => rejoin(record, plan, choice.strategy, state.primaryTimeline));
+      const rejoined = await record.phase('rejoin', () => rejoin(record, plan, choice.strategy, state.primaryTimeline, epoch));
       result.rewound = rejoined.rewound;
       if (rejoined.strategy !== choice.strategy) {
         Object.assign(result, { strategy: rejoined.strategy, choiceReason: `${choice.reason}; pg_rewind failed, so reseeded as approved` });
@@ -52,9 +58,9 @@ export async function failbackReseed(input: FailbackInput): Promise<FailbackResu
 }
 
 /** Fence a running former primary (a split brain must stop taking writes), then keep its divergent WAL. */
-async function protectFormerPrimary(record: RunbookRecord, plan: FailbackPlan, s: FormerPrimaryState) {
+async function protectFormerPrimary(record: RunbookRecord, plan: FailbackPlan, s: FormerPrimaryState, epoch: number | undefined) {
   if (s.assessment.running) {
-    const fence = await siteLongActivities(plan.former.site, 120).siteFenceCluster({ ref: plan.former.ref });
+    const fence = await siteLongActivities(plan.former.site, 120).siteFenceCluster({ ref: plan.former.ref, ...withEpoch(epoch) });
     record.step('fence-former-primary', fence.confirmed ? 'done' : 'failed', `${plan.former.ref} was running: ${fence.detail}`);
     if (!fence.confirmed) throw ApplicationFailure.nonRetryable(`${plan.former.ref} could not be fenced: nothing was destroyed; stop it by hand and rerun`, 'FenceFailedError');
   }
@@ -104,13 +110,13 @@ async function ensureCredentialParity(record: RunbookRecord, plan: FailbackPlan)
 }
 
 async function rejoin(
-  record: RunbookRecord, plan: FailbackPlan, strategy: 'rewind' | 'reseed', primaryTimeline: number,
+  record: RunbookRecord, plan: FailbackPlan, strategy: 'rewind' | 'reseed', primaryTimeline: number, epoch: number | undefined,
 ): Promise<{ strategy: 'rewind' | 'reseed'; rewound: boolean }> {
   const { streamingEndpoint, archive } = plan.primary.facts;
   if (strategy === 'rewind') {
     try {
       const r = await siteLongActivities(plan.former.site, 900).siteDemoteToStandby({
-        ref: plan.former.ref, sourceRef: plan.primary.ref, fromHost: streamingEndpoint, fromArchive: { archive },
+        ref: plan.former.ref, sourceRef: plan.primary.ref, fromHost: streamingEndpoint, fromArchive: { archive }, ...withEpoch(epoch),
       });
       record.step('rewind', r.changed ? 'done' : 'already', `${plan.former.ref} restarted as a standby of ${plan.primary.ref}${r.rewound ? '; Patroni ran pg_rewind' : '; no rewind was needed'}.`,
         { rewound: r.rewound, rewindLog: r.rewindLog.slice(-5) });
@@ -121,11 +127,11 @@ async function rejoin(
       record.step('rewind', 'failed', `${f.message.split('\n')[0]}. Falling back to the reseed approved with it.`);
     }
   }
-  await reseed(record, plan, primaryTimeline);
+  await reseed(record, plan, primaryTimeline, epoch);
   return { strategy: 'reseed', rewound: false };
 }
 
-async function reseed(record: RunbookRecord, plan: FailbackPlan, primaryTimeline: number): Promise<void> {
+async function reseed(record: RunbookRecord, plan: FailbackPlan, primaryTimeline: number, epoch: number | undefined): Promise<void> {
   const { streamingEndpoint, archive } = plan.primary.facts;
   // The primary's latest proven backup of its current timeline; none yet (promoted without one): take it now.
   const existing = await siteActivities(plan.primary.site).s3FindBackupAtOrAfter({
@@ -136,7 +142,7 @@ async function reseed(record: RunbookRecord, plan: FailbackPlan, primaryTimeline
     args: [{ cluster: plan.primary.ref }],
   })).backupName;
   const r = await siteLongActivities(plan.former.site, 1800).siteReseedAsStandby({
-    ref: plan.former.ref, sourceRef: plan.primary.ref, fromHost: streamingEndpoint, fromArchive: { archive, backupName },
+    ref: plan.former.ref, sourceRef: plan.primary.ref, fromHost: streamingEndpoint, fromArchive: { archive, backupName }, ...withEpoch(epoch),
   });
   record.step('reseed', r.changed ? 'done' : 'already', `Wiped ${plan.former.ref} and bootstrapped it from ${plan.primary.ref}'s backup ${backupName} as its standby.` +
     (r.previousWalPrefix ? ` It archives under ${r.walPrefix} from now on; ${r.previousWalPrefix}, with its diverged timeline, is left as it was.` : ''),

@@ -18,6 +18,8 @@ export interface FenceGuardInput {
   promoted: string;
   /** How long to keep waiting for the site. Default 168 (a week). */
   maxHours?: number;
+  /** The fencing epoch of the promotion that left this guard: its fence is refused once a newer promotion stored a higher one. */
+  epoch?: number;
 }
 
 export async function fenceGuard(input: FenceGuardInput): Promise<{ fenced: boolean; detail: string }> {
@@ -39,7 +41,7 @@ export async function fenceGuard(input: FenceGuardInput): Promise<{ fenced: bool
       record.finish('already');
       return { fenced: false, detail };
     }
-    const fence = await atSite.siteFenceCluster({ ref: input.cluster });
+    const fence = await atSite.siteFenceCluster({ ref: input.cluster, ...(input.epoch === undefined ? {} : { epoch: input.epoch }) });
     record.waiting(undefined);
     record.step('fence-old-primary', fence.confirmed ? 'done' : 'failed', `${input.cluster} is back: ${fence.detail}`, { confirmed: fence.confirmed });
     record.finish(fence.confirmed ? 'succeeded' : 'failed');

@@ -14,6 +14,7 @@ import { ApprovalGate } from './phases/approval-gate';
 import { refuse } from './phases/failures';
 import { assessLoss, validatePromotion, type PromotionPlan } from './phases/promote-assess';
 import { awaitPromotionApproval, fenceOldPrimary, NOT_YET_FENCED, type Fence } from './phases/promote-fence';
+import { nextEpoch, withEpoch } from './phases/fencing-epoch';
 import { RunbookRecord } from './phases/runbook-record';
 import type { forceBackup } from './force-backup';
 import type { fenceGuard } from './fence-guard';
@@ -34,14 +35,20 @@ export async function promote(input: PromoteInput): Promise<PromoteResult> {
       ? await record.phase('approve', () => awaitPromotionApproval(record, gate, plan, assessed.estimate, NOT_YET_FENCED))
       : null;
     changing = true;
-    const { fence, estimate } = await record.phase('fence', () => fenceOldPrimary(record, plan, assessed.estimate));
+    const { fence, estimate, epoch } = await record.phase('fence', async () => {
+      // Runs started before fencing epochs existed carry none (patch marker): their activities act as before.
+      const epoch = patched('fencing-epoch')
+        ? await nextEpoch(record, plan.target, plan.source, { otherReachable: assessed.estimate.sourceReachable, regionTimeoutSeconds: plan.regionTimeoutSeconds })
+        : undefined;
+      return { ...(await fenceOldPrimary(record, plan, assessed.estimate, epoch)), epoch };
+    });
     const approval = earlyApproval ?? await record.phase('approve', () => awaitPromotionApproval(record, gate, plan, estimate, fence));
-    await record.phase('promote', () => promoteStandby(record, plan));
+    await record.phase('promote', () => promoteStandby(record, plan, epoch));
     const writable = await record.phase('verify', () => verifyPromoted(record, plan, assessed.standbyTimeline));
     const writeDowntimeMs = plan.mode === 'planned' && fence.startedAt !== null ? Date.parse(writable.writtenAt) - fence.startedAt : null;
-    if (plan.mode === 'planned') await record.phase('rejoin-old-primary', () => rejoinOldPrimary(record, plan, fence));
+    if (plan.mode === 'planned') await record.phase('rejoin-old-primary', () => rejoinOldPrimary(record, plan, fence, epoch));
     const backup = plan.takeBackup ? await record.phase('first-backup', () => takeFirstBackup(record, plan, writable.lsn)) : null;
-    const guard = fence.state === 'UNCONFIRMED' ? await guardOldPrimary(record, plan) : null;
+    const guard = fence.state === 'UNCONFIRMED' ? await guardOldPrimary(record, plan, epoch) : null;
     const rtoMs = Date.parse(writable.writtenAt) - Date.parse(approval.at);
     const measuredRpoBytes = fence.result?.finalLsn ? Math.max(0, lsnDiff(fence.result.finalLsn, estimate.standbyReplayedLsn)) : null;
     record.step('report', 'done',
@@ -52,7 +59,7 @@ export async function promote(input: PromoteInput): Promise<PromoteResult> {
     return {
       cluster: plan.target.ref, source: plan.source?.ref ?? null, mode: plan.mode, alreadyPromoted: false, estimate,
       fence: fence.state, approval, timelineBefore: assessed.standbyTimeline, timelineAfter: writable.timeline,
-      rtoMs, writeDowntimeMs, measuredRpoBytes, backup, fenceGuard: guard, phaseDurationsMs: record.durations(),
+      rtoMs, writeDowntimeMs, measuredRpoBytes, backup, fenceGuard: guard, fencingEpoch: epoch ?? null, phaseDurationsMs: record.durations(),
     };
   } catch (err) {
     record.failed(err, { changedAnything: changing });
@@ -65,19 +72,19 @@ function finishAlreadyPromoted(record: RunbookRecord, plan: PromotionPlan): Prom
   return {
     cluster: plan.target.ref, source: plan.source?.ref ?? null, mode: plan.mode, alreadyPromoted: true, estimate: null,
     fence: 'NOT_NEEDED', approval: null as ApprovalRecord | null, timelineBefore: null, timelineAfter: 0,
-    rtoMs: null, writeDowntimeMs: null, measuredRpoBytes: null, backup: null, fenceGuard: null, phaseDurationsMs: record.durations(),
+    rtoMs: null, writeDowntimeMs: null, measuredRpoBytes: null, backup: null, fenceGuard: null, fencingEpoch: null, phaseDurationsMs: record.durations(),
   };
 }
 
 /** The old primary could not be fenced: leave a guard that fences it the moment its site answers again. */
-async function guardOldPrimary(record: RunbookRecord, plan: PromotionPlan): Promise<string> {
+async function guardOldPrimary(record: RunbookRecord, plan: PromotionPlan, epoch: number | undefined): Promise<string> {
   const workflowId = runbookWorkflowId(RUNBOOK_NAMES.fenceGuard, plan.source!.ref);
   try {
     await startChild<typeof fenceGuard>('fenceGuard', {
       workflowId,
       taskQueue: workflowInfo().taskQueue,
       parentClosePolicy: ParentClosePolicy.ABANDON,
-      args: [{ cluster: plan.source!.ref, promoted: plan.target.ref }],
+      args: [{ cluster: plan.source!.ref, promoted: plan.target.ref, ...withEpoch(epoch) }],
     });
   } catch (err) {
     if (!(err instanceof WorkflowExecutionAlreadyStartedError)) throw err;
@@ -88,8 +95,8 @@ async function guardOldPrimary(record: RunbookRecord, plan: PromotionPlan): Prom
   return workflowId;
 }
 
-async function promoteStandby(record: RunbookRecord, plan: PromotionPlan): Promise<void> {
-  const r = await siteLongActivities(plan.target.site, 300).siteRemoveStandbyConfig({ ref: plan.target.ref });
+async function promoteStandby(record: RunbookRecord, plan: PromotionPlan, epoch: number | undefined): Promise<void> {
+  const r = await siteLongActivities(plan.target.site, 300).siteRemoveStandbyConfig({ ref: plan.target.ref, ...withEpoch(epoch) });
   record.step('remove-standby-config', r.changed ? 'done' : 'already', r.changed
     ? `Removed standby_cluster from ${plan.target.ref}'s Patroni config: its standby leader promoted.`
     : `${plan.target.ref} had no standby_cluster left in Patroni's config (promoted by an earlier attempt).`);
@@ -105,7 +112,7 @@ async function verifyPromoted(record: RunbookRecord, plan: PromotionPlan, timeli
   return w;
 }
 
-async function rejoinOldPrimary(record: RunbookRecord, plan: PromotionPlan, fence: Fence): Promise<void> {
+async function rejoinOldPrimary(record: RunbookRecord, plan: PromotionPlan, fence: Fence, epoch: number | undefined): Promise<void> {
   const source = plan.source!;
   if (fence.state !== 'CONFIRMED') {
     record.step('rejoin-old-primary', 'skipped', `${source.ref} was not confirmed fenced: not rejoining it automatically (run failback-reseed).`);
@@ -113,7 +120,7 @@ async function rejoinOldPrimary(record: RunbookRecord, plan: PromotionPlan, fenc
   }
   const promoted = await siteActivities(plan.target.site).siteDescribeCluster({ ref: plan.target.ref });
   const r = await siteLongActivities(source.site, 300).siteDemoteToStandby({
-    ref: source.ref, sourceRef: plan.target.ref, fromHost: promoted!.streamingEndpoint, fromArchive: { archive: promoted!.archive },
+    ref: source.ref, sourceRef: plan.target.ref, fromHost: promoted!.streamingEndpoint, fromArchive: { archive: promoted!.archive }, ...withEpoch(epoch),
   });
   record.step('rejoin-old-primary', r.changed ? 'done' : 'already',
     `${source.ref} ${r.changed ? 'now follows' : 'already followed'} ${plan.target.ref} as a standby (streaming from ${promoted!.streamingEndpoint.host}:${promoted!.streamingEndpoint.port}).`);

@@ -149,6 +149,8 @@ export interface PromoteResult {
   backup: ForceBackupResult | null;
   /** Workflow ID of the fence-guard left waiting for an unreachable old primary (UNCONFIRMED fence), if any. */
   fenceGuard: string | null;
+  /** The fencing epoch this promotion recorded (also in the journal); null when none (already promoted, or a run from before epochs). */
+  fencingEpoch?: number | null;
   phaseDurationsMs: Record<string, number>;
 }
 

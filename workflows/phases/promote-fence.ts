@@ -5,6 +5,7 @@ import { patched } from '@temporalio/workflow';
 import { siteActivities, siteLongActivities, siteProbeActivities } from '../activity-proxies';
 import type { ApprovalRecord, FenceState, LossEstimate } from '../contracts/runbooks';
 import { failureFacts } from './failures';
+import { withEpoch } from './fencing-epoch';
 import type { ApprovalGate } from './approval-gate';
 import type { PromotionPlan } from './promote-assess';
 import type { RunbookRecord } from './runbook-record';
@@ -17,9 +18,13 @@ export interface Fence {
   result: FenceResult | null;
   /** Workflow time the fence was started: the old primary takes no write after it. Null when never started. */
   startedAt: number | null;
+  /** The fencing epoch the fence was set under, so lifting it carries the same; absent in runs from before epochs. */
+  epoch?: number;
 }
 
-export async function fenceOldPrimary(record: RunbookRecord, plan: PromotionPlan, estimate: LossEstimate): Promise<{ fence: Fence; estimate: LossEstimate }> {
+export async function fenceOldPrimary(
+  record: RunbookRecord, plan: PromotionPlan, estimate: LossEstimate, epoch?: number,
+): Promise<{ fence: Fence; estimate: LossEstimate }> {
   const source = plan.source!;
   if (plan.mode === 'planned') {
     // Checked before stopping anything: only a connected receiver gets the old primary's last WAL.
@@ -30,7 +35,7 @@ export async function fenceOldPrimary(record: RunbookRecord, plan: PromotionPlan
   let why = '';
   const startedAt = Date.now();
   try {
-    result = await siteProbeActivities(source.site, plan.regionTimeoutSeconds).siteFenceCluster({ ref: source.ref });
+    result = await siteProbeActivities(source.site, plan.regionTimeoutSeconds).siteFenceCluster({ ref: source.ref, ...withEpoch(epoch) });
   } catch (err) {
     why = failureFacts(err).message;
   }
@@ -38,7 +43,7 @@ export async function fenceOldPrimary(record: RunbookRecord, plan: PromotionPlan
   // answered the assessment, so it ran before this run: confirmed fenced now, the fence is ours to lift on abort.
   // Behind a patch marker, written only when this case arises, so runs from before it replay as they ran.
   const ours = !!result?.changed || (!!result?.confirmed && estimate.sourceReachable && patched('fence-retried-is-ours'));
-  const fence: Fence = { state: result?.confirmed ? 'CONFIRMED' : 'UNCONFIRMED', fencedByUs: ours, result, startedAt };
+  const fence: Fence = { state: result?.confirmed ? 'CONFIRMED' : 'UNCONFIRMED', fencedByUs: ours, result, startedAt, ...withEpoch(epoch) };
   record.step('fence-old-primary', result?.confirmed ? 'done' : 'failed', result
     ? `Fenced ${source.ref}: ${result.detail} Fence ${fence.state}${result.finalLsn ? `, last checkpoint ${result.finalLsn}` : ''}.`
     : `Could not fence ${source.ref} (${why}): fence UNCONFIRMED — it may still take writes if its region comes back.`,
@@ -67,7 +72,7 @@ export const NOT_YET_FENCED: Fence = { state: 'PENDING', fencedByUs: false, resu
 /** Undo this run's fence: used when a human says no or does not answer. */
 export async function liftFence(record: RunbookRecord, plan: PromotionPlan, fence: Fence, why: string): Promise<void> {
   if (!fence.fencedByUs || !plan.source) return;
-  await siteActivities(plan.source.site).siteUnfenceCluster({ ref: plan.source.ref });
+  await siteActivities(plan.source.site).siteUnfenceCluster({ ref: plan.source.ref, ...withEpoch(fence.epoch) });
   record.step('lift-fence', 'done', `Lifted the fence on ${plan.source.ref} (${why}): it runs as before.`);
 }
 
