@@ -42,11 +42,12 @@ export function createReseedAsStandby(deps: ActivityDeps) {
     sourceRef: string;
     fromArchive: { archive: ArchiveLocation; backupName: string };
     fromHost?: StreamingEndpoint;
+    slotName?: string;
   }): Promise<ReseedResult> {
     const { site, cluster } = parseClusterRef(input.ref);
     return deps.driverFor(site).reseedAsStandby(
       cluster,
-      { sourceRef: input.sourceRef, fromArchive: input.fromArchive, fromHost: input.fromHost },
+      { sourceRef: input.sourceRef, fromArchive: input.fromArchive, fromHost: input.fromHost, slotName: input.slotName },
       (detail) => heartbeat({ detail }),
     );
   };
