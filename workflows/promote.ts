@@ -15,6 +15,7 @@ import { refuse } from './phases/failures';
 import { assessLoss, validatePromotion, type PromotionPlan } from './phases/promote-assess';
 import { awaitPromotionApproval, fenceOldPrimary, NOT_YET_FENCED, type Fence } from './phases/promote-fence';
 import { RunbookRecord } from './phases/runbook-record';
+import { keepStandbySlot, manageStandbySlots, releaseStandbySlot } from './phases/standby-slots';
 import type { forceBackup } from './force-backup';
 import type { fenceGuard } from './fence-guard';
 
@@ -112,8 +113,15 @@ async function rejoinOldPrimary(record: RunbookRecord, plan: PromotionPlan, fenc
     return;
   }
   const promoted = await siteActivities(plan.target.site).siteDescribeCluster({ ref: plan.target.ref });
+  // The pair turns around: the promoted cluster's slot on the old primary goes, the old primary's on it comes first.
+  let slotName: string | undefined;
+  if (manageStandbySlots()) {
+    await releaseStandbySlot(record, source, plan.target.ref, `${plan.target.ref} was promoted`);
+    slotName = await keepStandbySlot(record, plan.target, source.ref);
+  }
   const r = await siteLongActivities(source.site, 300).siteDemoteToStandby({
     ref: source.ref, sourceRef: plan.target.ref, fromHost: promoted!.streamingEndpoint, fromArchive: { archive: promoted!.archive },
+    ...(slotName ? { slotName } : {}),
   });
   record.step('rejoin-old-primary', r.changed ? 'done' : 'already',
     `${source.ref} ${r.changed ? 'now follows' : 'already followed'} ${plan.target.ref} as a standby (streaming from ${promoted!.streamingEndpoint.host}:${promoted!.streamingEndpoint.port}).`);
