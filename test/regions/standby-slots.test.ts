@@ -3,7 +3,9 @@
 // to the other side and a switchback moves it back, and no slot for a standby that no longer streams is left.
 import { Client } from 'pg';
 import { startRunbook } from '../../scripts/lib/runbook-client';
-import { RUNBOOK_NAMES, type PromoteResult, type ProvisionStandbyInput, type PromoteInput } from '../../workflows/contracts/runbooks';
+import {
+  RUNBOOK_NAMES, type FailbackInput, type FailbackResult, type PromoteResult, type ProvisionStandbyInput, type PromoteInput,
+} from '../../workflows/contracts/runbooks';
 import { approveWhenAsked } from '../helpers/approvals';
 import { deleteCluster, driverOf, roleOf, sql } from '../helpers/clusters';
 import { withRunbookWorkers, type RunbookHarness } from '../helpers/runbook-workers';
@@ -14,6 +16,10 @@ const STANDBY = 'us/acid-sl';
 // Written out here rather than computed with the code under test: the names are part of the contract.
 const STANDBY_SLOT = 'dr_us_acid_sl';
 const SOURCE_SLOT = 'dr_eu_acid_sl';
+const FB_SOURCE = 'eu/acid-sf';
+const FB_STANDBY = 'us/acid-sf';
+const FB_STANDBY_SLOT = 'dr_us_acid_sf';
+const FB_SOURCE_SLOT = 'dr_eu_acid_sf';
 
 interface SlotRow { member: string; slot: string; active: boolean; inRecovery: boolean }
 
@@ -85,8 +91,7 @@ const start = (h: RunbookHarness, workflowType: string, runbook: string, cluster
 
 describe('replication slots of streaming standbys', () => {
   afterAll(async () => {
-    await deleteCluster(STANDBY);
-    await deleteCluster(SOURCE);
+    for (const ref of [STANDBY, SOURCE, FB_STANDBY, FB_SOURCE]) await deleteCluster(ref);
   });
 
   it('provision keeps one on the source, a switchover inside the source keeps it, promotion and switchback move it, none is left behind', async () => {
@@ -166,5 +171,40 @@ describe('replication slots of streaming standbys', () => {
       expect(afterSwitchback).toBe(true);
       process.stdout.write(`[slots] at the end: ${SOURCE} ${JSON.stringify(await slotsOn(SOURCE))}; ${STANDBY} ${JSON.stringify(await slotsOn(STANDBY))}\n`);
     });
+  });
+
+  it('an unplanned promotion leaves the slot on the lost source; failback releases it there and the rewound former primary streams through one on the new primary', async () => {
+    await createSource(FB_SOURCE);
+    await withRunbookWorkers(async (h) => {
+      const provisioned = await start(h, 'provisionStandby', RUNBOOK_NAMES.provisionStandby, FB_STANDBY,
+        { source: FB_SOURCE, target: FB_STANDBY, method: 'both', limits: { pollIntervalSeconds: 1 } } satisfies ProvisionStandbyInput);
+      await provisioned.result();
+    });
+    expect(await dynamicConfigSlots(FB_SOURCE)).toContain(FB_STANDBY_SLOT);
+    // The source region is lost: its cluster stops with the slot on disk and in its config.
+    const src = driverOf(FB_SOURCE);
+    await src.driver.region.stopCluster(src.cluster);
+    await withRunbookWorkers(async (h) => {
+      const promoted = await start(h, 'promote', RUNBOOK_NAMES.promote, FB_STANDBY,
+        { cluster: FB_STANDBY, mode: 'unplanned', limits: { regionTimeoutSeconds: 3 }, takeBackup: false, approvalTimeoutSeconds: 600 } satisfies PromoteInput);
+      await approveWhenAsked(promoted, 'oncall');
+      expect(await promoted.result()).toMatchObject({ fence: 'UNCONFIRMED' });
+    }, { sites: ['us'] });
+    for (let i = 1; i <= 5; i++) await sql(FB_STANDBY, 'INSERT INTO public.writes (id) VALUES ($1)', [200_000 + i]);
+
+    await withRunbookWorkers(async (h) => {
+      const failback = await start(h, 'failbackReseed', RUNBOOK_NAMES.failbackReseed, FB_SOURCE,
+        { primary: FB_STANDBY, formerPrimary: FB_SOURCE, strategy: 'rewind', switchBack: false, approvalTimeoutSeconds: 600 } satisfies FailbackInput);
+      await approveWhenAsked(failback, 'alice');
+      expect(await failback.result()).toMatchObject({ strategy: 'rewind' } satisfies Partial<FailbackResult>);
+    });
+    expect(await roleOf(FB_SOURCE)).toBe('standby_leader');
+    expect(await dynamicConfigSlots(FB_SOURCE)).not.toContain(FB_STANDBY_SLOT);
+    expect(await dynamicConfigSlots(FB_STANDBY)).toContain(FB_SOURCE_SLOT);
+    expect(await eventually(() => walReceiverSlot(FB_SOURCE), () => sql(FB_SOURCE, 'select * from pg_stat_wal_receiver'))).toBe(FB_SOURCE_SLOT);
+    const expected = { [FB_SOURCE]: null, [FB_STANDBY]: FB_SOURCE_SLOT };
+    expect(await eventually(async () => ((await strayStandbySlots([FB_SOURCE, FB_STANDBY], expected)).length === 0 ? true : null),
+      () => strayStandbySlots([FB_SOURCE, FB_STANDBY], expected))).toBe(true);
+    process.stdout.write(`[slots] after failback: ${FB_SOURCE} ${JSON.stringify(await slotsOn(FB_SOURCE))}; ${FB_STANDBY} ${JSON.stringify(await slotsOn(FB_STANDBY))}\n`);
   });
 });
