@@ -9,6 +9,7 @@ import {
 import { approveWhenAsked } from '../helpers/approvals';
 import { deleteCluster, driverOf, roleOf, sql } from '../helpers/clusters';
 import { withRunbookWorkers, type RunbookHarness } from '../helpers/runbook-workers';
+import { saveHistory } from '../helpers/histories';
 import { createSource } from '../helpers/standby-pair';
 
 const SOURCE = 'eu/acid-sl';
@@ -101,6 +102,7 @@ describe('replication slots of streaming standbys', () => {
       const provisioned = await start(h, 'provisionStandby', RUNBOOK_NAMES.provisionStandby, STANDBY,
         { source: SOURCE, target: STANDBY, method: 'both', limits: { pollIntervalSeconds: 1 } } satisfies ProvisionStandbyInput);
       await provisioned.result();
+      await saveHistory(provisioned, 'provision-standby.stream-with-slot');
       const srcLeader = await leaderName(SOURCE);
       expect(await dynamicConfigSlots(SOURCE)).toContain(STANDBY_SLOT);
       const onLeader = await eventually(
@@ -145,6 +147,7 @@ describe('replication slots of streaming standbys', () => {
         { cluster: STANDBY, mode: 'planned', approvalTimeoutSeconds: 600, takeBackup: false } satisfies PromoteInput);
       await approveWhenAsked(promoted, 'alice', 'CHG-14');
       expect(await promoted.result()).toMatchObject({ fence: 'CONFIRMED' } satisfies Partial<PromoteResult>);
+      await saveHistory(promoted, 'promote.planned-moves-slot');
       expect(await roleOf(SOURCE)).toBe('standby_leader');
       expect(await dynamicConfigSlots(SOURCE)).not.toContain(STANDBY_SLOT);
       expect(await dynamicConfigSlots(STANDBY)).toContain(SOURCE_SLOT);
@@ -197,6 +200,7 @@ describe('replication slots of streaming standbys', () => {
         { primary: FB_STANDBY, formerPrimary: FB_SOURCE, strategy: 'rewind', switchBack: false, approvalTimeoutSeconds: 600 } satisfies FailbackInput);
       await approveWhenAsked(failback, 'alice');
       expect(await failback.result()).toMatchObject({ strategy: 'rewind' } satisfies Partial<FailbackResult>);
+      await saveHistory(failback, 'failback-reseed.rewind-moves-slot');
     });
     expect(await roleOf(FB_SOURCE)).toBe('standby_leader');
     expect(await dynamicConfigSlots(FB_SOURCE)).not.toContain(FB_STANDBY_SLOT);
