@@ -23,6 +23,7 @@ import { createCountRows, createMarkAndCount } from './postgres/count-rows';
 import { createStoreDrillReport } from './s3/drill-reports';
 import { createAssessStandby, createListClusters } from './sites/region-inventory';
 import { createJoinPromotion } from './temporal/join-promotion';
+import { createDropStandbySlot, createEnsureStandbySlot } from './sites/standby-slots';
 
 /** Activities that only read configuration: served on the control task queue. */
 export function createControlActivities(deps: ActivityDeps) {
@@ -53,6 +54,8 @@ export function createSiteActivities(deps: ActivityDeps) {
     siteRemoveStandbyConfig: createRemoveStandbyConfig(deps),
     siteDemoteToStandby: createDemoteToStandby(deps),
     siteReadEpoch: createReadEpoch(deps),
+    siteEnsureStandbySlot: createEnsureStandbySlot(deps),
+    siteDropStandbySlot: createDropStandbySlot(deps),
     postgresVerifyWritable: createVerifyWritable(deps),
     postgresWaitForStreaming: createWaitForStreaming(deps),
     siteAssessFormerPrimary: createAssessFormerPrimary(deps),

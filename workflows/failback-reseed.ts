@@ -12,6 +12,7 @@ import { failureFacts } from './phases/failures';
 import { assessFormerPrimary, chooseStrategy, validateFailback, type FailbackPlan, type FormerPrimaryState } from './phases/failback-assess';
 import { RunbookRecord } from './phases/runbook-record';
 import { nextEpoch, withEpoch } from './phases/fencing-epoch';
+import { keepStandbySlot, manageStandbySlots, releaseStandbySlot } from './phases/standby-slots';
 import type { forceBackup } from './force-backup';
 import type { promote } from './promote';
 
@@ -113,10 +114,18 @@ async function rejoin(
   record: RunbookRecord, plan: FailbackPlan, strategy: 'rewind' | 'reseed', primaryTimeline: number, epoch: number | undefined,
 ): Promise<{ strategy: 'rewind' | 'reseed'; rewound: boolean }> {
   const { streamingEndpoint, archive } = plan.primary.facts;
+  // The former primary still configures the slot its old standby (now the primary) streamed through; the primary
+  // keeps one for the former primary before it follows.
+  let slotName: string | undefined;
+  if (manageStandbySlots()) {
+    await releaseStandbySlot(record, plan.former, plan.primary.ref, `${plan.primary.ref} no longer streams from it`);
+    slotName = await keepStandbySlot(record, plan.primary, plan.former.ref);
+  }
   if (strategy === 'rewind') {
     try {
       const r = await siteLongActivities(plan.former.site, 900).siteDemoteToStandby({
         ref: plan.former.ref, sourceRef: plan.primary.ref, fromHost: streamingEndpoint, fromArchive: { archive }, ...withEpoch(epoch),
+        ...(slotName ? { slotName } : {}),
       });
       record.step('rewind', r.changed ? 'done' : 'already', `${plan.former.ref} restarted as a standby of ${plan.primary.ref}${r.rewound ? '; Patroni ran pg_rewind' : '; no rewind was needed'}.`,
         { rewound: r.rewound, rewindLog: r.rewindLog.slice(-5) });
@@ -127,11 +136,11 @@ async function rejoin(
       record.step('rewind', 'failed', `${f.message.split('\n')[0]}. Falling back to the reseed approved with it.`);
     }
   }
-  await reseed(record, plan, primaryTimeline, epoch);
+  await reseed(record, plan, primaryTimeline, epoch, slotName);
   return { strategy: 'reseed', rewound: false };
 }
 
-async function reseed(record: RunbookRecord, plan: FailbackPlan, primaryTimeline: number, epoch: number | undefined): Promise<void> {
+async function reseed(record: RunbookRecord, plan: FailbackPlan, primaryTimeline: number, epoch: number | undefined, slotName?: string): Promise<void> {
   const { streamingEndpoint, archive } = plan.primary.facts;
   // The primary's latest proven backup of its current timeline; none yet (promoted without one): take it now.
   const existing = await siteActivities(plan.primary.site).s3FindBackupAtOrAfter({
@@ -143,6 +152,7 @@ async function reseed(record: RunbookRecord, plan: FailbackPlan, primaryTimeline
   })).backupName;
   const r = await siteLongActivities(plan.former.site, 1800).siteReseedAsStandby({
     ref: plan.former.ref, sourceRef: plan.primary.ref, fromHost: streamingEndpoint, fromArchive: { archive, backupName }, ...withEpoch(epoch),
+    ...(slotName ? { slotName } : {}),
   });
   record.step('reseed', r.changed ? 'done' : 'already', `Wiped ${plan.former.ref} and bootstrapped it from ${plan.primary.ref}'s backup ${backupName} as its standby.` +
     (r.previousWalPrefix ? ` It archives under ${r.walPrefix} from now on; ${r.previousWalPrefix}, with its diverged timeline, is left as it was.` : ''),

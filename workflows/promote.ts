@@ -16,6 +16,7 @@ import { assessLoss, validatePromotion, type PromotionPlan } from './phases/prom
 import { awaitPromotionApproval, fenceOldPrimary, NOT_YET_FENCED, type Fence } from './phases/promote-fence';
 import { nextEpoch, withEpoch } from './phases/fencing-epoch';
 import { RunbookRecord } from './phases/runbook-record';
+import { keepStandbySlot, manageStandbySlots, releaseStandbySlot } from './phases/standby-slots';
 import type { forceBackup } from './force-backup';
 import type { fenceGuard } from './fence-guard';
 
@@ -119,8 +120,15 @@ async function rejoinOldPrimary(record: RunbookRecord, plan: PromotionPlan, fenc
     return;
   }
   const promoted = await siteActivities(plan.target.site).siteDescribeCluster({ ref: plan.target.ref });
+  // The pair turns around: the promoted cluster's slot on the old primary goes, the old primary's on it comes first.
+  let slotName: string | undefined;
+  if (manageStandbySlots()) {
+    await releaseStandbySlot(record, source, plan.target.ref, `${plan.target.ref} was promoted`);
+    slotName = await keepStandbySlot(record, plan.target, source.ref);
+  }
   const r = await siteLongActivities(source.site, 300).siteDemoteToStandby({
     ref: source.ref, sourceRef: plan.target.ref, fromHost: promoted!.streamingEndpoint, fromArchive: { archive: promoted!.archive }, ...withEpoch(epoch),
+    ...(slotName ? { slotName } : {}),
   });
   record.step('rejoin-old-primary', r.changed ? 'done' : 'already',
     `${source.ref} ${r.changed ? 'now follows' : 'already followed'} ${plan.target.ref} as a standby (streaming from ${promoted!.streamingEndpoint.host}:${promoted!.streamingEndpoint.port}).`);

@@ -16,6 +16,8 @@ export interface CreateStandbyClusterInput {
   labels?: Record<string, string>;
   /** A drill's throwaway: `drill/<site>/<cluster>` of the drill, recorded on the cluster (the guard of siteDeleteDrillThrowaway). */
   drill?: string;
+  /** Stream through this slot on the source (siteEnsureStandbySlot first). */
+  slotName?: string;
 }
 
 /** Creates the standby cluster at the target site; an existing identical one is success without change. */
@@ -28,7 +30,7 @@ export function createCreateStandbyCluster(deps: ActivityDeps) {
     heartbeat({ step: 'creating', cluster: input.target });
     // Restoring a large base backup takes long: each progress line keeps the heartbeat timeout at bay.
     return deps.driverFor(site).createStandbyCluster(
-      { cluster, sourceRef: input.source, fromArchive: input.fromArchive, fromHost: input.fromHost, like: input.like, labels: input.labels, drill: input.drill },
+      { cluster, sourceRef: input.source, fromArchive: input.fromArchive, fromHost: input.fromHost, like: input.like, labels: input.labels, drill: input.drill, slotName: input.slotName },
       (detail) => heartbeat({ step: 'creating', cluster: input.target, detail }),
     );
   };

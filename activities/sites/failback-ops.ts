@@ -45,12 +45,13 @@ export function createReseedAsStandby(deps: ActivityDeps) {
     fromHost?: StreamingEndpoint;
     /** The fencing epoch of the failback (absent in runs from before epochs): a newer one stored refuses the wipe. */
     epoch?: number;
+    slotName?: string;
   }): Promise<ReseedResult> {
     const { site, cluster } = parseClusterRef(input.ref);
     if (input.epoch !== undefined) await claimEpoch(deps.driverFor(site), input.ref, cluster, input.epoch, `wipe and reseed it as a standby of ${input.sourceRef}`);
     return deps.driverFor(site).reseedAsStandby(
       cluster,
-      { sourceRef: input.sourceRef, fromArchive: input.fromArchive, fromHost: input.fromHost },
+      { sourceRef: input.sourceRef, fromArchive: input.fromArchive, fromHost: input.fromHost, slotName: input.slotName },
       (detail) => heartbeat({ detail }),
     );
   };

@@ -4,11 +4,12 @@ import type { LocalSiteConfig } from './sites-file';
 import type {
   BaseBackupRun, ClusterFacts, ClusterListing, CreateStandbyRequest, DemoteRequest, DemoteResult, FenceResult, FormerPrimaryAssessment,
   QuarantineRequest, QuarantineResult, ReseedRequest, ReseedResult, SecretValue, SiteDriver, StandbySource,
-  DeleteClusterResult, EpochClaim, StoredEpoch,
+  DeleteClusterResult, EpochClaim, StoredEpoch, ReplicationSlotRow, StandbySlotResult,
 } from './site-driver';
 import { patroniRole } from './site-driver';
 import { runLocalBaseBackup } from './local/base-backup';
 import { LocalRegion } from './local/region';
+import { dropStandbySlot, ensureStandbySlot, replicationSlots } from './local/standby-slots';
 import { patroniGet, type PatroniClusterView } from './local/patroni-api';
 import { restUrl } from './local/members';
 import { probePort } from './local/pg-control';
@@ -128,6 +129,7 @@ export class LocalSiteDriver implements SiteDriver {
           ? { s3: req.fromArchive.archive.s3, walPrefix: req.fromArchive.archive.walPrefix, backupName: req.fromArchive.backupName }
           : undefined,
         fromHost: req.fromHost,
+        ...(req.fromHost && req.slotName ? { slotName: req.slotName } : {}),
         sourceRef: req.sourceRef,
       },
     }, { onProgress: onProgress && ((p) => onProgress(`${p.phase}: ${p.detail}`)) });
@@ -159,6 +161,7 @@ export class LocalSiteDriver implements SiteDriver {
       sourceRef: req.sourceRef,
       fromHost: req.fromHost,
       fromArchive: req.fromArchive && { s3: req.fromArchive.archive.s3, walPrefix: req.fromArchive.archive.walPrefix },
+      slotName: req.slotName,
     });
   }
 
@@ -202,12 +205,26 @@ export class LocalSiteDriver implements SiteDriver {
     return { changed: r.changed, secretsDeleted: users, kept: null };
   }
 
+  /** Patroni's permanent slots in the cluster's dynamic config (local/standby-slots.ts). */
+  async ensureStandbySlot(cluster: string, slot: string): Promise<StandbySlotResult> {
+    return ensureStandbySlot(this.region, cluster, slot);
+  }
+
+  async dropStandbySlot(cluster: string, slot: string): Promise<StandbySlotResult> {
+    return dropStandbySlot(this.region, cluster, slot);
+  }
+
+  async listReplicationSlots(cluster: string): Promise<ReplicationSlotRow[]> {
+    return replicationSlots(this.region, cluster);
+  }
+
   /** Wipe and bootstrap as a standby of req.sourceRef from its backup (local/reseed.ts); checks run before the wipe. */
   async reseedAsStandby(cluster: string, req: ReseedRequest, onProgress?: (detail: string) => void): Promise<ReseedResult> {
     return this.region.reseedAsStandby(cluster, {
       sourceRef: req.sourceRef,
       fromArchive: { s3: req.fromArchive.archive.s3, walPrefix: req.fromArchive.archive.walPrefix, backupName: req.fromArchive.backupName },
       fromHost: req.fromHost,
+      slotName: req.slotName,
     }, { onProgress: onProgress && ((p) => onProgress(`${p.phase}: ${p.detail}`)) });
   }
 }

@@ -85,6 +85,8 @@ export interface CreateStandbyRequest {
   fromHost?: StreamingEndpoint;
   /** A drill's throwaway: `drill/<site>/<cluster>` of the drill (not a run's ID: schedules suffix theirs), recorded so only that drill may delete it. */
   drill?: string;
+  /** Streaming through this slot on the source (`standby_cluster.primary_slot_name`); ensureStandbySlot it there first. */
+  slotName?: string;
 }
 
 export interface BaseBackupRun {
@@ -112,6 +114,8 @@ export interface DemoteRequest {
   sourceRef: string;
   fromHost?: StreamingEndpoint;
   fromArchive?: { archive: ArchiveLocation };
+  /** Streaming through this slot on the source (ensureStandbySlot it there first). */
+  slotName?: string;
 }
 
 /** What a former primary holds, read without changing anything (failback: rewind or reseed?). */
@@ -176,6 +180,8 @@ export interface ReseedRequest {
   /** The source's archive and the (proven) base backup to bootstrap from. */
   fromArchive: { archive: ArchiveLocation; backupName: string };
   fromHost?: StreamingEndpoint;
+  /** Streaming through this slot on the source (ensureStandbySlot it there first). */
+  slotName?: string;
 }
 
 /**
@@ -202,6 +208,24 @@ export interface ClusterListing {
   recordedSourceRef: string | null;
   /** Set on a drill's throwaway copy (see ClusterFacts.drill): never a standby to evacuate to. */
   drill?: string;
+}
+
+export interface StandbySlotResult {
+  changed: boolean;
+  slot: string;
+  /** Members that hold the slot now (ensure: the leader; drop: members still holding it while the cluster is paused). */
+  heldBy: string[];
+  /** Why the slot is not yet as asked on disk (a paused cluster: Patroni acts when it resumes), or null. */
+  pending: string | null;
+}
+
+/** One row of pg_replication_slots on one member. */
+export interface ReplicationSlotRow {
+  member: string;
+  slot: string;
+  type: string;
+  active: boolean;
+  restartLsn: string | null;
 }
 
 export interface SiteDriver {
@@ -262,6 +286,19 @@ export interface SiteDriver {
    * `changed: false` when it is already gone.
    */
   deleteCluster(cluster: string, guard: { drill: string }): Promise<DeleteClusterResult>;
+  /**
+   * A permanent physical slot named `slot` on the cluster (Patroni's `slots` in its dynamic config, which its
+   * leader creates and a new leader re-creates after a switchover), for a standby streaming from it. Idempotent;
+   * waits until the leader holds it unless the cluster is paused (`pending` says so).
+   */
+  ensureStandbySlot(cluster: string, slot: string): Promise<StandbySlotResult>;
+  /**
+   * Removes `slot` from the permanent slots and waits until no running member holds it (NotReadyError while a
+   * standby still streams through it). `changed: false` when it was not configured.
+   */
+  dropStandbySlot(cluster: string, slot: string): Promise<StandbySlotResult>;
+  /** pg_replication_slots of every member that answers (read-only). */
+  listReplicationSlots(cluster: string): Promise<ReplicationSlotRow[]>;
 }
 
 export interface DeleteClusterResult {

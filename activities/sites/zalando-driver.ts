@@ -7,12 +7,14 @@
 import { Client as PgClient, type ClientConfig } from 'pg';
 import type { ZalandoSiteConfig } from './sites-file';
 import type {
+  ReplicationSlotRow, StandbySlotResult,
   ArchiveLocation, BaseBackupRun, ClusterFacts, ClusterListing, CreateStandbyRequest, DemoteRequest, DemoteResult, FenceResult, FormerPrimaryAssessment,
   QuarantineRequest, QuarantineResult, ReseedRequest, ReseedResult, SecretValue, SiteDriver, StandbySource, StreamingEndpoint,
   DeleteClusterResult, EpochClaim, StoredEpoch,
 } from './site-driver';
 import { patroniRole } from './site-driver';
 import { assessFormerPrimary, demoteToStandby, quarantineWal, reseedAsStandby } from './zalando/failback';
+import { listZalandoSlots, unmanagedSlot } from './zalando/slots';
 import { KubeAccess, type KubeObject } from './zalando/kube';
 import { claimZalandoEpoch, readZalandoEpoch } from './zalando/epoch-store';
 import { clusterSecrets, outputTail, redact } from './redact';
@@ -508,6 +510,19 @@ export class ZalandoSiteDriver implements SiteDriver {
       if (Date.now() > until) throw new NotReadyError(`${this.site}/${cluster}: its object or pods are still there 300 s after the delete`, { cluster });
     }
     return { changed: !!pg, secretsDeleted: [], kept: pg ? kept : null };
+  }
+
+  // Slots: zalando/slots.ts (reading only; see there why none is kept on this kind).
+  async ensureStandbySlot(cluster: string, slot: string): Promise<StandbySlotResult> {
+    return unmanagedSlot(this, cluster, slot);
+  }
+
+  async dropStandbySlot(cluster: string, slot: string): Promise<StandbySlotResult> {
+    return unmanagedSlot(this, cluster, slot);
+  }
+
+  listReplicationSlots(cluster: string): Promise<ReplicationSlotRow[]> {
+    return listZalandoSlots(this, cluster);
   }
 
   // Failback through the operator lives in zalando/failback.ts.

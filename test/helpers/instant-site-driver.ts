@@ -122,4 +122,7 @@ export class InstantSiteDriver implements SiteDriver {
   quarantineWal(): never { return this.unsupported('quarantine WAL'); }
   reseedAsStandby(): never { return this.unsupported('reseed'); }
   deleteCluster(): never { return this.unsupported('delete clusters'); }
+  ensureStandbySlot(): never { return this.unsupported('keep replication slots'); }
+  dropStandbySlot(): never { return this.unsupported('keep replication slots'); }
+  listReplicationSlots(): never { return this.unsupported('keep replication slots'); }
 }

@@ -78,7 +78,7 @@ describe('promote', () => {
 
       const steps = (await handle.query(getJournalQuery)).map((e) => e.step);
       expect(steps).toEqual(['validate-request', 'estimate-loss', 'approval', 'fencing-epoch', 'check-streaming', 'fence-old-primary', 'catch-up',
-        'remove-standby-config', 'verify-writable', 'rejoin-old-primary', 'first-backup', 'report']);
+        'remove-standby-config', 'verify-writable', 'release-standby-slot', 'keep-standby-slot', 'rejoin-old-primary', 'first-backup', 'report']);
       // promote.planned.json is a run from before the approval moved ahead of the fence: it replays the old order.
       await saveHistory(handle, 'promote.planned-asks-first');
 

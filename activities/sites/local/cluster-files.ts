@@ -16,6 +16,8 @@ export interface StandbySpec {
     backupName?: string;
   };
   fromHost?: { host: string; port: number };
+  /** The source's permanent slot this standby streams through (`primary_slot_name`); absent before slots existed. */
+  slotName?: string;
   /** The source cluster as `<site>/<cluster>`, so later runbooks (promote, failback) know where it came from. */
   sourceRef?: string;
 }

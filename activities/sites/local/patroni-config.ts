@@ -50,6 +50,8 @@ export function standbyClusterSection(
   if (sb.fromHost) {
     section.host = sb.fromHost.host;
     section.port = sb.fromHost.port;
+    // WAL the standby still needs stays on the source (ensureStandbySlot creates the slot before this is used).
+    if (sb.slotName) section.primary_slot_name = sb.slotName;
     methods.push('basebackup');
   }
   section.create_replica_methods = methods;

@@ -25,6 +25,8 @@ export interface ReseedSpec {
   sourceRef: string;
   fromArchive: { s3: S3ArchiveConfig; walPrefix: string; backupName: string };
   fromHost?: { host: string; port: number };
+  /** The source's permanent slot to stream through (streaming only). */
+  slotName?: string;
 }
 
 /** What survives the wipe, written before it: a retry after a crash mid-wipe still knows what to re-create. */
@@ -118,6 +120,7 @@ export async function reseedAsStandby(
     standby: {
       fromArchive: { s3: req.fromArchive.s3, walPrefix: req.fromArchive.walPrefix, backupName: req.fromArchive.backupName },
       fromHost: req.fromHost,
+      ...(req.fromHost && req.slotName ? { slotName: req.slotName } : {}),
       sourceRef: req.sourceRef,
     },
   };

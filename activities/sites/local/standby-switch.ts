@@ -65,6 +65,7 @@ export interface DemoteSpec {
   sourceRef: string;
   fromHost?: { host: string; port: number };
   fromArchive?: { s3: S3ArchiveConfig; walPrefix: string };
+  slotName?: string;
 }
 
 function validateDemote(region: RegionHandle, info: LocalClusterInfo, req: DemoteSpec): void {
@@ -86,7 +87,7 @@ function validateDemote(region: RegionHandle, info: LocalClusterInfo, req: Demot
 const sameJson = (a: unknown, b: unknown) => JSON.stringify(a ?? null) === JSON.stringify(b ?? null);
 
 function sameSpec(a: StandbySpec | null, b: StandbySpec): boolean {
-  return !!a && a.sourceRef === b.sourceRef && sameJson(a.fromHost, b.fromHost) &&
+  return !!a && a.sourceRef === b.sourceRef && sameJson(a.fromHost, b.fromHost) && (a.slotName ?? null) === (b.slotName ?? null) &&
     (a.fromArchive?.walPrefix ?? null) === (b.fromArchive?.walPrefix ?? null);
 }
 
@@ -116,6 +117,7 @@ export async function demoteToStandby(
   const spec: StandbySpec = {
     fromHost: req.fromHost ? { host: req.fromHost.host, port: req.fromHost.port } : undefined,
     fromArchive: req.fromArchive ? { s3: req.fromArchive.s3, walPrefix: req.fromArchive.walPrefix } : undefined,
+    ...(req.fromHost && req.slotName ? { slotName: req.slotName } : {}),
     sourceRef: req.sourceRef,
   };
   const scripts = walgScriptPaths(clusterDir(region.cfg.dataDir, name));
