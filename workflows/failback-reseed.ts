@@ -33,7 +33,7 @@ export async function failbackReseed(input: FailbackInput): Promise<FailbackResu
       result.quarantine = await record.phase('protect', () => protectFormerPrimary(record, plan, state));
       result.approval = await record.phase('approve', () => approveRejoin(record, gate, plan, state, choice.strategy, result.quarantine));
       await record.phase('credentials', () => ensureCredentialParity(record, plan));
-      const rejoined = await record.phase('rejoin', () => rejoin(record, plan, choice.strategy, state.primaryTimeline));
+      const rejoined = await record.phase('rejoin', () => rejoin(record, plan, choice.strategy, state));
       result.rewound = rejoined.rewound;
       if (rejoined.strategy !== choice.strategy) {
         Object.assign(result, { strategy: rejoined.strategy, choiceReason: `${choice.reason}; pg_rewind failed, so reseeded as approved` });
@@ -104,7 +104,7 @@ async function ensureCredentialParity(record: RunbookRecord, plan: FailbackPlan)
 }
 
 async function rejoin(
-  record: RunbookRecord, plan: FailbackPlan, strategy: 'rewind' | 'reseed', primaryTimeline: number,
+  record: RunbookRecord, plan: FailbackPlan, strategy: 'rewind' | 'reseed', state: FormerPrimaryState,
 ): Promise<{ strategy: 'rewind' | 'reseed'; rewound: boolean }> {
   const { streamingEndpoint, archive } = plan.primary.facts;
   if (strategy === 'rewind') {
@@ -121,11 +121,12 @@ async function rejoin(
       record.step('rewind', 'failed', `${f.message.split('\n')[0]}. Falling back to the reseed approved with it.`);
     }
   }
-  await reseed(record, plan, primaryTimeline);
+  await reseed(record, plan, state);
   return { strategy: 'reseed', rewound: false };
 }
 
-async function reseed(record: RunbookRecord, plan: FailbackPlan, primaryTimeline: number): Promise<void> {
+async function reseed(record: RunbookRecord, plan: FailbackPlan, state: FormerPrimaryState): Promise<void> {
+  const primaryTimeline = state.primaryTimeline;
   const { streamingEndpoint, archive } = plan.primary.facts;
   // The primary's latest proven backup of its current timeline; none yet (promoted without one): take it now.
   const existing = await siteActivities(plan.primary.site).s3FindBackupAtOrAfter({
@@ -137,10 +138,15 @@ async function reseed(record: RunbookRecord, plan: FailbackPlan, primaryTimeline
   })).backupName;
   const r = await siteLongActivities(plan.former.site, 1800).siteReseedAsStandby({
     ref: plan.former.ref, sourceRef: plan.primary.ref, fromHost: streamingEndpoint, fromArchive: { archive, backupName },
+    // The driver re-checks at the moment of the stop that this is still the system assessed and not a primary.
+    assessedSystemIdentifier: state.assessment.systemIdentifier, runTag: workflowInfo().runId,
   });
-  record.step('reseed', r.changed ? 'done' : 'already', `Wiped ${plan.former.ref} and bootstrapped it from ${plan.primary.ref}'s backup ${backupName} as its standby.` +
+  const old = r.oldData;
+  record.step('reseed', r.changed ? 'done' : 'already', `Re-checked ${plan.former.ref} (not a primary, system ${state.assessment.systemIdentifier ?? 'unknown'}), ` +
+    `set its data aside and bootstrapped it from ${plan.primary.ref}'s backup ${backupName} as its standby.` +
+    (old ? ` The old data was kept at ${old.location} ${old.removed ? `and removed once the new standby replayed (${old.replayedLsn})` : 'and is still there'}.` : '') +
     (r.previousWalPrefix ? ` It archives under ${r.walPrefix} from now on; ${r.previousWalPrefix}, with its diverged timeline, is left as it was.` : ''),
-    { walPrefix: r.walPrefix, previousWalPrefix: r.previousWalPrefix });
+    { walPrefix: r.walPrefix, previousWalPrefix: r.previousWalPrefix, oldData: old ?? null });
 }
 
 async function waitUntilFollowing(record: RunbookRecord, plan: FailbackPlan): Promise<string> {

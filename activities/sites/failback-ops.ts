@@ -35,18 +35,24 @@ export function createQuarantineWal(deps: ActivityDeps) {
   };
 }
 
-/** DESTRUCTIVE (quarantine first): wipes the cluster and bootstraps it as a standby of `sourceRef`. */
+/** DESTRUCTIVE (quarantine first): re-checks the target, moves its data aside and bootstraps it as a standby of `sourceRef`. */
 export function createReseedAsStandby(deps: ActivityDeps) {
   return async function siteReseedAsStandby(input: {
     ref: string;
     sourceRef: string;
     fromArchive: { archive: ArchiveLocation; backupName: string };
     fromHost?: StreamingEndpoint;
+    /** Re-checked by the driver at the moment of the stop (absent in histories from before the check). */
+    assessedSystemIdentifier?: string | null;
+    runTag?: string;
   }): Promise<ReseedResult> {
     const { site, cluster } = parseClusterRef(input.ref);
     return deps.driverFor(site).reseedAsStandby(
       cluster,
-      { sourceRef: input.sourceRef, fromArchive: input.fromArchive, fromHost: input.fromHost },
+      {
+        sourceRef: input.sourceRef, fromArchive: input.fromArchive, fromHost: input.fromHost,
+        assessedSystemIdentifier: input.assessedSystemIdentifier, runTag: input.runTag,
+      },
       (detail) => heartbeat({ detail }),
     );
   };
