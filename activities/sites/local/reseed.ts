@@ -133,7 +133,8 @@ export async function reseedAsStandby(
   if (info && !pending && (await alreadyStandbyOf(region, info, req))) {
     return { changed: false, walPrefix: info.archivePrefix, previousWalPrefix: null, oldData: ours ? oldDataOf(done) : null };
   }
-  if (!pending && ours) {
+  const finishingOurs = !pending && ours;
+  if (finishingOurs) {
     // Ours but not (yet) a running standby leader, e.g. a member restarting: finish the creation, move nothing.
     pending = {
       uid: info!.uid, previousArchivePrefix: null, members: info!.members.length, archive: info!.archive, sourceRef: req.sourceRef,
@@ -192,5 +193,5 @@ export async function reseedAsStandby(
   writeFileAtomic(doneFile(region.cfg.dataDir, name), JSON.stringify(record) + '\n', 0o644);
   const file = pendingFile(region.cfg.dataDir, name);
   if (existsSync(file)) rmSync(file);
-  return { changed: true, walPrefix: created.cluster.archivePrefix, previousWalPrefix: pending.previousArchivePrefix, oldData: oldDataOf(record) };
+  return { changed: !finishingOurs, walPrefix: created.cluster.archivePrefix, previousWalPrefix: pending.previousArchivePrefix, oldData: oldDataOf(record) };
 }
