@@ -40,7 +40,7 @@ export async function failbackReseed(input: FailbackInput): Promise<FailbackResu
       result.quarantine = await record.phase('protect', () => protectFormerPrimary(record, plan, state, epoch));
       result.approval = await record.phase('approve', () => approveRejoin(record, gate, plan, state, choice.strategy, result.quarantine));
       await record.phase('credentials', () => ensureCredentialParity(record, plan));
-      const rejoined = await record.phase('rejoin', () => rejoin(record, plan, choice.strategy, state.primaryTimeline, epoch));
+      const rejoined = await record.phase('rejoin', () => rejoin(record, plan, choice.strategy, state, epoch));
       result.rewound = rejoined.rewound;
       if (rejoined.strategy !== choice.strategy) {
         Object.assign(result, { strategy: rejoined.strategy, choiceReason: `${choice.reason}; pg_rewind failed, so reseeded as approved` });
@@ -111,7 +111,7 @@ async function ensureCredentialParity(record: RunbookRecord, plan: FailbackPlan)
 }
 
 async function rejoin(
-  record: RunbookRecord, plan: FailbackPlan, strategy: 'rewind' | 'reseed', primaryTimeline: number, epoch: number | undefined,
+  record: RunbookRecord, plan: FailbackPlan, strategy: 'rewind' | 'reseed', state: FormerPrimaryState, epoch: number | undefined,
 ): Promise<{ strategy: 'rewind' | 'reseed'; rewound: boolean }> {
   const { streamingEndpoint, archive } = plan.primary.facts;
   // The former primary still configures the slot its old standby (now the primary) streamed through; the primary
@@ -136,11 +136,12 @@ async function rejoin(
       record.step('rewind', 'failed', `${f.message.split('\n')[0]}. Falling back to the reseed approved with it.`);
     }
   }
-  await reseed(record, plan, primaryTimeline, epoch, slotName);
+  await reseed(record, plan, state, epoch, slotName);
   return { strategy: 'reseed', rewound: false };
 }
 
-async function reseed(record: RunbookRecord, plan: FailbackPlan, primaryTimeline: number, epoch: number | undefined, slotName?: string): Promise<void> {
+async function reseed(record: RunbookRecord, plan: FailbackPlan, state: FormerPrimaryState, epoch: number | undefined, slotName?: string): Promise<void> {
+  const primaryTimeline = state.primaryTimeline;
   const { streamingEndpoint, archive } = plan.primary.facts;
   // The primary's latest proven backup of its current timeline; none yet (promoted without one): take it now.
   const existing = await siteActivities(plan.primary.site).s3FindBackupAtOrAfter({
@@ -153,10 +154,15 @@ async function reseed(record: RunbookRecord, plan: FailbackPlan, primaryTimeline
   const r = await siteLongActivities(plan.former.site, 1800).siteReseedAsStandby({
     ref: plan.former.ref, sourceRef: plan.primary.ref, fromHost: streamingEndpoint, fromArchive: { archive, backupName }, ...withEpoch(epoch),
     ...(slotName ? { slotName } : {}),
+    // The driver re-checks at the moment of the stop that this is still the system assessed and not a primary.
+    assessedSystemIdentifier: state.assessment.systemIdentifier, runTag: workflowInfo().runId,
   });
-  record.step('reseed', r.changed ? 'done' : 'already', `Wiped ${plan.former.ref} and bootstrapped it from ${plan.primary.ref}'s backup ${backupName} as its standby.` +
+  const old = r.oldData;
+  record.step('reseed', r.changed ? 'done' : 'already', `Re-checked ${plan.former.ref} (not a primary, system ${state.assessment.systemIdentifier ?? 'unknown'}), ` +
+    `set its data aside and bootstrapped it from ${plan.primary.ref}'s backup ${backupName} as its standby.` +
+    (old ? ` The old data was kept at ${old.location} ${old.removed ? `and removed once the new standby replayed (${old.replayedLsn})` : 'and is still there'}.` : '') +
     (r.previousWalPrefix ? ` It archives under ${r.walPrefix} from now on; ${r.previousWalPrefix}, with its diverged timeline, is left as it was.` : ''),
-    { walPrefix: r.walPrefix, previousWalPrefix: r.previousWalPrefix });
+    { walPrefix: r.walPrefix, previousWalPrefix: r.previousWalPrefix, oldData: old ?? null });
 }
 
 async function waitUntilFollowing(record: RunbookRecord, plan: FailbackPlan): Promise<string> {

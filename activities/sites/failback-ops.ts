@@ -36,7 +36,7 @@ export function createQuarantineWal(deps: ActivityDeps) {
   };
 }
 
-/** DESTRUCTIVE (quarantine first): wipes the cluster and bootstraps it as a standby of `sourceRef`. */
+/** DESTRUCTIVE (quarantine first): re-checks the target, moves its data aside and bootstraps it as a standby of `sourceRef`. */
 export function createReseedAsStandby(deps: ActivityDeps) {
   return async function siteReseedAsStandby(input: {
     ref: string;
@@ -46,12 +46,18 @@ export function createReseedAsStandby(deps: ActivityDeps) {
     /** The fencing epoch of the failback (absent in runs from before epochs): a newer one stored refuses the wipe. */
     epoch?: number;
     slotName?: string;
+    /** Re-checked by the driver at the moment of the stop (absent in histories from before the check). */
+    assessedSystemIdentifier?: string | null;
+    runTag?: string;
   }): Promise<ReseedResult> {
     const { site, cluster } = parseClusterRef(input.ref);
     if (input.epoch !== undefined) await claimEpoch(deps.driverFor(site), input.ref, cluster, input.epoch, `wipe and reseed it as a standby of ${input.sourceRef}`);
     return deps.driverFor(site).reseedAsStandby(
       cluster,
-      { sourceRef: input.sourceRef, fromArchive: input.fromArchive, fromHost: input.fromHost, slotName: input.slotName },
+      {
+        sourceRef: input.sourceRef, fromArchive: input.fromArchive, fromHost: input.fromHost, slotName: input.slotName,
+        assessedSystemIdentifier: input.assessedSystemIdentifier, runTag: input.runTag,
+      },
       (detail) => heartbeat({ detail }),
     );
   };

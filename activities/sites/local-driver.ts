@@ -218,13 +218,15 @@ export class LocalSiteDriver implements SiteDriver {
     return replicationSlots(this.region, cluster);
   }
 
-  /** Wipe and bootstrap as a standby of req.sourceRef from its backup (local/reseed.ts); checks run before the wipe. */
+  /** Re-check, move the old data aside and bootstrap as a standby of req.sourceRef from its backup (local/reseed.ts). */
   async reseedAsStandby(cluster: string, req: ReseedRequest, onProgress?: (detail: string) => void): Promise<ReseedResult> {
     return this.region.reseedAsStandby(cluster, {
       sourceRef: req.sourceRef,
       fromArchive: { s3: req.fromArchive.archive.s3, walPrefix: req.fromArchive.archive.walPrefix, backupName: req.fromArchive.backupName },
       fromHost: req.fromHost,
       slotName: req.slotName,
+      assessedSystemIdentifier: req.assessedSystemIdentifier,
+      runTag: req.runTag,
     }, { onProgress: onProgress && ((p) => onProgress(`${p.phase}: ${p.detail}`)) });
   }
 }

@@ -24,6 +24,11 @@ export interface ReseedResult {
   walPrefix: string | null;
   /** The prefix it archived to before, left untouched because it holds the diverged timeline; null when unchanged. */
   previousWalPrefix: string | null;
+  /**
+   * Where the old incarnation's data was kept while the new one bootstrapped, and whether it was removed after the
+   * new standby replayed (at replayedLsn). Null when no old data was moved (nothing changed, or a driver without it).
+   */
+  oldData?: { location: string; removed: boolean; replayedLsn: string | null } | null;
 }
 
 export interface ArchiveLocation {
@@ -182,6 +187,13 @@ export interface ReseedRequest {
   fromHost?: StreamingEndpoint;
   /** Streaming through this slot on the source (ensureStandbySlot it there first). */
   slotName?: string;
+  /**
+   * The system identifier the runbook assessed the target with. Re-checked at the moment of the stop: a target that
+   * holds another system (or runs as a primary) is refused, non-retryable, with nothing changed. Absent: not checked.
+   */
+  assessedSystemIdentifier?: string | null;
+  /** Names the kept copy of the old data (e.g. the run's id). */
+  runTag?: string;
 }
 
 /**

@@ -4,12 +4,17 @@
 // Case 1: failback rewinds eu into a standby of us (Patroni's rewind, seen in pods/log) and switches back.
 // Case 2: the same loss again, with the WAL a rewind needs gone: auto sees pg_rewind fail (pods/log) and falls back
 // to the operator's failback, delete and recreate (a new uid and archive prefix; Secrets unchanged).
+// Then the driver's reseed, at the moment of the delete, refuses a primary and a cluster of another system than the
+// one assessed, deleting nothing.
 // Private ports 31600-31699 and a temp folder.
 import { startRunbook } from '../../scripts/lib/runbook-client';
+import { createDriverFactory } from '../../activities/sites';
+import { loadSites } from '../../activities/sites/sites-file';
+import { PreconditionFailedError } from '../../workflows/contracts/errors';
 import { lastForkOf, partitionStandby, removeWalSegmentHolding, writeDivergentRows } from '../../scripts/lib/sandbox/faults';
 import { patchDynamicConfig } from '../../activities/sites/local/dcs-config';
 import { listKeys } from '../../activities/sites/local/s3-server';
-import type { PostgresqlObject } from '../../activities/sites/zalando-driver';
+import { SOURCE_ANNOTATION, type PostgresqlObject } from '../../activities/sites/zalando-driver';
 import { getJournalQuery } from '../../workflows/contracts/journal';
 import { RUNBOOK_NAMES, type FailbackInput, type FailbackResult, type PromoteResult } from '../../workflows/contracts/runbooks';
 import { approveWhenAsked } from '../helpers/approvals';
@@ -162,5 +167,43 @@ describe('failback-reseed through the zalando driver', () => {
     const final = await ids(euBacking);
     expect([...onUs].filter((id) => !final.has(id))).toEqual([]);
     expect(divergent.filter((id) => final.has(id))).toEqual([]);
+  });
+
+  it('reseed re-checks at the moment of the delete: a primary, or another system than the one assessed, is refused and nothing is deleted', async () => {
+    const drivers = createDriverFactory(loadSites(sitesFile));
+    const us = (await drivers('us').describeCluster(NAME))!;
+    const eu = (await drivers('eu').describeCluster(NAME))!;
+    const pgBefore = { eu: (await postgresql('eu')).metadata.uid, us: (await postgresql('us')).metadata.uid };
+    const usSystem = (await sql<{ s: string }>(usBacking, NAME, 'select system_identifier::text as s from pg_control_system()'))[0].s;
+    expect(await roleOf(usBacking)).toBe('primary');
+    // Neither object records a source any more, as an original primary's never did: an object the runbooks created
+    // as a standby of the asked source is a finished reseed, not one to delete, and is answered before any check.
+    for (const ns of ['eu', 'us']) {
+      const r = await admin('PATCH', `/apis/acid.zalan.do/v1/namespaces/${ns}/postgresqls/${NAME}`, { metadata: { annotations: { [SOURCE_ANNOTATION]: null } } });
+      expect(r.status).toBe(200);
+    }
+    // us, the primary since case 2, asked to become a standby of eu (as a stale run would): refused.
+    const asPrimary = await drivers('us').reseedAsStandby(NAME, {
+      sourceRef: EU, fromArchive: { archive: eu.archive, backupName: 'LATEST' }, fromHost: eu.streamingEndpoint, assessedSystemIdentifier: usSystem,
+    }).then((r) => new Error(`reseed went ahead on a primary: ${JSON.stringify(r)}`), (e: Error) => e);
+    process.stdout.write(`[zalando reseed re-check] primary: ${asPrimary.message}
+`);
+    expect(asPrimary).toBeInstanceOf(PreconditionFailedError);
+    expect(asPrimary.message).toMatch(/runs as a primary/);
+    // eu, a standby of us, with an assessment of another system: refused, naming both.
+    const otherSystem = '7000000000000000001';
+    const asOther = await drivers('eu').reseedAsStandby(NAME, {
+      sourceRef: US, fromArchive: { archive: us.archive, backupName: 'LATEST' }, fromHost: us.streamingEndpoint, assessedSystemIdentifier: otherSystem,
+    }).then((r) => new Error(`reseed went ahead on another system: ${JSON.stringify(r)}`), (e: Error) => e);
+    process.stdout.write(`[zalando reseed re-check] other system: ${asOther.message}
+`);
+    expect(asOther).toBeInstanceOf(PreconditionFailedError);
+    expect(asOther.message).toContain(otherSystem);
+    expect(asOther.message).toContain(usSystem);
+    // Nothing deleted: the same objects, us still takes writes, eu still follows it.
+    expect({ eu: (await postgresql('eu')).metadata.uid, us: (await postgresql('us')).metadata.uid }).toEqual(pgBefore);
+    await sql(usBacking, NAME, 'INSERT INTO public.writes (id) VALUES (900001)');
+    await waitFor('900001 on eu', 60_000, async () => ((await ids(euBacking)).has(900_001) ? true : null));
+    expect(await roleOf(euBacking)).toBe('standby_leader');
   });
 });

@@ -200,6 +200,8 @@ describe('failback after an unplanned promotion', () => {
     expect(cc.systemIdentifier).not.toBe(bSys);
     // Credential parity is the runbook's job: C gets B's secrets before it is rebuilt.
     await copySecrets(west, 'acid-b', east, 'acid-c');
+    // A running primary is refused at the moment of the reseed: it is fenced first, as the runbook's protect phase does.
+    expect((await east.fenceCluster('acid-c')).confirmed).toBe(true);
     const req = { sourceRef: 'west/acid-b', fromArchive: { archive: bFacts.archive, backupName: bBackup }, fromHost: bFacts.streamingEndpoint };
     const ownPrefix = east.region.getCluster('acid-c')!.archivePrefix;
     const steps: string[] = [];

@@ -233,8 +233,10 @@ describe('failback-reseed', () => {
 
     // At the wipe: what is in the quarantine already. The first attempt dies right after the wipe, as a worker would.
     const atWipe: string[][] = [];
+    const asked: ReseedRequest[] = [];
     const crashAfterWipe = (driver: SiteDriver): SiteDriver => Object.assign(Object.create(driver) as SiteDriver, {
       reseedAsStandby: async (cluster: string, req: ReseedRequest, onProgress?: (d: string) => void) => {
+        asked.push(req);
         atWipe.push(await listKeys(s3, s3.bucket, `quarantine/${cluster}/`));
         return driver.reseedAsStandby(cluster, req, (d) => {
           if (atWipe.length === 1 && d.startsWith('bootstrap')) throw new Error('simulated worker crash right after the wipe');
@@ -270,6 +272,14 @@ describe('failback-reseed', () => {
       expect(newPrefix).not.toBe(oldPrefix);
       expect(reseedStep.facts).toMatchObject({ walPrefix: newPrefix, previousWalPrefix: oldPrefix });
       expect(await keysUnder(oldPrefix)).toEqual(expect.arrayContaining(oldArchive));
+      // Both attempts carried the assessed system for the driver's re-check at the stop; the old data was set aside
+      // (by the first attempt) and removed once the new standby replayed, and the journal says where it was.
+      const assessed = journal.find((e) => e.step === 'assess-former-primary')!.facts!.systemIdentifier as string;
+      expect(assessed).toMatch(/^\d+$/);
+      expect(asked.map((r) => r.assessedSystemIdentifier)).toEqual([assessed, assessed]);
+      expect(reseedStep.facts).toMatchObject({ oldData: { removed: true } });
+      const kept = (reseedStep.facts!.oldData as { location: string }).location;
+      expect(reseedStep.message).toContain(`The old data was kept at ${kept} and removed once the new standby replayed`);
 
       // Switched back: the former primary leads with everything the promoted side had, and nothing it alone wrote.
       expect(await roleOf(pair.source)).toBe('primary');

@@ -1,10 +1,12 @@
 // Failback by reseeding: when a former primary cannot be rewound (another system identifier, no WAL for the
-// rewind, a failed pg_rewind), its data is thrown away and it is bootstrapped again as a fresh standby of the
+// rewind, a failed pg_rewind), its data is set aside and it is bootstrapped again as a fresh standby of the
 // promoted cluster, from that cluster's base backup and archive and/or by streaming. DESTRUCTIVE: the runbook
 // quarantines the divergent WAL first. Name, member count and secrets stay; the uid does not: like the operator's
 // delete-and-recreate, the reseeded cluster is a new incarnation that archives under a new prefix, and the old
 // prefix, which holds the diverged timeline (WAL and history files the new primary's history does not know), is
-// left untouched, so no later restore can mix the two histories.
+// left untouched, so no later restore can mix the two histories. The old data is not deleted: at the moment of the
+// stop the target is checked again (not a primary, the assessed system), then its folder is renamed aside and
+// removed only once the new standby replays (reseed-guard.ts).
 import { randomUUID } from 'node:crypto';
 import { existsSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
@@ -12,13 +14,14 @@ import { BadInputError, ClusterNotFoundError, PreconditionFailedError, SiteUnrea
 import type { ReseedResult } from '../site-driver';
 import type { S3ArchiveConfig } from '../sites-file';
 import { checkSourceHost, resolveSourceBackup } from './cluster-checks';
-import { clusterDir, clustersDir, type CreateLocalClusterSpec, type LocalClusterInfo } from './cluster-files';
+import { clustersDir, type CreateLocalClusterSpec, type LocalClusterInfo } from './cluster-files';
 import { readDynamicConfig } from './dcs-config';
 import { etcdDeletePrefix } from './etcd';
 import { writeFileAtomic } from './fs-util';
 import { nodeRunsAs, type ProgressFn } from './members';
 import { postmasterPid } from './pg-control';
 import type { LocalRegion } from './region';
+import { asideDirFor, moveAside, proveReplay, recheckTarget, removeAside } from './reseed-guard';
 import { parseS3Url } from './walg-env';
 
 export interface ReseedSpec {
@@ -27,6 +30,10 @@ export interface ReseedSpec {
   fromHost?: { host: string; port: number };
   /** The source's permanent slot to stream through (streaming only). */
   slotName?: string;
+  /** The system identifier the runbook assessed: a target holding another one is refused, untouched. */
+  assessedSystemIdentifier?: string | null;
+  /** Names the aside copy of the old data (the run's id), with the time. */
+  runTag?: string;
 }
 
 /** What survives the wipe, written before it: a retry after a crash mid-wipe still knows what to re-create. */
@@ -37,18 +44,36 @@ interface Pending {
   members: number;
   archive: boolean;
   sourceRef: string;
+  /** Where the old incarnation's folder goes (absent in records written before the old data was kept aside). */
+  aside?: string;
+}
+
+/** A finished reseed: which incarnation it made and what became of the old data, for a retry whose result was lost. */
+interface Done {
+  uid: string;
+  sourceRef: string;
+  aside: string | null;
+  removed: boolean;
+  replayedLsn: string | null;
 }
 
 // Under clusters/ but dot-named, so listClusterFiles ignores it.
 const pendingFile = (dataDir: string, name: string) => join(clustersDir(dataDir), `.reseed-${name}.json`);
 
-function readPending(dataDir: string, name: string): Pending | null {
+const doneFile = (dataDir: string, name: string) => join(clustersDir(dataDir), `.reseed-${name}.done.json`);
+
+function readJson<T>(file: string): T | null {
   try {
-    return JSON.parse(readFileSync(pendingFile(dataDir, name), 'utf8')) as Pending;
+    return JSON.parse(readFileSync(file, 'utf8')) as T;
   } catch {
     return null;
   }
 }
+
+const readPending = (dataDir: string, name: string) => readJson<Pending>(pendingFile(dataDir, name));
+
+const oldDataOf = (d: Done | null): ReseedResult['oldData'] =>
+  d?.aside ? { location: d.aside, removed: d.removed, replayedLsn: d.replayedLsn } : null;
 
 function validate(region: LocalRegion, name: string, info: LocalClusterInfo | null, req: ReseedSpec): void {
   const bad = (msg: string) => new BadInputError(`reseed ${region.name}/${name}: ${msg}`, { cluster: name });
@@ -70,8 +95,8 @@ async function alreadyStandbyOf(region: LocalRegion, info: LocalClusterInfo, req
   return !!l && l.role === 'standby_leader' && (await nodeRunsAs(l, ['standby_leader']));
 }
 
-/** Stops every member, then removes the DCS scope and the cluster folder (data, configs, WAL-G env). Logs stay. */
-async function wipe(region: LocalRegion, info: LocalClusterInfo): Promise<void> {
+/** Stops every member, removes the DCS scope and moves the cluster folder (data, configs, WAL-G env) aside. Logs stay. */
+async function stopAndMoveAside(region: LocalRegion, info: LocalClusterInfo, aside: string): Promise<void> {
   // A paused Patroni leaves Postgres running when it exits: stopCluster stops a leftover postmaster fast.
   await region.stopCluster(info.name);
   const alive = info.members.filter((m) => postmasterPid(m.dataDir) !== null).map((m) => m.name);
@@ -85,7 +110,7 @@ async function wipe(region: LocalRegion, info: LocalClusterInfo): Promise<void> 
   }
   // The old leader key and config (with the old standby_cluster or none) must not steer the new bootstrap.
   await etcdDeletePrefix(region.cfg.etcd.clientPort, `/service/${info.name}/`);
-  rmSync(clusterDir(region.cfg.dataDir, info.name), { recursive: true, force: true });
+  moveAside(region.cfg.dataDir, info.name, aside);
 }
 
 export async function reseedAsStandby(
@@ -97,6 +122,9 @@ export async function reseedAsStandby(
   const progress: ProgressFn = opts.onProgress ?? (() => undefined);
   const info = region.getCluster(name);
   let pending = readPending(region.cfg.dataDir, name);
+  // The incarnation an earlier call of this reseed made: never the "old data" of a retry.
+  const done = readJson<Done>(doneFile(region.cfg.dataDir, name));
+  const ours = !!info && done?.uid === info.uid && done.sourceRef === req.sourceRef;
   if (!info && !pending) throw new ClusterNotFoundError(`no cluster ${name} in region ${region.name}`, { cluster: name, site: region.name });
   validate(region, name, info, req);
   if (pending && pending.sourceRef !== req.sourceRef) {
@@ -105,10 +133,21 @@ export async function reseedAsStandby(
     });
   }
   if (info && !pending && (await alreadyStandbyOf(region, info, req))) {
-    return { changed: false, walPrefix: info.archivePrefix, previousWalPrefix: null };
+    return { changed: false, walPrefix: info.archivePrefix, previousWalPrefix: null, oldData: ours ? oldDataOf(done) : null };
+  }
+  const finishingOurs = !pending && ours;
+  if (finishingOurs) {
+    // Ours but not (yet) a running standby leader, e.g. a member restarting: finish the creation, move nothing.
+    pending = {
+      uid: info!.uid, previousArchivePrefix: null, members: info!.members.length, archive: info!.archive, sourceRef: req.sourceRef,
+      aside: done!.aside ?? undefined,
+    };
   }
   if (!pending) {
-    pending = { uid: randomUUID(), previousArchivePrefix: info!.archivePrefix, members: info!.members.length, archive: info!.archive, sourceRef: req.sourceRef };
+    pending = {
+      uid: randomUUID(), previousArchivePrefix: info!.archivePrefix, members: info!.members.length, archive: info!.archive, sourceRef: req.sourceRef,
+      aside: asideDirFor(region.cfg.dataDir, name, req.runTag),
+    };
   }
 
   const spec: CreateLocalClusterSpec = {
@@ -134,17 +173,28 @@ export async function reseedAsStandby(
   if (req.fromHost) await checkSourceHost(name, req.fromHost, { superuser, replication });
   await resolveSourceBackup(spec);
 
-  // A cluster.json of our own re-creation (same source) is a creation to finish; anything else is wiped.
+  // A cluster.json of our own re-creation (same source) is a creation to finish; anything else is moved aside.
   const recreating = info?.uid === pending.uid;
   if (info && !recreating) {
-    const file = pendingFile(region.cfg.dataDir, name);
-    if (!existsSync(file)) writeFileAtomic(file, JSON.stringify(pending) + '\n', 0o644);
-    progress({ phase: 'wipe', detail: `stopping ${name} and removing its data and DCS keys` });
-    await wipe(region, info);
+    // Checked again here, at the moment of the stop: the assessment that chose this reseed is minutes old.
+    await recheckTarget(region, info, req.assessedSystemIdentifier);
+    const aside = pending.aside ?? asideDirFor(region.cfg.dataDir, name, req.runTag);
+    pending = { ...pending, aside };
+    writeFileAtomic(pendingFile(region.cfg.dataDir, name), JSON.stringify(pending) + '\n', 0o644);
+    progress({ phase: 'move-aside', detail: `stopping ${name}, removing its DCS keys and moving its data to ${aside}` });
+    await stopAndMoveAside(region, info, aside);
   }
   progress({ phase: 'bootstrap', detail: `re-creating ${name} as a standby of ${req.sourceRef} from ${req.fromArchive.backupName}` });
   const created = await region.createCluster(spec, { onProgress: opts.onProgress, timeoutMs: opts.timeoutMs });
+  const leader = await region.leaderMember(name);
+  const replayedLsn = await proveReplay(region, created.cluster, leader?.name ?? created.cluster.members[0].name, 120_000);
+  if (pending.aside && existsSync(pending.aside)) {
+    progress({ phase: 'remove-aside', detail: `the new standby replays (${replayedLsn}): removing the old data at ${pending.aside}` });
+    removeAside(pending.aside);
+  }
+  const record: Done = { uid: pending.uid, sourceRef: req.sourceRef, aside: pending.aside ?? null, removed: !!pending.aside, replayedLsn };
+  writeFileAtomic(doneFile(region.cfg.dataDir, name), JSON.stringify(record) + '\n', 0o644);
   const file = pendingFile(region.cfg.dataDir, name);
   if (existsSync(file)) rmSync(file);
-  return { changed: true, walPrefix: created.cluster.archivePrefix, previousWalPrefix: pending.previousArchivePrefix };
+  return { changed: !finishingOurs, walPrefix: created.cluster.archivePrefix, previousWalPrefix: pending.previousArchivePrefix, oldData: oldDataOf(record) };
 }

@@ -250,6 +250,46 @@ async function writePending(d: ZalandoSiteDriver, cluster: string, p: PendingRes
 }
 
 /**
+ * At the moment of the delete, as on local sites (local/reseed-guard.ts): no pod runs as a primary (Patroni's
+ * /cluster, pg_is_in_recovery on each pod that accepts connections, pg_controldata of one that runs but refuses SQL),
+ * and every readable control file names the assessed system. Refuses, non-retryable, with nothing changed.
+ */
+async function recheckReseedTarget(d: ZalandoSiteDriver, cluster: string, assessed: string | null | undefined): Promise<void> {
+  const where = `${d.site}/${cluster}`;
+  const pods = await d.pods(cluster);
+  const view = await d.patroniView(pods);
+  const primaries = (view?.members ?? []).filter((m) => ['leader', 'master', 'primary'].includes(m.role) && m.state === 'running')
+    .map((m) => `Patroni reports ${m.name} running as ${m.role}`);
+  for (const name of await accepting(d, pods)) {
+    const pod = pods.find((p) => p.metadata.name === name)!;
+    const live = await liveFacts(await d.podPgConfig(cluster, pod));
+    if (live && !live.in_recovery) primaries.push(`Postgres in pod ${name} answers pg_is_in_recovery() = false`);
+    if (!live && (await controlData(d, pod))?.state === 'in production') primaries.push(`Postgres in pod ${name} accepts connections and its control file says "in production"`);
+  }
+  if (primaries.length) {
+    throw new PreconditionFailedError(
+      `reseed ${where} refused: it runs as a primary now (${primaries.join('; ')}); it was assessed as a former primary that no longer ` +
+        'takes writes. Nothing was changed: fence it (or find out who promoted it) and rerun failback-reseed.',
+      { cluster, evidence: primaries },
+    );
+  }
+  if (!assessed) return;
+  const seen: Array<{ member: string; systemIdentifier: string }> = [];
+  for (const pod of pods) {
+    const sys = (await controlData(d, pod))?.systemIdentifier;
+    if (sys) seen.push({ member: pod.metadata.name, systemIdentifier: sys });
+  }
+  const other = seen.find((x) => x.systemIdentifier !== assessed);
+  if (other || !seen.length) {
+    throw new PreconditionFailedError(other
+      ? `reseed ${where} refused: pod ${other.member} holds system ${other.systemIdentifier}, but the assessment was of system ${assessed}; ` +
+          'this is not the cluster that was assessed. Nothing was changed: rerun failback-reseed to assess it again.'
+      : `reseed ${where} refused: no pod's control file could be read to confirm the assessed system ${assessed}. Nothing was changed.`,
+    { cluster, assessedSystemIdentifier: assessed, seen });
+  }
+}
+
+/**
  * DESTRUCTIVE (the runbook quarantined first): the operator's failback, delete and recreate. Everything that can
  * refuse runs before the delete; what the recreation needs (source, shape, the old prefix) is written on the
  * `postgres` Secret first, so a retry after a crash between delete and create finishes the job. The Secrets'
@@ -287,6 +327,9 @@ export async function reseedAsStandby(d: ZalandoSiteDriver, cluster: string, req
     const facts = await d.describeCluster(cluster);
     // Its own prefix holds its own (diverged) history, never the new primary's.
     if (req.fromArchive.archive.walPrefix === facts!.archive.walPrefix) throw new BadInputError(`reseed ${d.site}/${cluster}: fromArchive is this cluster's own archive`);
+    // The old volumes go with the object (the operator deletes the PVCs): unlike a local site, nothing is kept
+    // aside here, so this re-check is the last line before the data is gone.
+    await recheckReseedTarget(d, cluster, req.assessedSystemIdentifier);
     pending = {
       sourceRef: req.sourceRef, previousUid: pg.metadata.uid!, previousWalPrefix: facts!.archive.walPrefix,
       like: { pgVersion: facts!.pgVersion, instances: pg.spec.numberOfInstances, volumeSize: pg.spec.volume.size },
