@@ -7,6 +7,7 @@ import type {
   DeleteClusterResult, EpochClaim, StoredEpoch, ReplicationSlotRow, StandbySlotResult,
 } from './site-driver';
 import { patroniRole } from './site-driver';
+import { reseedPending } from './local/reseed';
 import { runLocalBaseBackup } from './local/base-backup';
 import { LocalRegion } from './local/region';
 import { dropStandbySlot, ensureStandbySlot, replicationSlots } from './local/standby-slots';
@@ -187,7 +188,7 @@ export class LocalSiteDriver implements SiteDriver {
   }
 
   private needCluster(cluster: string): void {
-    if (!this.region.getCluster(cluster)) throw new ClusterNotFoundError(`${this.site}/${cluster} does not exist`, { cluster });
+    if (!this.region.getCluster(cluster) && !reseedPending(this.region.cfg.dataDir, cluster)) throw new ClusterNotFoundError(`${this.site}/${cluster} does not exist`, { cluster });
   }
 
   /** Only a cluster whose cluster file names this drill; its secrets go with it (they were copied for it alone). */
