@@ -27,7 +27,9 @@ async function primaryEvidence(region: GuardHandle, info: LocalClusterInfo, m: L
   const node = await patroniGet<PatroniNodeStatus>(restUrl(m), '/patroni', 3_000);
   if (node && PRIMARY_ROLES.includes(node.role) && node.state === 'running') return `Patroni reports ${m.name} running as ${node.role}`;
   if (postmasterPid(m.dataDir) === null) return null;
-  const live = await liveFacts(await region.pgConfig(info.name, { member: m.name }).catch(() => ({})));
+  // No superuser secret: no SQL, so the control file decides (never a connection with default settings).
+  const cfg = await region.pgConfig(info.name, { member: m.name }).catch(() => null);
+  const live = cfg && (await liveFacts(cfg));
   if (live) return live.in_recovery ? null : `Postgres of ${m.name} answers pg_is_in_recovery() = false`;
   // A postmaster that refuses SQL (starting, or its pg_hba closed) is judged by its control file: "in production"
   // with the postmaster alive is a primary, whatever the REST API says.
