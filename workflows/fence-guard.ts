@@ -1,50 +1,118 @@
-// fence-guard: after an unplanned promotion whose fence was UNCONFIRMED, wait for the old primary's site to come
-// back and fence it there before anything writes to it again (its Patroni paused in the DCS, Postgres stopped).
-// Started by promote as an abandoned child, so it outlives promote; a failback that rejoined the old primary
-// first makes it stand down.
-import { proxyActivities, workflowInfo } from '@temporalio/workflow';
+// fence-guard: left by a promotion whose fence was UNCONFIRMED (started before the promotion), it waits for the old
+// primary's site to come back and fences it there before anything writes to it again (its Patroni paused in the
+// DCS, Postgres stopped). Started by promote as an abandoned child, so it outlives promote. It stands down when the
+// old primary already follows the promoted cluster, or has legitimately become the primary again (switchback). It
+// never ends silently: a round that sees no site within maxHours, or a fence that is not confirmed, pages a human
+// and the guard keeps going (continue-as-new).
+import { ActivityFailure, ApplicationFailure, continueAsNew, patched, proxyActivities, sleep, TimeoutFailure, workflowInfo } from '@temporalio/workflow';
 import type { SiteActivities } from '../activities';
-import { parseClusterRef } from './contracts/clusters';
+import { control } from './activity-proxies';
 import { NON_RETRYABLE_ERROR_TYPES } from './contracts/errors';
+import type { JournalEntry } from './contracts/journal';
 import { RUNBOOK_NAMES } from './contracts/runbooks';
 import { siteTaskQueue } from './contracts/task-queues';
-import { check } from './phases/failures';
+import { legitimatePrimaryAgain, validateGuardInput, type FenceGuardInput, type GuardPlan } from './phases/fence-guard-checks';
 import { RunbookRecord } from './phases/runbook-record';
 
-export interface FenceGuardInput {
-  /** The old primary to fence when its site answers again. */
-  cluster: string;
-  /** The cluster promoted in its place: if the old primary already follows it, there is nothing to fence. */
-  promoted: string;
-  /** How long to keep waiting for the site. Default 168 (a week). */
-  maxHours?: number;
-  /** The fencing epoch of the promotion that left this guard: its fence is refused once a newer promotion stored a higher one. */
-  epoch?: number;
+export type { FenceGuardInput };
+
+export interface FenceGuardResult {
+  fenced: boolean;
+  detail: string;
 }
 
-export async function fenceGuard(input: FenceGuardInput): Promise<{ fenced: boolean; detail: string }> {
+/** What a continued guard carries: its round, its journal, and the last page it sent (not repeated every minute). */
+export interface FenceGuardCarried {
+  round: number;
+  journal: JournalEntry[];
+  lastPage: string | null;
+}
+
+export async function fenceGuard(input: FenceGuardInput, carried?: FenceGuardCarried): Promise<FenceGuardResult> {
   const record = new RunbookRecord(RUNBOOK_NAMES.fenceGuard, String(input?.cluster ?? 'unknown'));
-  const { site } = check(() => parseClusterRef(input.cluster));
+  if (carried) record.restore(carried.journal, {});
+  // Guards started before this version waited, fenced and ended; the marker keeps their histories replaying.
+  const checked = patched('fence-guard-checked');
+  let plan: GuardPlan;
+  try {
+    plan = validateGuardInput(input);
+    if (checked) await control.siteResolveClusterRefs({ refs: { cluster: plan.cluster.ref, promoted: plan.promoted.ref } });
+  } catch (err) {
+    record.failed(err, { changedAnything: false });
+    throw err;
+  }
+  const { site } = plan.cluster;
   // No scheduleToStart limit: the task waits in the site's queue until the site's worker is back.
   const atSite = proxyActivities<SiteActivities>({
     taskQueue: siteTaskQueue(site, workflowInfo().taskQueue),
-    scheduleToCloseTimeout: `${input.maxHours ?? 168}h`,
+    scheduleToCloseTimeout: `${plan.maxHours}h`,
     startToCloseTimeout: '3m',
     retry: { initialInterval: '5s', maximumInterval: '1m', backoffCoefficient: 2, nonRetryableErrorTypes: NON_RETRYABLE_ERROR_TYPES },
   });
+  const state: FenceGuardCarried = carried ?? { round: 1, journal: [], lastPage: null };
   return record.phase('fence-when-back', async () => {
-    record.waiting(`site ${site} to answer, to fence ${input.cluster}`);
-    const facts = await atSite.siteDescribeCluster({ ref: input.cluster });
-    if (facts?.standbySource?.sourceRef === input.promoted) {
-      const detail = `${input.cluster} already follows ${input.promoted}: nothing to fence.`;
+    record.waiting(`site ${site} to answer, to fence ${plan.cluster.ref} (round ${state.round}, up to ${plan.maxHours} h)`);
+    let facts;
+    try {
+      facts = await atSite.siteDescribeCluster({ ref: plan.cluster.ref });
+    } catch (err) {
+      if (!checked || !(err instanceof ActivityFailure && err.cause instanceof TimeoutFailure)) throw err;
+      record.waiting(undefined);
+      return keepGuarding(record, plan, state, `site ${site} did not answer within ${plan.maxHours} h`, false);
+    }
+    record.waiting(undefined);
+    if (facts?.standbySource?.sourceRef === plan.promoted.ref) {
+      const detail = `${plan.cluster.ref} already follows ${plan.promoted.ref}: nothing to fence.`;
       record.step('fence-old-primary', 'already', detail);
       record.finish('already');
       return { fenced: false, detail };
     }
-    const fence = await atSite.siteFenceCluster({ ref: input.cluster, ...(input.epoch === undefined ? {} : { epoch: input.epoch }) });
-    record.waiting(undefined);
-    record.step('fence-old-primary', fence.confirmed ? 'done' : 'failed', `${input.cluster} is back: ${fence.detail}`, { confirmed: fence.confirmed });
+    const standDown = checked && facts ? await legitimatePrimaryAgain(record, plan, facts) : null;
+    if (standDown) {
+      record.step('stand-down', 'already', standDown);
+      record.finish('already');
+      return { fenced: false, detail: standDown };
+    }
+    let fence;
+    try {
+      fence = await atSite.siteFenceCluster(fenceRequest(plan));
+    } catch (err) {
+      // A newer promotion of the pair stored a higher epoch: what this guard protected against was decided again.
+      if (!checked || !(err instanceof ActivityFailure && err.cause instanceof ApplicationFailure && err.cause.type === 'StaleEpochError')) throw err;
+      const detail = `${plan.cluster.ref} carries a newer fencing epoch than this guard's ${plan.epoch}: a later promotion decided its role (${err.cause.message}); standing down.`;
+      record.step('stand-down', 'already', detail);
+      record.finish('already');
+      return { fenced: false, detail };
+    }
+    record.step('fence-old-primary', fence.confirmed ? 'done' : 'failed', `${plan.cluster.ref} is back: ${fence.detail}`, { confirmed: fence.confirmed });
+    if (!fence.confirmed && checked) return keepGuarding(record, plan, state, `the fence of ${plan.cluster.ref} is not confirmed (${fence.detail})`, true);
     record.finish(fence.confirmed ? 'succeeded' : 'failed');
     return { fenced: fence.confirmed, detail: fence.detail };
   });
+}
+
+/** The fence call's input, kept in one place so a fencing epoch can be added to it. */
+function fenceRequest(plan: GuardPlan): { ref: string; epoch?: number } {
+  return { ref: plan.cluster.ref, ...(plan.epoch === null ? {} : { epoch: plan.epoch }) };
+}
+
+/**
+ * Pages through the same escalation as a failing step, then continues as new: the old primary is still not
+ * proven fenced, so the guard must not end. A fence that did not confirm is tried again after a minute.
+ */
+async function keepGuarding(record: RunbookRecord, plan: GuardPlan, state: FenceGuardCarried, why: string, retrySoon: boolean): Promise<never> {
+  const reason = `${plan.cluster.ref} is still not fenced: ${why}; still guarding (fence-guard round ${state.round + 1})`;
+  const repeated = retrySoon && state.lastPage === why;
+  if (!repeated) {
+    await control.notifyEscalation({
+      runbook: RUNBOOK_NAMES.fenceGuard, workflowId: workflowInfo().workflowId, cluster: plan.cluster.ref, reason,
+      action: `check whether ${plan.cluster.ref} takes writes (it must not while ${plan.promoted.ref} is the primary); bring site ${plan.cluster.site}'s worker back or fence it by hand`,
+    });
+  }
+  record.step('page', repeated ? 'already' : 'done', repeated ? `Still: ${why}; paged already, trying again.` : `Paged: ${reason}.`);
+  if (retrySoon) await sleep('1m');
+  return continueAsNew<typeof fenceGuard>(
+    { cluster: plan.cluster.ref, promoted: plan.promoted.ref, maxHours: plan.maxHours, ...(plan.promotedTimeline === null ? {} : { promotedTimeline: plan.promotedTimeline }) },
+    { round: state.round + 1, journal: record.status().journal.slice(-50), lastPage: why },
+  );
 }

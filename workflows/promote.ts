@@ -15,6 +15,7 @@ import { refuse } from './phases/failures';
 import { assessLoss, validatePromotion, type PromotionPlan } from './phases/promote-assess';
 import { awaitPromotionApproval, fenceOldPrimary, NOT_YET_FENCED, type Fence } from './phases/promote-fence';
 import { nextEpoch, withEpoch } from './phases/fencing-epoch';
+import { reaskAfterUnprovenFence, zeroLossProven } from './phases/promote-reask';
 import { RunbookRecord } from './phases/runbook-record';
 import { keepStandbySlot, manageStandbySlots, releaseStandbySlot } from './phases/standby-slots';
 import type { forceBackup } from './force-backup';
@@ -36,20 +37,32 @@ export async function promote(input: PromoteInput): Promise<PromoteResult> {
       ? await record.phase('approve', () => awaitPromotionApproval(record, gate, plan, assessed.estimate, NOT_YET_FENCED))
       : null;
     changing = true;
-    const { fence, estimate, epoch } = await record.phase('fence', async () => {
+    const fenced = await record.phase('fence', async () => {
       // Runs started before fencing epochs existed carry none (patch marker): their activities act as before.
       const epoch = patched('fencing-epoch')
         ? await nextEpoch(record, plan.target, plan.source, { otherReachable: assessed.estimate.sourceReachable, regionTimeoutSeconds: plan.regionTimeoutSeconds })
         : undefined;
       return { ...(await fenceOldPrimary(record, plan, assessed.estimate, epoch)), epoch };
     });
-    const approval = earlyApproval ?? await record.phase('approve', () => awaitPromotionApproval(record, gate, plan, estimate, fence));
+    const { fence, epoch } = fenced;
+    let { estimate } = fenced;
+    let approval = earlyApproval ?? await record.phase('approve', () => awaitPromotionApproval(record, gate, plan, estimate, fence));
+    // The early approval was for "planned, zero loss": when the fence did not prove it, it promotes nothing. The
+    // human decides again with the fence state and the measured loss (runs before this change promoted on it).
+    if (earlyApproval && !zeroLossProven(fence, fenced.caughtUp) && patched('planned-unproven-fence-asks-again')) {
+      ({ approval, estimate } = await record.phase('re-approve', () => reaskAfterUnprovenFence(record, gate, plan, assessed.estimate, fence, fenced.caughtUp)));
+    }
+    // An old primary that may still take writes is guarded before anything else can write: fence-guard fences it
+    // the moment its site answers, even while this run is still promoting (runs before this change started it last).
+    const guardFirst = fence.state === 'UNCONFIRMED' && patched('fence-guard-before-promotion');
+    const earlyGuard = guardFirst ? await guardOldPrimary(record, plan, assessed.standbyTimeline + 1, epoch) : null;
     await record.phase('promote', () => promoteStandby(record, plan, epoch));
     const writable = await record.phase('verify', () => verifyPromoted(record, plan, assessed.standbyTimeline));
-    const writeDowntimeMs = plan.mode === 'planned' && fence.startedAt !== null ? Date.parse(writable.writtenAt) - fence.startedAt : null;
+    // Writes stopped at the fence only if it was confirmed; an unconfirmed old primary may never have stopped.
+    const writeDowntimeMs = plan.mode === 'planned' && fence.state === 'CONFIRMED' && fence.startedAt !== null ? Date.parse(writable.writtenAt) - fence.startedAt : null;
     if (plan.mode === 'planned') await record.phase('rejoin-old-primary', () => rejoinOldPrimary(record, plan, fence, epoch));
     const backup = plan.takeBackup ? await record.phase('first-backup', () => takeFirstBackup(record, plan, writable.lsn)) : null;
-    const guard = fence.state === 'UNCONFIRMED' ? await guardOldPrimary(record, plan, epoch) : null;
+    const guard = earlyGuard ?? (fence.state === 'UNCONFIRMED' ? await guardOldPrimary(record, plan, null, epoch) : null);
     const rtoMs = Date.parse(writable.writtenAt) - Date.parse(approval.at);
     const measuredRpoBytes = fence.result?.finalLsn ? Math.max(0, lsnDiff(fence.result.finalLsn, estimate.standbyReplayedLsn)) : null;
     record.step('report', 'done',
@@ -78,14 +91,16 @@ function finishAlreadyPromoted(record: RunbookRecord, plan: PromotionPlan): Prom
 }
 
 /** The old primary could not be fenced: leave a guard that fences it the moment its site answers again. */
-async function guardOldPrimary(record: RunbookRecord, plan: PromotionPlan, epoch: number | undefined): Promise<string> {
+async function guardOldPrimary(
+  record: RunbookRecord, plan: PromotionPlan, promotedTimeline: number | null, epoch: number | undefined,
+): Promise<string> {
   const workflowId = runbookWorkflowId(RUNBOOK_NAMES.fenceGuard, plan.source!.ref);
   try {
     await startChild<typeof fenceGuard>('fenceGuard', {
       workflowId,
       taskQueue: workflowInfo().taskQueue,
       parentClosePolicy: ParentClosePolicy.ABANDON,
-      args: [{ cluster: plan.source!.ref, promoted: plan.target.ref, ...withEpoch(epoch) }],
+      args: [{ cluster: plan.source!.ref, promoted: plan.target.ref, ...(promotedTimeline === null ? {} : { promotedTimeline }), ...withEpoch(epoch) }],
     });
   } catch (err) {
     if (!(err instanceof WorkflowExecutionAlreadyStartedError)) throw err;

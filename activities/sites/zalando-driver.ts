@@ -15,6 +15,7 @@ import type {
 import { patroniRole } from './site-driver';
 import { assessFormerPrimary, demoteToStandby, quarantineWal, reseedAsStandby } from './zalando/failback';
 import { listZalandoSlots, unmanagedSlot } from './zalando/slots';
+import { alreadyScaledDown, fencedMarkOf, fenceWithoutPatroni, unfenceScaledDown } from './zalando/fence-without-patroni';
 import { KubeAccess, type KubeObject } from './zalando/kube';
 import { claimZalandoEpoch, readZalandoEpoch } from './zalando/epoch-store';
 import { clusterSecrets, outputTail, redact } from './redact';
@@ -425,12 +426,17 @@ export class ZalandoSiteDriver implements SiteDriver {
     return claimZalandoEpoch(this.kube, this.pgPath(cluster), `${this.site}/${cluster}`, epoch);
   }
 
-  /** Pause Patroni (it must not restart Postgres), stop Postgres fast in every pod, leader last, read the final checkpoint. */
+  /**
+   * Pause Patroni (it must not restart Postgres), stop Postgres fast in every pod, leader last, read the final
+   * checkpoint. With no Patroni answering, the fence is a scale to 0 the operator keeps (zalando/fence-without-patroni).
+   */
   async fenceCluster(cluster: string): Promise<FenceResult> {
+    const mark = fencedMarkOf((await this.getPostgresql(cluster))?.metadata.annotations);
+    if (mark) return alreadyScaledDown(this, cluster, mark);
     const pods = await this.pods(cluster);
     if (pods.length === 0) throw new PreconditionFailedError(`${this.site}/${cluster} has no pods`, { cluster });
     const view = await this.patroniView(pods);
-    if (!view) throw new SiteUnreachableError(`${this.site}/${cluster}: no Patroni answers`, { cluster });
+    if (!view) return fenceWithoutPatroni(this, cluster, pods, { container: CONTAINER, pgdata: PGDATA });
     const leaderName = view.members.find(isLeader)?.name;
     const running = view.members.filter((m) => m.state === 'running' || m.state === 'streaming').map((m) => m.name);
     const wasPaused = view.config?.pause === true;
@@ -472,6 +478,11 @@ export class ZalandoSiteDriver implements SiteDriver {
   }
 
   async unfenceCluster(cluster: string): Promise<{ changed: boolean }> {
+    const mark = fencedMarkOf((await this.getPostgresql(cluster))?.metadata.annotations);
+    if (mark) {
+      await unfenceScaledDown(this, cluster, mark);
+      return { changed: true };
+    }
     const pods = await this.pods(cluster);
     const view = await this.patroniView(pods);
     if (!view) throw new SiteUnreachableError(`${this.site}/${cluster}: no Patroni answers`, { cluster });

@@ -30,6 +30,8 @@ export interface RunbookHarness {
   prefix: string;
   /** Brings up the worker of a site that was left out (its region "comes back"). */
   addSiteWorker(site: string): Promise<void>;
+  /** Shuts down every worker serving a site's queue (its region "stops answering"); its clusters keep running. */
+  stopSiteWorker(site: string): Promise<void>;
 }
 
 /**
@@ -52,17 +54,27 @@ export async function withRunbookWorkers<T>(
     connection, namespace: 'default', deps, servedSites, serveControl,
     workflowBundle: { codePath: testBundlePath() }, taskQueuePrefix: prefix,
   });
-  const workers: Worker[] = await workersFor(opts.sites ?? Object.keys(sites.sites), true);
+  const served = opts.sites ?? Object.keys(sites.sites);
+  const workers: Worker[] = await workersFor(served, true);
   const running = workers.map((w) => w.run());
+  // createRunbookWorkers returns the control worker first, then one worker per served site in order.
+  const bySite = new Map<string, Worker[]>(served.map((site, i) => [site, [workers[i + 1]]]));
   const addSiteWorker = async (site: string) => {
     for (const w of await workersFor([site], false)) {
       workers.push(w);
       running.push(w.run());
+      bySite.set(site, [...(bySite.get(site) ?? []), w]);
     }
+  };
+  const stopSiteWorker = async (site: string) => {
+    const gone = (bySite.get(site) ?? []).filter((w) => w.getState() === 'RUNNING');
+    bySite.set(site, []);
+    for (const w of gone) w.shutdown();
+    await Promise.allSettled(gone.map((w) => running[workers.indexOf(w)]));
   };
   const clientConnection = await Connection.connect({ address });
   try {
-    return await fn({ client: new Client({ connection: clientConnection }), taskQueue: controlTaskQueue(prefix), prefix, addSiteWorker });
+    return await fn({ client: new Client({ connection: clientConnection }), taskQueue: controlTaskQueue(prefix), prefix, addSiteWorker, stopSiteWorker });
   } finally {
     for (const w of workers) if (w.getState() === 'RUNNING') w.shutdown();
     await Promise.allSettled(running);

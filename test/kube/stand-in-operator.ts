@@ -45,6 +45,8 @@ export class StandInOperator {
   private loop: Promise<void> | null = null;
   private readonly creating = new Map<string, Promise<void>>();
   private readonly pods: Record<string, { shim: string; log: string }> = {};
+  /** Clusters whose numberOfInstances is 0: their members are stopped, not deleted (the operator keeps volumes). */
+  private readonly scaledDown = new Set<string>();
   readonly errors: string[] = [];
 
   constructor(readonly spec: StandInOperatorSpec) {}
@@ -209,6 +211,7 @@ export class StandInOperator {
     const name = pg.metadata.name;
     const info = region.getCluster(name);
     if (!info) return;
+    if (await this.syncScale(ns, region, pg)) return;
     const leader = await region.leaderMember(name);
     const cfg = this.spec.regions[ns];
     for (const m of info.members) {
@@ -337,6 +340,37 @@ esac
     // The pod's log: Spilo's Patroni logs to the container's stdout, read through pods/log.
     this.pods[`${ns}/${member}`] = { shim, log: p.logFile };
     writeFileSync(this.podsFile, JSON.stringify(this.pods, null, 2) + '\n');
+  }
+
+  /**
+   * numberOfInstances 0, as the operator does it: the StatefulSet scaled to 0, its pods gone (their members' Patroni
+   * and Postgres stopped), the volumes (data directories) kept, and kept so on every sync; back to N, the members
+   * start again and the pods come back. True while the cluster is scaled to 0 (nothing else to sync).
+   */
+  private async syncScale(ns: string, region: LocalRegion, pg: PostgresqlObject): Promise<boolean> {
+    const name = pg.metadata.name;
+    const key = `${ns}/${name}`;
+    const info = region.getCluster(name)!;
+    if (pg.spec.numberOfInstances === 0) {
+      await this.must('PATCH', `/apis/apps/v1/namespaces/${ns}/statefulsets/${name}`, { spec: { replicas: 0 } }, 'application/merge-patch+json');
+      for (const m of info.members) {
+        if (!this.pods[`${ns}/${m.name}`]) continue;
+        await this.must('DELETE', `/api/v1/namespaces/${ns}/pods/${m.name}?gracePeriodSeconds=0`);
+        delete this.pods[`${ns}/${m.name}`];
+      }
+      writeFileSync(this.podsFile, JSON.stringify(this.pods, null, 2) + '\n');
+      if (!this.scaledDown.has(key)) {
+        await region.stopCluster(name);
+        this.scaledDown.add(key);
+      }
+      return true;
+    }
+    if (this.scaledDown.has(key)) {
+      await this.must('PATCH', `/apis/apps/v1/namespaces/${ns}/statefulsets/${name}`, { spec: { replicas: pg.spec.numberOfInstances } }, 'application/merge-patch+json');
+      await region.startCluster(name);
+      this.scaledDown.delete(key);
+    }
+    return false;
   }
 
   private async deleteChildren(ns: string, region: LocalRegion, name: string): Promise<void> {

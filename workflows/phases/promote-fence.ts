@@ -22,9 +22,10 @@ export interface Fence {
   epoch?: number;
 }
 
+/** `caughtUp`: planned, the standby replayed past the old primary's shutdown checkpoint (the zero-loss proof). */
 export async function fenceOldPrimary(
   record: RunbookRecord, plan: PromotionPlan, estimate: LossEstimate, epoch?: number,
-): Promise<{ fence: Fence; estimate: LossEstimate }> {
+): Promise<{ fence: Fence; estimate: LossEstimate; caughtUp: boolean }> {
   const source = plan.source!;
   if (plan.mode === 'planned') {
     // Checked before stopping anything: only a connected receiver gets the old primary's last WAL.
@@ -48,7 +49,7 @@ export async function fenceOldPrimary(
     ? `Fenced ${source.ref}: ${result.detail} Fence ${fence.state}${result.finalLsn ? `, last checkpoint ${result.finalLsn}` : ''}.`
     : `Could not fence ${source.ref} (${why}): fence UNCONFIRMED — it may still take writes if its region comes back.`,
     { fence: fence.state, finalLsn: result?.finalLsn ?? null });
-  if (plan.mode !== 'planned' || !result?.finalLsn) return { fence, estimate };
+  if (plan.mode !== 'planned' || !result?.finalLsn) return { fence, estimate, caughtUp: false };
 
   // Planned: the standby must replay everything the old primary wrote, up to its shutdown checkpoint.
   let caughtUp;
@@ -63,7 +64,10 @@ export async function fenceOldPrimary(
   }
   record.step('catch-up', 'done', `Standby ${plan.target.ref} replayed to ${caughtUp.replayedLsn}, past the old primary's last checkpoint ${result.finalLsn}: nothing will be lost.`,
     { replayedLsn: caughtUp.replayedLsn, finalLsn: result.finalLsn });
-  return { fence, estimate: { ...estimate, sourceLsn: result.finalLsn, standbyReplayedLsn: caughtUp.replayedLsn, bytes: 0, seconds: 0, withinPolicy: true } };
+  return {
+    fence, caughtUp: true,
+    estimate: { ...estimate, sourceLsn: result.finalLsn, standbyReplayedLsn: caughtUp.replayedLsn, bytes: 0, seconds: 0, withinPolicy: true },
+  };
 }
 
 /** The fence a planned switchover shows at its approval: none yet, set only after the human said yes. */

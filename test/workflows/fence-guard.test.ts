@@ -1,0 +1,116 @@
+// fence-guard against real parts: it never fences a cluster that has become the legitimate primary again (after a
+// switchover and a switchback), refuses bad input before touching anything, and past its maximum time it pages a
+// human and keeps guarding (continue-as-new) instead of ending.
+import { existsSync, readFileSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
+import type { WorkflowHandle } from '@temporalio/client';
+import { startRunbook } from '../../scripts/lib/runbook-client';
+import { RUNBOOK_NAMES, runbookWorkflowId, type PromoteResult } from '../../workflows/contracts/runbooks';
+import type { FenceGuardInput } from '../../workflows/fence-guard';
+import { approveWhenAsked } from '../helpers/approvals';
+import { roleOf, sql } from '../helpers/clusters';
+import { failureOf } from '../helpers/failures';
+import { saveHistory } from '../helpers/histories';
+import { withRunbookWorkers, type RunbookHarness } from '../helpers/runbook-workers';
+import { createStandbyPair, deleteStandbyPair, type StandbyPair } from '../helpers/standby-pair';
+import { testLayout } from '../helpers/test-env';
+
+const NOTIFY_FILE = join(testLayout().dir, 'fence-guard-notifications.jsonl');
+process.env.DR_NOTIFY_FILE = NOTIFY_FILE;
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+const startGuard = (h: RunbookHarness, input: unknown, cluster: string) => startRunbook(h.client, {
+  workflowType: 'fenceGuard', runbook: RUNBOOK_NAMES.fenceGuard, cluster, input, taskQueue: h.taskQueue,
+});
+
+async function switchOver(h: RunbookHarness, to: string): Promise<PromoteResult> {
+  const handle = await startRunbook(h.client, {
+    workflowType: 'promote', runbook: RUNBOOK_NAMES.promote, cluster: to, taskQueue: h.taskQueue,
+    input: { cluster: to, mode: 'planned', approvalTimeoutSeconds: 600, takeBackup: false },
+  });
+  await approveWhenAsked(handle, 'oncall', 'CHG-31');
+  return (await handle.result()) as PromoteResult;
+}
+
+function pages(workflowId: string): Array<{ runbook: string; workflowId: string; reason: string }> {
+  if (!existsSync(NOTIFY_FILE)) return [];
+  return readFileSync(NOTIFY_FILE, 'utf8').trim().split('\n').filter(Boolean)
+    .map((l) => JSON.parse(l) as { runbook: string; workflowId: string; reason: string })
+    .filter((e) => e.workflowId === workflowId);
+}
+
+/** Waits until the guard has paged, or its first run has closed; returns the first run's status. */
+async function firstRunAfterPage(h: RunbookHarness, handle: WorkflowHandle, firstRunId: string): Promise<string> {
+  const firstRun = h.client.workflow.getHandle(handle.workflowId, firstRunId);
+  for (;;) {
+    const { status } = await firstRun.describe();
+    if (status.name !== 'RUNNING' && (status.name !== 'CONTINUED_AS_NEW' || pages(handle.workflowId).length > 0)) return status.name;
+    await sleep(250);
+  }
+}
+
+describe('fence-guard', () => {
+  const pairs: StandbyPair[] = [];
+  afterAll(async () => {
+    for (const p of pairs) await deleteStandbyPair(p);
+  });
+
+  it('stands down when the cluster it guards is the legitimate primary again (switchover, then switchback)', async () => {
+    const pair = await createStandbyPair('fgs', { members: 1 });
+    pairs.push(pair);
+    await withRunbookWorkers(async (h) => {
+      const over = await switchOver(h, pair.standby);
+      expect(await roleOf(pair.source)).toBe('standby_leader');
+      const back = await switchOver(h, pair.source);
+      expect(back.timelineAfter).toBeGreaterThan(over.timelineAfter);
+      expect(await roleOf(pair.source)).toBe('primary');
+
+      // A guard from the first promotion shows up late (e.g. its site was slow to answer): eu is the primary again.
+      const input: FenceGuardInput = { cluster: pair.source, promoted: pair.standby, promotedTimeline: over.timelineAfter };
+      const guard = await startGuard(h, input, pair.source);
+      const outcome = (await guard.result()) as { fenced: boolean; detail: string };
+      expect(outcome.fenced).toBe(false);
+      expect(outcome.detail).toMatch(/primary again/);
+      expect(await roleOf(pair.source)).toBe('primary');
+      await sql(pair.source, 'INSERT INTO public.writes (id) VALUES (-31)');
+      await saveHistory(guard, 'fence-guard.stood-down');
+    });
+  });
+
+  it('refuses bad input before it touches anything', async () => {
+    await withRunbookWorkers(async (h) => {
+      const cases: Array<[unknown, RegExp]> = [
+        [{ cluster: 'us/acid-none', promoted: 'eu/acid-none', maxHour: 1 }, /unknown field "maxHour"/],
+        [{ cluster: 'acid-none', promoted: 'eu/acid-none' }, /cluster/],
+        [{ cluster: 'us/acid-none', promoted: 'eu acid-none' }, /promoted/],
+        [{ cluster: 'us/acid-none', promoted: 'eu/acid-none', maxHours: 0 }, /maxHours must be a number > 0/],
+        [{ cluster: 'us/acid-none', promoted: 'eu/acid-none', promotedTimeline: 'two' }, /promotedTimeline/],
+      ];
+      for (const [input, why] of cases) {
+        const f = await failureOf(await startGuard(h, input, 'us/acid-none'));
+        expect(f).toMatchObject({ type: 'BadInputError', nonRetryable: true });
+        expect(f.message).toMatch(why);
+      }
+    }, { sites: ['us'] });
+  });
+
+  it('past its maximum time it pages and keeps guarding (continue-as-new) instead of ending', async () => {
+    rmSync(NOTIFY_FILE, { force: true });
+    // eu has no worker in this harness: its site never answers.
+    await withRunbookWorkers(async (h) => {
+      const cluster = 'eu/acid-fgp';
+      const input: FenceGuardInput = { cluster, promoted: 'us/acid-fgp', maxHours: 0.001 };
+      const handle = await startGuard(h, input, cluster);
+      try {
+        expect(await firstRunAfterPage(h, handle, handle.firstExecutionRunId)).toBe('CONTINUED_AS_NEW');
+        expect(pages(runbookWorkflowId(RUNBOOK_NAMES.fenceGuard, cluster))[0]).toMatchObject({ runbook: 'fence-guard', reason: expect.stringMatching(/still guarding/) });
+        const latest = await h.client.workflow.getHandle(handle.workflowId).describe();
+        expect(latest.runId).not.toBe(handle.firstExecutionRunId);
+        expect(latest.status.name).toBe('RUNNING');
+      } finally {
+        await h.client.workflow.getHandle(handle.workflowId).terminate('test over').catch(() => undefined);
+      }
+    }, { sites: ['us'] });
+  });
+});

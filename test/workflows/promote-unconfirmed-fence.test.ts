@@ -1,0 +1,130 @@
+// A planned switchover whose approval was given for "planned, zero loss" must not promote on that approval when
+// the fence then fails: the old primary's site stops answering between the approval and the fence (its worker
+// gone, its Postgres still a writable primary). And a catch-up timeout must leave exactly one writable cluster.
+import type { WorkflowHandle } from '@temporalio/client';
+import { startRunbook } from '../../scripts/lib/runbook-client';
+import { approveUpdate, getPendingApprovalQuery, rejectUpdate, type PendingApproval } from '../../workflows/contracts/approvals';
+import { getJournalQuery } from '../../workflows/contracts/journal';
+import { RUNBOOK_NAMES, type PromoteInput, type PromoteResult } from '../../workflows/contracts/runbooks';
+import { pendingGate, updateRefusal } from '../helpers/approvals';
+import { roleOf, sql } from '../helpers/clusters';
+import { failureOf } from '../helpers/failures';
+import { saveHistory } from '../helpers/histories';
+import { withRunbookWorkers, type RunbookHarness } from '../helpers/runbook-workers';
+import { createStandbyPair, deleteStandbyPair, type StandbyPair } from '../helpers/standby-pair';
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+const startPromote = (h: RunbookHarness, input: PromoteInput) =>
+  startRunbook(h.client, { workflowType: 'promote', runbook: RUNBOOK_NAMES.promote, cluster: input.cluster, input, taskQueue: h.taskQueue });
+
+/** The next gate that shows the fence as something other than PENDING, or null once the run has closed. */
+async function gateAfterFence(handle: WorkflowHandle): Promise<PendingApproval | null> {
+  for (;;) {
+    const gate = await handle.query(getPendingApprovalQuery).catch(() => null);
+    if (gate && gate.fence !== 'PENDING') return gate;
+    const { status } = await handle.describe();
+    if (status.name !== 'RUNNING') return null;
+    await sleep(250);
+  }
+}
+
+/** Whether a real INSERT is accepted by the cluster's leader: the only proof that it is a writer. */
+async function takesWrites(ref: string, id: number): Promise<boolean> {
+  return sql(ref, 'INSERT INTO public.writes (id) VALUES ($1)', [id]).then(() => true, () => false);
+}
+
+describe('promote: planned switchover with an unconfirmed fence', () => {
+  const pairs: StandbyPair[] = [];
+  afterAll(async () => {
+    for (const p of pairs) await deleteStandbyPair(p);
+  });
+
+  it('the old primary\'s site stops answering after the approval: nothing is promoted until a second decision acknowledges the unconfirmed fence', async () => {
+    const pair = await createStandbyPair('uf', { members: 1 });
+    pairs.push(pair);
+    await withRunbookWorkers(async (h) => {
+      const input: PromoteInput = { cluster: pair.standby, mode: 'planned', approvalTimeoutSeconds: 600, takeBackup: false, limits: { regionTimeoutSeconds: 3 } };
+
+      // First run: the human is shown the real facts and says no. Nothing is promoted; the old primary runs on.
+      const first = await startPromote(h, input);
+      expect((await pendingGate(first)).fence).toBe('PENDING');
+      await h.stopSiteWorker('eu');
+      await first.executeUpdate(approveUpdate, { args: [{ approver: 'alice', ticket: 'CHG-11' }] });
+      const reopened = await gateAfterFence(first);
+      expect(await roleOf(pair.standby)).toBe('standby_leader');
+      expect(reopened).toMatchObject({ gate: 'promote', fence: 'UNCONFIRMED', requires: { acknowledgeUnconfirmedFence: true, acknowledgeDataLoss: true } });
+      expect(reopened!.plan).toMatch(/NOT confirmed fenced/);
+      expect(await updateRefusal(first.executeUpdate(approveUpdate, { args: [{ approver: 'alice', ticket: 'CHG-11', acknowledgeDataLoss: true }] })))
+        .toMatch(/NOT confirmed fenced/);
+      await first.executeUpdate(rejectUpdate, { args: [{ approver: 'alice', ticket: 'CHG-11', comment: 'not with a live old primary' }] });
+      const rejected = await failureOf(first);
+      expect(rejected.type).toBe('ApprovalRejectedError');
+      expect(rejected.message).toMatch(/nothing was promoted/);
+      const steps = (await first.query(getJournalQuery)).map((e) => `${e.step}:${e.outcome}`);
+      expect(steps).toEqual(expect.arrayContaining(['fence-old-primary:failed', 're-measure-loss:done', 'approval:refused']));
+      expect(steps).not.toContain('remove-standby-config:done');
+      expect(await roleOf(pair.standby)).toBe('standby_leader');
+      expect(await takesWrites(pair.standby, -11)).toBe(false);
+      expect(await takesWrites(pair.source, -12)).toBe(true);
+      await saveHistory(first, 'promote.planned-unconfirmed-fence-rejected');
+
+      // Second run: same loss of the site after the first approval; this time the on-call acknowledges both.
+      await h.addSiteWorker('eu');
+      const second = await startPromote(h, input);
+      expect((await pendingGate(second)).fence).toBe('PENDING');
+      await h.stopSiteWorker('eu');
+      await second.executeUpdate(approveUpdate, { args: [{ approver: 'bob', ticket: 'CHG-12' }] });
+      const again = await gateAfterFence(second);
+      expect(await roleOf(pair.standby)).toBe('standby_leader');
+      expect(again).toMatchObject({ fence: 'UNCONFIRMED', requires: { acknowledgeUnconfirmedFence: true, acknowledgeDataLoss: true } });
+      await second.executeUpdate(approveUpdate, {
+        args: [{ approver: 'bob', ticket: 'CHG-12', acknowledgeUnconfirmedFence: true, acknowledgeDataLoss: true }],
+      });
+      const result = (await second.result()) as PromoteResult;
+      expect(result).toMatchObject({ fence: 'UNCONFIRMED', fenceGuard: `fence-guard/${pair.source}`, measuredRpoBytes: null });
+      expect(result.approval).toMatchObject({ approver: 'bob', acknowledgedUnconfirmedFence: true });
+      expect(await roleOf(pair.standby)).toBe('primary');
+      const journal = (await second.query(getJournalQuery)).map((e) => e.step);
+      // The guard is waiting before anything is promoted, so the old primary is fenced the moment its site answers.
+      expect(journal.indexOf('guard-old-primary')).toBeGreaterThan(-1);
+      expect(journal.indexOf('guard-old-primary')).toBeLessThan(journal.indexOf('remove-standby-config'));
+      expect((await h.client.workflow.getHandle(result.fenceGuard!).describe()).status.name).toBe('RUNNING');
+      await saveHistory(second, 'promote.planned-unconfirmed-fence-acknowledged');
+
+      // eu answers again: the guard fences the old primary, and only the promoted cluster takes writes.
+      await h.addSiteWorker('eu');
+      const guarded = (await h.client.workflow.getHandle(result.fenceGuard!).result()) as { fenced: boolean };
+      expect(guarded.fenced).toBe(true);
+      await saveHistory(h.client.workflow.getHandle(result.fenceGuard!), 'fence-guard.fenced-when-back');
+      expect(await takesWrites(pair.source, -13)).toBe(false);
+      expect(await takesWrites(pair.standby, -14)).toBe(true);
+    });
+  });
+
+  it('a catch-up timeout lifts the fence: exactly one writable cluster, the old primary', async () => {
+    const pair = await createStandbyPair('ct', { members: 1 });
+    pairs.push(pair);
+    await withRunbookWorkers(async (h) => {
+      const handle = await startPromote(h, {
+        cluster: pair.standby, mode: 'planned', approvalTimeoutSeconds: 600, takeBackup: false, limits: { catchUpTimeoutSeconds: 5 },
+      });
+      expect((await pendingGate(handle)).fence).toBe('PENDING');
+      // The standby receives the old primary's last WAL but does not replay it: it cannot catch up.
+      await sql(pair.standby, 'SELECT pg_wal_replay_pause()');
+      try {
+        await handle.executeUpdate(approveUpdate, { args: [{ approver: 'carol', ticket: 'CHG-13' }] });
+        const failure = await failureOf(handle);
+        expect(failure.type).toBe('WaitTimedOutError');
+        const steps = (await handle.query(getJournalQuery)).map((e) => `${e.step}:${e.outcome}`);
+        expect(steps).toEqual(expect.arrayContaining(['fence-old-primary:done', 'catch-up:failed', 'lift-fence:done']));
+        expect(steps).not.toContain('remove-standby-config:done');
+        expect(await roleOf(pair.source)).toBe('primary');
+        expect(await roleOf(pair.standby)).toBe('standby_leader');
+        expect(await takesWrites(pair.source, -21)).toBe(true);
+        expect(await takesWrites(pair.standby, -22)).toBe(false);
+      } finally {
+        await sql(pair.standby, 'SELECT pg_wal_replay_resume()').catch(() => undefined);
+      }
+    });
+  });
+});
