@@ -7,14 +7,13 @@ import type {
   DeleteClusterResult, EpochClaim, StoredEpoch, ReplicationSlotRow, StandbySlotResult,
 } from './site-driver';
 import { patroniRole } from './site-driver';
-import { reseedPending } from './local/reseed';
 import { runLocalBaseBackup } from './local/base-backup';
 import { LocalRegion } from './local/region';
 import { dropStandbySlot, ensureStandbySlot, replicationSlots } from './local/standby-slots';
 import { patroniGet, type PatroniClusterView } from './local/patroni-api';
 import { restUrl } from './local/members';
 import { probePort } from './local/pg-control';
-import { ClusterNotFoundError, PreconditionFailedError, SiteUnreachableError } from '../../workflows/contracts/errors';
+import { PreconditionFailedError, SiteUnreachableError } from '../../workflows/contracts/errors';
 import { claimLocalEpoch, readLocalEpoch } from './local/epoch-store';
 
 export class LocalSiteDriver implements SiteDriver {
@@ -176,19 +175,16 @@ export class LocalSiteDriver implements SiteDriver {
     return this.region.quarantineWal(cluster, req);
   }
 
-  /** A key in the region's etcd (local/epoch-store.ts): readable and settable with Patroni and Postgres stopped. */
+  /**
+   * A key in the region's etcd (local/epoch-store.ts): readable and settable with Patroni and Postgres stopped, and
+   * not tied to the cluster's files, which a reseed removes and re-creates (a retried reseed must still check it).
+   */
   async readEpoch(cluster: string): Promise<StoredEpoch> {
-    this.needCluster(cluster);
     return readLocalEpoch(this.cfg.etcd.clientPort, cluster);
   }
 
   async claimEpoch(cluster: string, epoch: number): Promise<EpochClaim> {
-    this.needCluster(cluster);
     return claimLocalEpoch(this.cfg.etcd.clientPort, this.site, cluster, epoch);
-  }
-
-  private needCluster(cluster: string): void {
-    if (!this.region.getCluster(cluster) && !reseedPending(this.region.cfg.dataDir, cluster)) throw new ClusterNotFoundError(`${this.site}/${cluster} does not exist`, { cluster });
   }
 
   /** Only a cluster whose cluster file names this drill; its secrets go with it (they were copied for it alone). */

@@ -120,6 +120,12 @@ describe('failback-reseed through the zalando driver', () => {
       expect(result.quarantine!.objects).toBeGreaterThan(0);
       const journal = await handle.query(getJournalQuery);
       expect(journal.find((e) => e.step === 'rewind')?.facts).toMatchObject({ rewound: true });
+      // The switchback's fencing epoch is on both postgresql objects (annotation), newer than the failback's own.
+      const epochOf = async (ns: string) => Number((await postgresql(ns)).metadata.annotations?.['standby-runbooks.dev/fencing-epoch']);
+      const failbackEpoch = journal.find((e) => e.step === 'fencing-epoch')?.facts?.epoch as number;
+      expect(result.switchBack!.fencingEpoch).toBeGreaterThan(failbackEpoch);
+      expect(await epochOf('eu')).toBe(result.switchBack!.fencingEpoch);
+      expect(await epochOf('us')).toBe(result.switchBack!.fencingEpoch);
       process.stdout.write(`[zalando failback rewind] fork ${result.forkLsn}, divergent ${result.divergentBytes} bytes in ${result.quarantine!.objects} objects, ` +
         `phases ${JSON.stringify(result.phaseDurationsMs)}, switchback RTO ${result.switchBack!.rtoMs} ms\n`);
     }, { sitesFile });

@@ -72,9 +72,6 @@ function readJson<T>(file: string): T | null {
 
 const readPending = (dataDir: string, name: string) => readJson<Pending>(pendingFile(dataDir, name));
 
-/** A reseed moved the cluster aside and has not re-created it yet: it still exists for its runbook (epoch, retries). */
-export const reseedPending = (dataDir: string, name: string): boolean => existsSync(pendingFile(dataDir, name));
-
 const oldDataOf = (d: Done | null): ReseedResult['oldData'] =>
   d?.aside ? { location: d.aside, removed: d.removed, replayedLsn: d.replayedLsn } : null;
 
