@@ -7,7 +7,7 @@ import { RUNBOOK_NAMES, type ProvisionStandbyInput, type ProvisionStandbyResult 
 import { failureFacts, refuse } from './phases/failures';
 import { preflightStandby, usesArchive, usesStreaming, validateRequest, type Plan, type Preflight } from './phases/provision-checks';
 import { RunbookRecord } from './phases/runbook-record';
-import { keepStandbySlot, manageStandbySlots } from './phases/standby-slots';
+import { keepStandbySlot, manageStandbySlots, releaseStandbySlot } from './phases/standby-slots';
 
 export async function provisionStandby(input: ProvisionStandbyInput): Promise<ProvisionStandbyResult> {
   const record = new RunbookRecord(RUNBOOK_NAMES.provisionStandby, String(input?.target ?? 'unknown'));
@@ -43,17 +43,24 @@ async function copyCredentials(record: RunbookRecord, plan: Plan): Promise<void>
 async function createStandby(record: RunbookRecord, plan: Plan, pre: Preflight): Promise<void> {
   // The slot exists before the standby's first connection, so the source keeps every segment it has not received.
   const slotName = usesStreaming(plan.method) && manageStandbySlots() ? await keepStandbySlot(record, plan.source, plan.target.ref) : undefined;
-  const r = await siteLongActivities(plan.target.site, 600).siteCreateStandbyCluster({
-    target: plan.target.ref,
-    source: plan.source.ref,
-    fromArchive: usesArchive(plan.method) && pre.baseBackup
-      ? { archive: plan.source.facts.archive, backupName: pre.baseBackup }
-      : undefined,
-    fromHost: usesStreaming(plan.method) ? plan.source.facts.streamingEndpoint : undefined,
-    like: { pgVersion: plan.source.facts.pgVersion, instances: plan.source.facts.members.length },
-    ...(Object.keys(plan.source.facts.labels ?? {}).length > 0 ? { labels: plan.source.facts.labels } : {}),
-    ...(slotName ? { slotName } : {}),
-  });
+  let r: { changed: boolean };
+  try {
+    r = await siteLongActivities(plan.target.site, 600).siteCreateStandbyCluster({
+      target: plan.target.ref,
+      source: plan.source.ref,
+      fromArchive: usesArchive(plan.method) && pre.baseBackup
+        ? { archive: plan.source.facts.archive, backupName: pre.baseBackup }
+        : undefined,
+      fromHost: usesStreaming(plan.method) ? plan.source.facts.streamingEndpoint : undefined,
+      like: { pgVersion: plan.source.facts.pgVersion, instances: plan.source.facts.members.length },
+      ...(Object.keys(plan.source.facts.labels ?? {}).length > 0 ? { labels: plan.source.facts.labels } : {}),
+      ...(slotName ? { slotName } : {}),
+    });
+  } catch (err) {
+    // A slot for a standby that was never built would hold the source's WAL forever: it goes with the failure.
+    if (slotName) await releaseStandbySlot(record, plan.source, plan.target.ref, `${plan.target.ref} could not be created`).catch(() => undefined);
+    throw err;
+  }
   const from = [
     usesArchive(plan.method) ? `base backup ${pre.baseBackup} and WAL from ${plan.source.facts.archive.walPrefix}` : '',
     usesStreaming(plan.method) ? `streaming from ${plan.source.facts.streamingEndpoint.host}:${plan.source.facts.streamingEndpoint.port}${slotName ? ` through slot ${slotName}` : ''}` : '',

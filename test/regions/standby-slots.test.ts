@@ -10,7 +10,10 @@ import { approveWhenAsked } from '../helpers/approvals';
 import { deleteCluster, driverOf, roleOf, sql } from '../helpers/clusters';
 import { withRunbookWorkers, type RunbookHarness } from '../helpers/runbook-workers';
 import { saveHistory } from '../helpers/histories';
+import { failureOf } from '../helpers/failures';
 import { createSource } from '../helpers/standby-pair';
+import { PreconditionFailedError } from '../../workflows/contracts/errors';
+import type { SiteDriver } from '../../activities/sites/site-driver';
 
 const SOURCE = 'eu/acid-sl';
 const STANDBY = 'us/acid-sl';
@@ -21,6 +24,9 @@ const FB_SOURCE = 'eu/acid-sf';
 const FB_STANDBY = 'us/acid-sf';
 const FB_STANDBY_SLOT = 'dr_us_acid_sf';
 const FB_SOURCE_SLOT = 'dr_eu_acid_sf';
+const FAIL_SOURCE = 'eu/acid-sx';
+const FAIL_STANDBY = 'us/acid-sx';
+const FAIL_STANDBY_SLOT = 'dr_us_acid_sx';
 
 interface SlotRow { member: string; slot: string; active: boolean; inRecovery: boolean }
 
@@ -92,7 +98,7 @@ const start = (h: RunbookHarness, workflowType: string, runbook: string, cluster
 
 describe('replication slots of streaming standbys', () => {
   afterAll(async () => {
-    for (const ref of [STANDBY, SOURCE, FB_STANDBY, FB_SOURCE]) await deleteCluster(ref);
+    for (const ref of [STANDBY, SOURCE, FB_STANDBY, FB_SOURCE, FAIL_STANDBY, FAIL_SOURCE]) await deleteCluster(ref);
   });
 
   it('provision keeps one on the source, a switchover inside the source keeps it, promotion and switchback move it, none is left behind', async () => {
@@ -210,5 +216,27 @@ describe('replication slots of streaming standbys', () => {
     expect(await eventually(async () => ((await strayStandbySlots([FB_SOURCE, FB_STANDBY], expected)).length === 0 ? true : null),
       () => strayStandbySlots([FB_SOURCE, FB_STANDBY], expected))).toBe(true);
     process.stdout.write(`[slots] after failback: ${FB_SOURCE} ${JSON.stringify(await slotsOn(FB_SOURCE))}; ${FB_STANDBY} ${JSON.stringify(await slotsOn(FB_STANDBY))}\n`);
+  });
+
+  it('a standby that could not be built leaves no slot for it on the source', async () => {
+    await createSource(FAIL_SOURCE);
+    // The target site refuses to create the cluster (as a full disk or a refused manifest would), after the slot was kept.
+    const refuseCreate = (d: SiteDriver): SiteDriver => (d.site !== 'us' ? d : new Proxy(d, {
+      get(target, name, receiver) {
+        if (name === 'createStandbyCluster') {
+          return async () => { throw new PreconditionFailedError('injected: the target site refuses to create the cluster'); };
+        }
+        const v = Reflect.get(target, name, receiver);
+        return typeof v === 'function' ? v.bind(target) : v;
+      },
+    }));
+    await withRunbookWorkers(async (h) => {
+      const provisioned = await start(h, 'provisionStandby', RUNBOOK_NAMES.provisionStandby, FAIL_STANDBY,
+        { source: FAIL_SOURCE, target: FAIL_STANDBY, method: 'both', limits: { pollIntervalSeconds: 1 } } satisfies ProvisionStandbyInput);
+      expect(await failureOf(provisioned)).toMatchObject({ type: 'PreconditionFailedError', message: expect.stringMatching(/injected/) });
+    }, { wrapDriver: refuseCreate });
+    expect(await dynamicConfigSlots(FAIL_SOURCE)).not.toContain(FAIL_STANDBY_SLOT);
+    expect(await eventually(async () => ((await slotsOn(FAIL_SOURCE)).some((s) => s.slot === FAIL_STANDBY_SLOT) ? null : true),
+      () => slotsOn(FAIL_SOURCE))).toBe(true);
   });
 });
