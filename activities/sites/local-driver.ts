@@ -58,6 +58,8 @@ export class LocalSiteDriver implements SiteDriver {
           host: info.standby.fromHost?.host,
           port: info.standby.fromHost?.port,
           sourceRef: info.standby.sourceRef,
+          ...(info.standby.sourceSystemIdentifier ? { sourceSystemIdentifier: info.standby.sourceSystemIdentifier } : {}),
+          ...(info.standby.sourceTimeline ? { sourceTimeline: info.standby.sourceTimeline } : {}),
         }
       : undefined;
     return {
@@ -128,6 +130,9 @@ export class LocalSiteDriver implements SiteDriver {
           : undefined,
         fromHost: req.fromHost,
         sourceRef: req.sourceRef,
+        ...(req.sourceLineage
+          ? { sourceSystemIdentifier: req.sourceLineage.systemIdentifier, sourceTimeline: req.sourceLineage.timeline }
+          : {}),
       },
     }, { onProgress: onProgress && ((p) => onProgress(`${p.phase}: ${p.detail}`)) });
     return { changed };

@@ -18,6 +18,9 @@ export interface StandbySpec {
   fromHost?: { host: string; port: number };
   /** The source cluster as `<site>/<cluster>`, so later runbooks (promote, failback) know where it came from. */
   sourceRef?: string;
+  /** The source's system identifier and timeline seen at provisioning: a promotion checks the data descends from it. */
+  sourceSystemIdentifier?: string;
+  sourceTimeline?: number;
 }
 
 export interface CreateLocalClusterSpec {
