@@ -14,6 +14,7 @@ import { ApprovalGate } from './phases/approval-gate';
 import { refuse } from './phases/failures';
 import { assessLoss, validatePromotion, type PromotionPlan } from './phases/promote-assess';
 import { awaitPromotionApproval, fenceOldPrimary, NOT_YET_FENCED, type Fence } from './phases/promote-fence';
+import { checkLineage, proveReplay } from './phases/promote-lineage';
 import { RunbookRecord } from './phases/runbook-record';
 import type { forceBackup } from './force-backup';
 import type { fenceGuard } from './fence-guard';
@@ -27,6 +28,9 @@ export async function promote(input: PromoteInput): Promise<PromoteResult> {
     const plan = await record.phase('validate', () => validatePromotion(record, input));
     if (plan.alreadyPromoted) return finishAlreadyPromoted(record, plan);
     const assessed = await record.phase('assess', () => assessLoss(record, plan));
+    // Runs started before the lineage check existed replay without its activities (patch marker).
+    const lineage = patched('promote-lineage-check');
+    if (lineage) await record.phase('lineage', () => checkLineage(record, plan, assessed));
     // A planned switchover asks before it fences, so the old primary stops taking writes only for the switch
     // itself, not while a human reads the plan. Runs started before this change fenced first (patch marker).
     const approveFirst = plan.mode === 'planned' && patched('planned-approval-before-fence');
@@ -34,8 +38,11 @@ export async function promote(input: PromoteInput): Promise<PromoteResult> {
       ? await record.phase('approve', () => awaitPromotionApproval(record, gate, plan, assessed.estimate, NOT_YET_FENCED))
       : null;
     changing = true;
-    const { fence, estimate } = await record.phase('fence', () => fenceOldPrimary(record, plan, assessed.estimate));
-    const approval = earlyApproval ?? await record.phase('approve', () => awaitPromotionApproval(record, gate, plan, estimate, fence));
+    const fenced = await record.phase('fence', () => fenceOldPrimary(record, plan, assessed.estimate));
+    const fence = fenced.fence;
+    let estimate = fenced.estimate;
+    let approval = earlyApproval ?? await record.phase('approve', () => awaitPromotionApproval(record, gate, plan, estimate, fence));
+    if (lineage) ({ estimate, approval } = await record.phase('prove-replay', () => proveReplay(record, gate, plan, fence, estimate, approval)));
     await record.phase('promote', () => promoteStandby(record, plan));
     const writable = await record.phase('verify', () => verifyPromoted(record, plan, assessed.standbyTimeline));
     const writeDowntimeMs = plan.mode === 'planned' && fence.startedAt !== null ? Date.parse(writable.writtenAt) - fence.startedAt : null;
