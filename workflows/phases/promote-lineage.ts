@@ -97,7 +97,11 @@ export async function proveReplay(
 ): Promise<{ estimate: LossEstimate; approval: ApprovalRecord }> {
   const finalLsn = plan.mode === 'planned' ? fence.result?.finalLsn : null;
   if (finalLsn) {
-    const pos = await siteActivities(plan.target.site).postgresCurrentPosition({ ref: plan.target.ref });
+    // The catch-up after the fence measured replay against this very checkpoint: no second read on the switchover's
+    // critical path. Anything else (no catch-up result) is read now.
+    const pos = estimate.sourceLsn === finalLsn && lsnAtOrAfter(estimate.standbyReplayedLsn, finalLsn)
+      ? { lsn: estimate.standbyReplayedLsn, inRecovery: true }
+      : await siteActivities(plan.target.site).postgresCurrentPosition({ ref: plan.target.ref });
     if (!pos.inRecovery || !lsnAtOrAfter(pos.lsn, finalLsn)) {
       await liftFence(record, plan, fence, 'the standby has not replayed up to the shutdown checkpoint');
       refuse(new PreconditionFailedError(
