@@ -15,6 +15,7 @@ import { createFenceCluster, createUnfenceCluster, createRemoveStandbyConfig, cr
 import { createVerifyWritable } from './postgres/verify-writable';
 import { createWaitForStreaming } from './postgres/wait-for-streaming';
 import { createLastArchivedWal } from './s3/last-archived-wal';
+import { createArchiveLineage } from './s3/archive-lineage';
 import { createNotifyEscalation } from './notify/escalate';
 import { createAssessFormerPrimary, createQuarantineWal, createReseedAsStandby } from './sites/failback-ops';
 import { createReadTimelineHistory } from './s3/read-timeline-history';
@@ -63,6 +64,7 @@ export function createSiteActivities(deps: ActivityDeps) {
     siteReseedAsStandby: createReseedAsStandby(deps),
     s3ReadTimelineHistory: createReadTimelineHistory(deps),
     s3LastArchivedWal: createLastArchivedWal(deps),
+    s3ArchiveLineage: createArchiveLineage(deps),
     siteDeleteDrillThrowaway: createDeleteDrillThrowaway(deps),
     postgresMarkAndCount: createMarkAndCount(deps),
     postgresCountRows: createCountRows(deps),

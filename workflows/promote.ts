@@ -15,6 +15,7 @@ import { refuse } from './phases/failures';
 import { assessLoss, validatePromotion, type PromotionPlan } from './phases/promote-assess';
 import { awaitPromotionApproval, fenceOldPrimary, NOT_YET_FENCED, type Fence } from './phases/promote-fence';
 import { nextEpoch, withEpoch } from './phases/fencing-epoch';
+import { checkLineage, proveReplay } from './phases/promote-lineage';
 import { reaskAfterUnprovenFence, zeroLossProven } from './phases/promote-reask';
 import { RunbookRecord } from './phases/runbook-record';
 import { keepStandbySlot, manageStandbySlots, releaseStandbySlot } from './phases/standby-slots';
@@ -30,6 +31,9 @@ export async function promote(input: PromoteInput): Promise<PromoteResult> {
     const plan = await record.phase('validate', () => validatePromotion(record, input));
     if (plan.alreadyPromoted) return finishAlreadyPromoted(record, plan);
     const assessed = await record.phase('assess', () => assessLoss(record, plan));
+    // Runs started before the lineage check existed replay without its activities (patch marker).
+    const lineage = patched('promote-lineage-check');
+    if (lineage) await record.phase('lineage', () => checkLineage(record, plan, assessed));
     // A planned switchover asks before it fences, so the old primary stops taking writes only for the switch
     // itself, not while a human reads the plan. Runs started before this change fenced first (patch marker).
     const approveFirst = plan.mode === 'planned' && patched('planned-approval-before-fence');
@@ -52,6 +56,8 @@ export async function promote(input: PromoteInput): Promise<PromoteResult> {
     if (earlyApproval && !zeroLossProven(fence, fenced.caughtUp) && patched('planned-unproven-fence-asks-again')) {
       ({ approval, estimate } = await record.phase('re-approve', () => reaskAfterUnprovenFence(record, gate, plan, assessed.estimate, fence, fenced.caughtUp)));
     }
+    // The standby must hold what it replaces: the old primary's shutdown checkpoint (planned) or the archive's end.
+    if (lineage) ({ estimate, approval } = await record.phase('prove-replay', () => proveReplay(record, gate, plan, fence, estimate, approval)));
     // An old primary that may still take writes is guarded before anything else can write: fence-guard fences it
     // the moment its site answers, even while this run is still promoting (runs before this change started it last).
     const guardFirst = fence.state === 'UNCONFIRMED' && patched('fence-guard-before-promotion');

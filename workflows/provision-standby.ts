@@ -53,6 +53,7 @@ async function createStandby(record: RunbookRecord, plan: Plan, pre: Preflight):
         : undefined,
       fromHost: usesStreaming(plan.method) ? plan.source.facts.streamingEndpoint : undefined,
       like: { pgVersion: plan.source.facts.pgVersion, instances: plan.source.facts.members.length },
+      ...(pre.sourceLineage ? { sourceLineage: pre.sourceLineage } : {}),
       ...(Object.keys(plan.source.facts.labels ?? {}).length > 0 ? { labels: plan.source.facts.labels } : {}),
       ...(slotName ? { slotName } : {}),
     });
@@ -119,5 +120,6 @@ async function reportResult(record: RunbookRecord, plan: Plan, pre: Preflight, r
     markerLsn: pre.markerLsn,
     replayedLsn,
     lagBytesAtEnd,
+    ...(pre.sourceLineage ? { sourceLineage: pre.sourceLineage } : {}),
   };
 }

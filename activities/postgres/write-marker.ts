@@ -14,7 +14,7 @@ export function createWriteMarker(deps: ActivityDeps) {
     markerId: string;
     runbook: string;
     switchWal: boolean;
-  }): Promise<{ lsn: string; inserted: boolean }> {
+  }): Promise<{ lsn: string; inserted: boolean; systemIdentifier: string; timeline: number }> {
     const { site, cluster } = parseClusterRef(input.ref);
     return deps.driverFor(site).withLeaderSql(cluster, async (client) => {
       const role = await client.query<{ in_recovery: boolean }>('SELECT pg_is_in_recovery() AS in_recovery');
@@ -27,9 +27,14 @@ export function createWriteMarker(deps: ActivityDeps) {
         [input.markerId, input.runbook],
       );
       // Taken after the commit: a replica that has replayed this far has the row.
-      const pos = await client.query<{ lsn: string }>('SELECT pg_current_wal_lsn()::text AS lsn');
+      // The primary's lineage, read with the marker: provision-standby records it on the standby it builds.
+      const pos = await client.query<{ lsn: string; system_id: string; timeline: number }>(
+        `SELECT pg_current_wal_lsn()::text AS lsn, (SELECT system_identifier::text FROM pg_control_system()) AS system_id,
+                ('x' || substr(pg_walfile_name(pg_current_wal_lsn()), 1, 8))::bit(32)::int AS timeline`,
+      );
       if (input.switchWal) await client.query('SELECT pg_switch_wal()');
-      return { lsn: pos.rows[0].lsn, inserted: (ins.rowCount ?? 0) > 0 };
+      const row = pos.rows[0];
+      return { lsn: row.lsn, inserted: (ins.rowCount ?? 0) > 0, systemIdentifier: String(row.system_id), timeline: Number(row.timeline) };
     });
   };
 }

@@ -1,6 +1,6 @@
 import { heartbeat } from '@temporalio/activity';
 import type { ActivityDeps } from '../deps';
-import type { ArchiveLocation, StreamingEndpoint } from '../sites/site-driver';
+import type { ArchiveLocation, SourceLineage, StreamingEndpoint } from '../sites/site-driver';
 import { parseClusterRef } from '../../workflows/contracts/clusters';
 import { BadInputError } from '../../workflows/contracts/errors';
 
@@ -18,6 +18,8 @@ export interface CreateStandbyClusterInput {
   drill?: string;
   /** Stream through this slot on the source (siteEnsureStandbySlot first). */
   slotName?: string;
+  /** The source's system identifier and timeline, recorded on the standby for the lineage check of promotions. */
+  sourceLineage?: SourceLineage;
 }
 
 /** Creates the standby cluster at the target site; an existing identical one is success without change. */
@@ -30,7 +32,8 @@ export function createCreateStandbyCluster(deps: ActivityDeps) {
     heartbeat({ step: 'creating', cluster: input.target });
     // Restoring a large base backup takes long: each progress line keeps the heartbeat timeout at bay.
     return deps.driverFor(site).createStandbyCluster(
-      { cluster, sourceRef: input.source, fromArchive: input.fromArchive, fromHost: input.fromHost, like: input.like, labels: input.labels, drill: input.drill, slotName: input.slotName },
+      { cluster, sourceRef: input.source, fromArchive: input.fromArchive, fromHost: input.fromHost, like: input.like, labels: input.labels, drill: input.drill,
+        slotName: input.slotName, ...(input.sourceLineage ? { sourceLineage: input.sourceLineage } : {}) },
       (detail) => heartbeat({ step: 'creating', cluster: input.target, detail }),
     );
   };

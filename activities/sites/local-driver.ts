@@ -60,6 +60,8 @@ export class LocalSiteDriver implements SiteDriver {
           host: info.standby.fromHost?.host,
           port: info.standby.fromHost?.port,
           sourceRef: info.standby.sourceRef,
+          ...(info.standby.sourceSystemIdentifier ? { sourceSystemIdentifier: info.standby.sourceSystemIdentifier } : {}),
+          ...(info.standby.sourceTimeline ? { sourceTimeline: info.standby.sourceTimeline } : {}),
         }
       : undefined;
     return {
@@ -131,6 +133,9 @@ export class LocalSiteDriver implements SiteDriver {
         fromHost: req.fromHost,
         ...(req.fromHost && req.slotName ? { slotName: req.slotName } : {}),
         sourceRef: req.sourceRef,
+        ...(req.sourceLineage
+          ? { sourceSystemIdentifier: req.sourceLineage.systemIdentifier, sourceTimeline: req.sourceLineage.timeline }
+          : {}),
       },
     }, { onProgress: onProgress && ((p) => onProgress(`${p.phase}: ${p.detail}`)) });
     return { changed };

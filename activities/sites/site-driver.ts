@@ -44,6 +44,19 @@ export interface StandbySource {
   port?: number;
   /** The source cluster `<site>/<cluster>` as recorded when the standby was built. */
   sourceRef?: string;
+  /**
+   * The source's `Database system identifier` (digits) and timeline as provision-standby saw them on the live
+   * source, kept on the standby itself so a promotion can check its lineage after the source is gone.
+   * Absent on standbys built before it was recorded.
+   */
+  sourceSystemIdentifier?: string;
+  sourceTimeline?: number;
+}
+
+/** What a standby must descend from: the source's system identifier and the timeline it was on. */
+export interface SourceLineage {
+  systemIdentifier: string;
+  timeline: number;
 }
 
 export interface ClusterFacts {
@@ -84,6 +97,8 @@ export interface CreateStandbyRequest {
   like?: { pgVersion: number; instances: number; volumeSize?: string };
   /** The source `<site>/<cluster>`, recorded on the standby (cluster file; an annotation on Kubernetes). */
   sourceRef: string;
+  /** The source's lineage as seen live at provisioning, recorded next to sourceRef (see StandbySource). */
+  sourceLineage?: SourceLineage;
   /** Labels to give the standby (provision-standby copies the source's, so tiers and selectors follow it). */
   labels?: Record<string, string>;
   fromArchive?: { archive: ArchiveLocation; backupName: string };

@@ -27,6 +27,9 @@ const PG_GROUP = 'acid.zalan.do/v1';
 export const SOURCE_ANNOTATION = 'standby-runbooks.dev/source';
 /** On a drill's throwaway only: `drill/<site>/<cluster>` of its drill. deleteCluster deletes nothing without it. */
 export const DRILL_ANNOTATION = 'standby-runbooks.dev/drill';
+/** The source's system identifier and timeline at provisioning (StandbySource), kept on the standby's own object. */
+export const SOURCE_SYSTEM_ID_ANNOTATION = 'standby-runbooks.dev/source-system-identifier';
+export const SOURCE_TIMELINE_ANNOTATION = 'standby-runbooks.dev/source-timeline';
 export const CONTAINER = 'postgres';
 export const PGDATA = '/home/postgres/pgdata/pgroot/data';
 /** Spilo's own backup command (its cron job runs the same). */
@@ -166,6 +169,7 @@ export class ZalandoSiteDriver implements SiteDriver {
           host: pg.spec.standby?.standby_host,
           port: pg.spec.standby?.standby_port ? Number(pg.spec.standby.standby_port) : undefined,
           sourceRef: pg.metadata.annotations?.[SOURCE_ANNOTATION],
+          ...lineageOf(pg.metadata.annotations ?? {}),
         }
       : undefined;
     return {
@@ -299,7 +303,7 @@ export class ZalandoSiteDriver implements SiteDriver {
     const env = await this.standbyEnv(req.cluster, req.fromArchive);
     const body: PostgresqlObject = {
       apiVersion: PG_GROUP, kind: 'postgresql',
-      metadata: { name: req.cluster, ...(req.labels ? { labels: req.labels } : {}), annotations: { [SOURCE_ANNOTATION]: req.sourceRef, ...annotations } },
+      metadata: { name: req.cluster, ...(req.labels ? { labels: req.labels } : {}), annotations: { [SOURCE_ANNOTATION]: req.sourceRef, ...lineageAnnotations(req), ...annotations } },
       spec: {
         teamId,
         numberOfInstances: req.like?.instances ?? 2,
@@ -552,4 +556,16 @@ export class ZalandoSiteDriver implements SiteDriver {
   reseedAsStandby(cluster: string, req: ReseedRequest, onProgress?: (detail: string) => void): Promise<ReseedResult> {
     return reseedAsStandby(this, cluster, req, onProgress);
   }
+}
+
+function lineageAnnotations(req: CreateStandbyRequest): Record<string, string> {
+  return req.sourceLineage
+    ? { [SOURCE_SYSTEM_ID_ANNOTATION]: req.sourceLineage.systemIdentifier, [SOURCE_TIMELINE_ANNOTATION]: String(req.sourceLineage.timeline) }
+    : {};
+}
+
+function lineageOf(annotations: Record<string, string>): Pick<StandbySource, 'sourceSystemIdentifier' | 'sourceTimeline'> {
+  const id = annotations[SOURCE_SYSTEM_ID_ANNOTATION];
+  const tl = Number(annotations[SOURCE_TIMELINE_ANNOTATION]);
+  return { ...(id ? { sourceSystemIdentifier: id } : {}), ...(tl > 0 ? { sourceTimeline: tl } : {}) };
 }

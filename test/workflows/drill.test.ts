@@ -94,7 +94,7 @@ describe('drill', () => {
       expect((await listCompleteBackups(usS3(), throwawayPrefix)).map((b) => b.name)).toContain(report.backup!.name);
       expect(journal.map((e) => `${e.step}:${e.outcome}`)).toEqual([
         'validate-request:done', 'measure-rpo:done', 'mark-source:done', 'provision-throwaway:done', 'wait-for-marker:done',
-        'promote-throwaway:done', 'verify-data:done', 'prove-backup:done', 'teardown:done', 'write-report:done',
+        'check-lineage:done', 'promote-throwaway:done', 'verify-data:done', 'prove-backup:done', 'teardown:done', 'write-report:done',
       ]);
 
       // Gone: cluster and credentials. The source: still the primary on its timeline, its archive got nothing of the copy's.

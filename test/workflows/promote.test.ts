@@ -77,7 +77,7 @@ describe('promote', () => {
       expect(result.backup!.timeline).toBe(result.timelineAfter);
 
       const steps = (await handle.query(getJournalQuery)).map((e) => e.step);
-      expect(steps).toEqual(['validate-request', 'estimate-loss', 'approval', 'fencing-epoch', 'check-streaming', 'fence-old-primary', 'catch-up',
+      expect(steps).toEqual(['validate-request', 'estimate-loss', 'check-lineage', 'approval', 'fencing-epoch', 'check-streaming', 'fence-old-primary', 'catch-up', 'check-replay',
         'remove-standby-config', 'verify-writable', 'release-standby-slot', 'keep-standby-slot', 'rejoin-old-primary', 'first-backup', 'report']);
       // promote.planned.json is a run from before the approval moved ahead of the fence: it replays the old order.
       await saveHistory(handle, 'promote.planned-asks-first');

@@ -80,7 +80,12 @@ describe('provision-standby', () => {
       const [source] = await sql<{ orders: string }>(SOURCE, 'SELECT count(*) AS orders FROM public.orders');
       expect(standby).toEqual({ rec: true, marker: 1, orders: source.orders });
       const { driver, cluster } = driverOf(archiveTarget);
-      expect((await driver.describeCluster(cluster))?.leaderRole).toBe('standby_leader');
+      const facts = await driver.describeCluster(cluster);
+      expect(facts?.leaderRole).toBe('standby_leader');
+      // The source's lineage is recorded in the run's result and on the standby itself, for promote's check.
+      const [{ id: sourceId }] = await sql<{ id: string }>(SOURCE, 'SELECT system_identifier::text AS id FROM pg_control_system()');
+      expect(result.sourceLineage).toEqual({ systemIdentifier: sourceId, timeline: expect.any(Number) });
+      expect(facts?.standbySource).toMatchObject({ sourceSystemIdentifier: sourceId, sourceTimeline: result.sourceLineage!.timeline });
 
       // The standby holds the source's credentials, under its own name.
       const src = driverOf(SOURCE);

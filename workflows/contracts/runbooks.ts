@@ -32,6 +32,8 @@ export interface ProvisionStandbyResult {
   replayedLsn: string;
   /** Bytes the standby was behind the source's current LSN at the end (null if the source could not be read). */
   lagBytesAtEnd: number | null;
+  /** The source's system identifier and timeline when the standby was built: what a promotion checks it descends from. */
+  sourceLineage?: { systemIdentifier: string; timeline: number };
   phaseDurationsMs: Record<string, number>;
 }
 

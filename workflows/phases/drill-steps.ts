@@ -1,9 +1,9 @@
 // The steps of a drill that read the protected cluster and build, promote, check and remove its throwaway copy.
 // The real source is only read (plus one marker row); the real standby is never touched.
-import { executeChild, workflowInfo } from '@temporalio/workflow';
+import { executeChild, patched, workflowInfo } from '@temporalio/workflow';
 import { siteActivities, siteLongActivities } from '../activity-proxies';
 import { PreconditionFailedError } from '../contracts/errors';
-import { lsnDiff } from '../contracts/lsn';
+import { lsnAtOrAfter, lsnDiff } from '../contracts/lsn';
 import { RUNBOOK_NAMES, runbookWorkflowId, type ForceBackupResult } from '../contracts/runbooks';
 import type { DrillReport, DrillTableCheck } from '../contracts/drills';
 import { refuse } from './failures';
@@ -87,6 +87,8 @@ export async function promoteThrowaway(record: RunbookRecord, plan: DrillPlan, m
   if (!facts || facts.drill !== plan.guard || !own || own === plan.source.facts.archive.walPrefix || own.startsWith(`${plan.source.facts.archive.walPrefix}/`)) {
     refuse(new PreconditionFailedError(`${plan.copy.ref} is not ${plan.guard}'s throwaway with an archive of its own (${own || 'none'}): not promoting it`));
   }
+  // Drills started before the lineage check replay without its reads (patch marker).
+  if (patched('drill-lineage-check')) await checkThrowawayLineage(record, plan, marker);
   const decidedAt = Date.now();
   const r = await siteLongActivities(plan.drSite, 300).siteRemoveStandbyConfig({ ref: plan.copy.ref });
   const w = await siteLongActivities(plan.drSite, 120).postgresVerifyWritable({ ref: plan.copy.ref, markerId: `${marker.id}/writable`, runbook: RUNBOOK_NAMES.drill });
@@ -95,6 +97,29 @@ export async function promoteThrowaway(record: RunbookRecord, plan: DrillPlan, m
     `Promoted ${plan.copy.ref}: first write accepted at ${w.lsn} on timeline ${w.timeline}, ${rtoMs} ms after the decision; it archives to ${own}.`,
     { rtoMs, lsn: w.lsn, timeline: w.timeline, walPrefix: own });
   return { rtoMs, lsn: w.lsn, walPrefix: own };
+}
+
+/** The copy is the source's: same system identifier, timeline not behind, replayed at or past the marker. */
+async function checkThrowawayLineage(record: RunbookRecord, plan: DrillPlan, marker: DrillMarker): Promise<void> {
+  const [copy, src] = await Promise.all([
+    siteActivities(plan.drSite).postgresCurrentPosition({ ref: plan.copy.ref }),
+    siteActivities(plan.source.site).postgresCurrentPosition({ ref: plan.source.ref }),
+  ]);
+  const problem = copy.systemIdentifier !== src.systemIdentifier
+    ? `${plan.copy.ref} is database system ${copy.systemIdentifier}, but its source ${plan.source.ref} is system ${src.systemIdentifier}`
+    : copy.timeline < src.timeline
+      ? `${plan.copy.ref} is on timeline ${copy.timeline}, behind ${plan.source.ref}'s timeline ${src.timeline}`
+      : !copy.inRecovery || !lsnAtOrAfter(copy.lsn, marker.lsn)
+        ? `${plan.copy.ref} replayed to ${copy.lsn}${copy.inRecovery ? '' : ' and is not in recovery'}, not at or past the marker at ${marker.lsn}`
+        : null;
+  if (problem) {
+    refuse(new PreconditionFailedError(`lineage mismatch: ${problem}: not promoting the throwaway`, {
+      copySystemIdentifier: copy.systemIdentifier, sourceSystemIdentifier: src.systemIdentifier, copyTimeline: copy.timeline, sourceTimeline: src.timeline,
+    }));
+  }
+  record.step('check-lineage', 'done',
+    `${plan.copy.ref} descends from ${plan.source.ref}: system ${copy.systemIdentifier}, timeline ${copy.timeline} (source ${src.timeline}), replayed to ${copy.lsn}.`,
+    { systemIdentifier: copy.systemIdentifier, timeline: copy.timeline, sourceTimeline: src.timeline, replayedLsn: copy.lsn });
 }
 
 /** The marker and the row counts on the DR copy against the source's at the marker; a difference fails the drill. */

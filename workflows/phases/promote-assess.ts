@@ -99,10 +99,19 @@ export async function validatePromotion(record: RunbookRecord, input: PromoteInp
   };
 }
 
-export async function assessLoss(record: RunbookRecord, plan: PromotionPlan): Promise<{ estimate: LossEstimate; standbyTimeline: number }> {
+/** What assess saw: the loss, and both sides' positions for the lineage check (source null when it did not answer). */
+export interface Assessment {
+  estimate: LossEstimate;
+  standbyTimeline: number;
+  standby: Position;
+  source: Position | null;
+}
+type Position = Awaited<ReturnType<ReturnType<typeof siteActivities>['postgresCurrentPosition']>>;
+
+export async function assessLoss(record: RunbookRecord, plan: PromotionPlan): Promise<Assessment> {
   const standby = await siteActivities(plan.target.site).postgresCurrentPosition({ ref: plan.target.ref });
   const source = plan.source;
-  let live: Awaited<ReturnType<ReturnType<typeof siteActivities>['postgresCurrentPosition']>> | null = null;
+  let live: Position | null = null;
   let why = '';
   try {
     if (source) live = await siteProbeActivities(source.site, plan.regionTimeoutSeconds).postgresCurrentPosition({ ref: source.ref });
@@ -129,5 +138,5 @@ export async function assessLoss(record: RunbookRecord, plan: PromotionPlan): Pr
       ? `its archive ends at ${estimate.sourceLsn}, standby replayed ${estimate.standbyReplayedLsn}: up to ${estimate.bytes} bytes, ${estimate.seconds ?? '?'} s, plus any WAL never archived`
       : 'no archive to compare with: the loss is unknown'} (${estimate.withinPolicy ? 'within' : 'OVER'} policy).`,
     { ...estimate, timeline: standby.timeline });
-  return { estimate, standbyTimeline: standby.timeline };
+  return { estimate, standbyTimeline: standby.timeline, standby, source: live };
 }

@@ -8,7 +8,7 @@ import { rejectUnknownFields } from '../contracts/input-fields';
 import { RUNBOOK_NAMES, type ProvisionStandbyInput, type ReplicationMethod } from '../contracts/runbooks';
 import { check, refuse } from './failures';
 import type { RunbookRecord } from './runbook-record';
-import type { ClusterFacts } from '../../activities/sites/site-driver';
+import type { ClusterFacts, SourceLineage } from '../../activities/sites/site-driver';
 
 export interface Plan {
   source: ClusterRef & { ref: string; facts: ClusterFacts };
@@ -23,6 +23,8 @@ export interface Preflight {
   baseBackup?: string;
   markerId: string;
   markerLsn: string;
+  /** The live source's system identifier and timeline, recorded on the standby (absent in runs before it was read). */
+  sourceLineage?: SourceLineage;
 }
 
 const METHODS: ReplicationMethod[] = ['archive', 'stream', 'both'];
@@ -91,12 +93,14 @@ export async function preflightStandby(record: RunbookRecord, plan: Plan): Promi
   record.step('check-source', 'done', `Source ${source.ref} has a healthy primary (${source.facts.leaderMember}).`);
 
   let baseBackup: string | undefined;
+  let backupSystemIdentifier: string | undefined;
   if (usesArchive(plan.method)) {
     const backup = await siteActivities(target.site).s3FindLatestBackup({
       archive: source.facts.archive,
       clusterRef: source.ref,
     });
     baseBackup = backup.name;
+    backupSystemIdentifier = backup.systemIdentifier;
     record.step('check-base-backup', 'done',
       `Found complete base backup ${backup.name} of ${source.ref} (finish LSN ${backup.finishLsn}, ${backup.completeBackups} complete in ${source.facts.archive.walPrefix}).`,
       { backup: backup.name, finishLsn: backup.finishLsn });
@@ -122,6 +126,19 @@ export async function preflightStandby(record: RunbookRecord, plan: Plan): Promi
   const marker = await siteActivities(source.site).postgresWriteMarker({
     ref: source.ref, markerId, runbook: RUNBOOK_NAMES.provisionStandby, switchWal: usesArchive(plan.method),
   });
-  record.step('write-marker', 'done', `Wrote marker ${markerId} on ${source.ref} at LSN ${marker.lsn}.`, { lsn: marker.lsn });
-  return { alreadyProvisioned, baseBackup, markerId, markerLsn: marker.lsn };
+  // Histories from before the marker carried the lineage replay with a result without it.
+  const sourceLineage = marker.systemIdentifier ? { systemIdentifier: marker.systemIdentifier, timeline: marker.timeline } : undefined;
+  record.step('write-marker', 'done', `Wrote marker ${markerId} on ${source.ref} at LSN ${marker.lsn}` +
+    `${sourceLineage ? ` (system identifier ${sourceLineage.systemIdentifier}, timeline ${sourceLineage.timeline})` : ''}.`,
+    { lsn: marker.lsn, ...(sourceLineage ? { sourceSystemIdentifier: sourceLineage.systemIdentifier, sourceTimeline: sourceLineage.timeline } : {}) });
+  // The backup's sentinel names the cluster it was taken from: a backup of another cluster in this prefix would
+  // build a standby that never replays this source's WAL.
+  if (sourceLineage && backupSystemIdentifier && backupSystemIdentifier !== sourceLineage.systemIdentifier) {
+    refuse(new PreconditionFailedError(
+      `base backup ${baseBackup} in ${source.facts.archive.walPrefix} was taken from system ${backupSystemIdentifier}, but ${source.ref} is system ` +
+      `${sourceLineage.systemIdentifier}: the archive holds another cluster's backup; take a new one with force-backup ${source.ref}`,
+      { backupSystemIdentifier, sourceSystemIdentifier: sourceLineage.systemIdentifier },
+    ));
+  }
+  return { alreadyProvisioned, baseBackup, markerId, markerLsn: marker.lsn, ...(sourceLineage ? { sourceLineage } : {}) };
 }

@@ -20,6 +20,9 @@ export interface StandbySpec {
   slotName?: string;
   /** The source cluster as `<site>/<cluster>`, so later runbooks (promote, failback) know where it came from. */
   sourceRef?: string;
+  /** The source's system identifier and timeline seen at provisioning: a promotion checks the data descends from it. */
+  sourceSystemIdentifier?: string;
+  sourceTimeline?: number;
 }
 
 export interface CreateLocalClusterSpec {

@@ -83,23 +83,7 @@ export function writeWalgFiles(
   }
   if (source) {
     w(join(d, 'standby.env'), envFileText(source.env), 0o600);
-    w(p.restore, [
-      '#!/bin/sh',
-      '# restore_command of a standby cluster: WAL from the SOURCE prefix. wal-fetch exits 74 when the file is',
-      '# not (yet) archived: Postgres must see 1, which in standby mode means "stream or retry later".',
-      '# Other failures (S3 down, timeout) are reported as 1 too, since >125 would make the startup process',
-      '# exit FATAL and crash-loop Postgres; they are logged distinctly so they are not mistaken for an idle',
-      '# source. A standby never ends recovery on a missing file; promotion is what ends it, and the runbook',
-      '# checks a marker row before promoting.',
-      `set -a; . ${shq(join(d, 'standby.env'))}; set +a`,
-      `timeout -k 5 60 ${walg} wal-fetch "$1" "$2"`,
-      'rc=$?',
-      '[ $rc -eq 0 ] && exit 0',
-      '[ $rc -eq 74 ] && exit 1',
-      'echo "restore_command: wal-g wal-fetch $1 failed with exit $rc (S3 or network problem, not end of archive)" >&2',
-      'exit 1',
-      '',
-    ].join('\n'), 0o700);
+    w(p.restore, restoreScript(walg, join(d, 'standby.env')), 0o700);
     if (source.backupName === null) {
       // A backup-fetch pinned to a backup of an earlier source would restore the wrong cluster: none at all.
       if (existsSync(p.backupFetch)) {
@@ -126,6 +110,45 @@ export function writeWalgFiles(
     }
   }
   return changed;
+}
+
+/**
+ * restore_command of a standby cluster: WAL from the SOURCE prefix. Only wal-fetch's exit 74 ("not in the archive")
+ * becomes 1, which Postgres reads as "not there": in standby mode "stream or retry later", once a promotion is
+ * requested "end of WAL, finish recovery". Any other failure (S3 down or stalled, network, credentials) is NOT end
+ * of archive: retried here with backoff (bounded, every attempt logged as such), and when the attempts run out:
+ *   - no promotion pending: exit 1, so Postgres retries in wal_retrieve_retry_interval and may stream meanwhile;
+ *     it cannot end recovery on it, since only a promotion does (>125 would make the startup process exit FATAL
+ *     and crash-loop a healthy streaming standby over an S3 outage);
+ *   - a promotion pending (the `promote` signal file in the data directory, the script's cwd): exit 126, which
+ *     aborts recovery (PostgreSQL 15 treats exit codes >125 as fatal) rather than promote short of the archive:
+ *     the server stops in recovery, Patroni restarts it, and it replays again once S3 answers.
+ * The runbooks do not rely on this alone: promote waits until the standby replayed the archive's newest segment.
+ */
+export function restoreScript(walg: string, envFile: string): string {
+  return [
+    '#!/bin/sh',
+    '# restore_command of a standby cluster (see restoreScript in walg-env.ts for the exit codes and why).',
+    `set -a; . ${shq(envFile)}; set +a`,
+    'attempts=${WALG_RESTORE_ATTEMPTS:-4}',
+    'n=1; pause=1',
+    'while :; do',
+    `  timeout -k 5 \${WALG_RESTORE_TIMEOUT:-20} ${walg} wal-fetch "$1" "$2"`,
+    '  rc=$?',
+    '  [ $rc -eq 0 ] && exit 0',
+    '  [ $rc -eq 74 ] && exit 1',
+    '  echo "restore_command: wal-g wal-fetch $1 failed with exit $rc, attempt $n of $attempts (S3 or network problem, NOT end of archive)" >&2',
+    '  [ $n -ge $attempts ] && break',
+    '  sleep $pause; n=$((n + 1)); pause=$((pause * 2))',
+    'done',
+    'if [ -f promote ]; then',
+    '  echo "restore_command: $1 unreadable after $attempts attempts while a promotion is pending: aborting recovery (exit 126) instead of ending it short of the archive" >&2',
+    '  exit 126',
+    'fi',
+    'echo "restore_command: $1 unreadable after $attempts attempts: reported as not available yet (exit 1); the standby stays in recovery" >&2',
+    'exit 1',
+    '',
+  ].join('\n');
 }
 
 export interface RunResult {
