@@ -42,6 +42,7 @@ const STANDBY = 'us/acid-kb';
 const LOSE = [
   'secretsCopyClusterSecrets', 'siteCreateStandbyCluster', 'postgresWriteMarker', 'siteFenceCluster', 'siteUnfenceCluster',
   'siteRemoveStandbyConfig', 'postgresVerifyWritable', 'siteDemoteToStandby', 'siteQuarantineWal', 'siteReseedAsStandby',
+  'siteEnsureStandbySlot', 'siteDropStandbySlot',
 ];
 
 async function patroni(ref: string): Promise<{ timeline: number; role: string; history: unknown[] }> {
@@ -121,7 +122,7 @@ describe('chaos: a worker SIGKILLed at every activity boundary', () => {
         // A rerun whose first result was lost finds its effect there: "already", never a second copy or cluster.
         expect(steps).toEqual([
           'validate-request:done', 'check-source:done', 'check-base-backup:done', 'check-target:done', 'write-marker:done',
-          'copy-credentials:already', 'create-standby:already', 'wait-for-replay:done', 'verify-marker:done', 'measure-lag:done',
+          'copy-credentials:already', 'keep-standby-slot:already', 'create-standby:already', 'wait-for-replay:done', 'verify-marker:done', 'measure-lag:done',
         ]);
         const entries = checkBoundaries(w, observe);
 
