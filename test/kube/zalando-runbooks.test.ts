@@ -8,7 +8,7 @@ import { kubeRequest } from '../../scripts/lib/kube-dev-server';
 import { listCompleteBackups } from '../../activities/s3/backup-catalogue';
 import { credentialsSecretName, type PostgresqlObject } from '../../activities/sites/zalando-driver';
 import { getJournalQuery } from '../../workflows/contracts/journal';
-import { RUNBOOK_NAMES, type ForceBackupResult, type PromoteResult } from '../../workflows/contracts/runbooks';
+import { RUNBOOK_NAMES, type ForceBackupResult, type PromoteResult, type ProvisionStandbyResult } from '../../workflows/contracts/runbooks';
 import { approveWhenAsked } from '../helpers/approvals';
 import { failureOf } from '../helpers/failures';
 import { waitFor } from '../helpers/private-regions';
@@ -40,6 +40,11 @@ afterAll(async () => {
   await z?.stop(timings);
 });
 
+/** The lineage annotations of a postgresql object. */
+const lineageAnnotations = (pg: { metadata: { annotations?: Record<string, string> } }) => Object.fromEntries(
+  Object.entries(pg.metadata.annotations ?? {}).filter(([k]) => /^standby-runbooks\.dev\/source-(system-identifier|timeline)$/.test(k)),
+);
+
 describe('runbooks through the zalando driver', () => {
   it('force-backup runs Spilo\'s backup script in the leader pod (exec) and proves it by the sentinel in S3', async () => {
     const t0 = Date.now();
@@ -70,7 +75,12 @@ describe('runbooks through the zalando driver', () => {
         workflowType: 'provisionStandby', runbook: RUNBOOK_NAMES.provisionStandby, cluster: STANDBY, taskQueue: h.taskQueue,
         input: { source: SOURCE, target: STANDBY, method: 'both', limits: { pollIntervalSeconds: 1 } },
       });
-      await handle.result();
+      const result = (await handle.result()) as ProvisionStandbyResult;
+      // The source's lineage lives on the standby's own object, so a promotion can check it with the source gone.
+      expect(lineageAnnotations(await postgresql('us', 'acid-zsrc'))).toEqual({
+        'standby-runbooks.dev/source-system-identifier': result.sourceLineage!.systemIdentifier,
+        'standby-runbooks.dev/source-timeline': String(result.sourceLineage!.timeline),
+      });
     }, { sitesFile });
     timings.provisionMs = Date.now() - t0;
     const pg = await postgresql('us', 'acid-zsrc');
