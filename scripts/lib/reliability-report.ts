@@ -1,6 +1,7 @@
 // docs/RELIABILITY.md from the chaos suite's results (one JSON line per fault, test/chaos/results.ts): a table of
 // each fault, where it was injected and what was observed. Run by the chaos tests themselves after each fault.
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { SAFETY_MARKER } from './safety-report';
 
 interface Row {
   fault: string;
@@ -41,5 +42,8 @@ export function writeReliabilityReport(resultsFile: string, reportFile: string):
   const rows = existsSync(resultsFile)
     ? readFileSync(resultsFile, 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l) as Row)
     : [];
-  writeFileSync(reportFile, renderReliabilityReport(rows));
+  // The promotion-safety section below the marker comes from another generator (safety-report.ts): kept as it is.
+  const doc = existsSync(reportFile) ? readFileSync(reportFile, 'utf8') : '';
+  const at = doc.indexOf(SAFETY_MARKER);
+  writeFileSync(reportFile, renderReliabilityReport(rows) + (at >= 0 ? `\n${doc.slice(at)}` : ''));
 }
