@@ -58,8 +58,10 @@ async function divergeLoseAndPromote(opts: { firstId: number }) {
   const divergent = await writeDivergentRows(euBacking, NAME);
   await euBacking.region.stopCluster(NAME);
   return withRunbookWorkers(async (h) => {
-    const promote = await run(h, 'promote', RUNBOOK_NAMES.promote, US, { cluster: US, mode: 'unplanned', limits: { regionTimeoutSeconds: 5 } });
+    const promote = await run(h, 'promote', RUNBOOK_NAMES.promote, US, { cluster: US, mode: 'unplanned', limits: { regionTimeoutSeconds: 5, catchUpTimeoutSeconds: 5 } });
     await approveWhenAsked(promote, 'oncall');
+    // Cut off, us cannot replay the divergent WAL eu archived: promote asks again with that loss measured.
+    expect((await approveWhenAsked(promote, 'oncall')).requires.acknowledgeDataLoss).toBe(true);
     const promoted = (await promote.result()) as PromoteResult;
     expect(promoted.fence).toBe('UNCONFIRMED');
     operator.spec.skipStandbyPatch = false;

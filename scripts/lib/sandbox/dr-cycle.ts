@@ -72,9 +72,13 @@ export async function drCycle(
   say(`3. unplanned promote of ${target}`);
   const promote = await startRunbook(client, {
     workflowType: 'promote', runbook: RUNBOOK_NAMES.promote, cluster: target,
-    input: { cluster: target, mode: 'unplanned', limits: { regionTimeoutSeconds: 5 } },
+    input: { cluster: target, mode: 'unplanned', limits: { regionTimeoutSeconds: 5, ...(opts.rewindImpossible ? { catchUpTimeoutSeconds: 10 } : {}) } },
   });
   const gate = await approveAsDemo(promote, say);
+  if (opts.rewindImpossible) {
+    say(`   cut off, ${target} cannot replay what ${source} archived after the partition: promote asks again with that loss`);
+    await approveAsDemo(promote, say);
+  }
   const promoted = (await promote.result()) as PromoteResult;
   say(`   ${target} is primary: RTO ${promoted.rtoMs} ms, fence ${promoted.fence}, first backup ${promoted.backup?.backupName}`);
 
