@@ -14,7 +14,7 @@ import type {
 } from './site-driver';
 import { patroniRole } from './site-driver';
 import { assessFormerPrimary, demoteToStandby, quarantineWal, reseedAsStandby } from './zalando/failback';
-import { listZalandoSlots, unmanagedSlot } from './zalando/slots';
+import { dropZalandoSlot, ensureZalandoSlot, listZalandoSlots } from './zalando/slots';
 import { alreadyScaledDown, fencedMarkOf, fenceWithoutPatroni, unfenceScaledDown } from './zalando/fence-without-patroni';
 import { KubeAccess, type KubeObject } from './zalando/kube';
 import { claimZalandoEpoch, readZalandoEpoch } from './zalando/epoch-store';
@@ -41,7 +41,9 @@ export interface PostgresqlObject extends KubeObject {
     numberOfInstances: number;
     postgresql: { version: string; parameters?: Record<string, string> };
     volume: { size: string };
-    standby?: { s3_wal_path?: string; gs_wal_path?: string; standby_host?: string; standby_port?: string } | null;
+    standby?: { s3_wal_path?: string; gs_wal_path?: string; standby_host?: string; standby_port?: string; standby_primary_slot_name?: string } | null;
+    /** The operator syncs these into Patroni's dynamic config; `slots` keeps permanent slots (a null value is merge-patch's removal). */
+    patroni?: { slots?: Record<string, { type: string; [k: string]: unknown } | null>; [k: string]: unknown };
     env?: Array<{ name: string; value?: string; valueFrom?: unknown }>;
     users?: Record<string, string[]>;
   };
@@ -69,10 +71,12 @@ export function credentialsSecretName(user: string, cluster: string): string {
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** spec.standby of a standby of this source (the operator's fields; the port is a string there). */
-export function standbySpec(src: { fromArchive?: { archive: ArchiveLocation }; fromHost?: StreamingEndpoint }): NonNullable<PostgresqlObject['spec']['standby']> {
+export function standbySpec(src: { fromArchive?: { archive: ArchiveLocation }; fromHost?: StreamingEndpoint; slotName?: string }): NonNullable<PostgresqlObject['spec']['standby']> {
   const standby: NonNullable<PostgresqlObject['spec']['standby']> = {};
   if (src.fromArchive) standby.s3_wal_path = src.fromArchive.archive.walPrefix;
   if (src.fromHost) Object.assign(standby, { standby_host: src.fromHost.host, standby_port: String(src.fromHost.port) });
+  // Spilo's STANDBY_PRIMARY_SLOT_NAME, i.e. standby_cluster.primary_slot_name: only a streaming standby uses a slot.
+  if (src.fromHost && src.slotName) standby.standby_primary_slot_name = src.slotName;
   return standby;
 }
 
@@ -527,13 +531,13 @@ export class ZalandoSiteDriver implements SiteDriver {
     return { changed: !!pg, secretsDeleted: [], kept: pg ? kept : null };
   }
 
-  // Slots: zalando/slots.ts (reading only; see there why none is kept on this kind).
-  async ensureStandbySlot(cluster: string, slot: string): Promise<StandbySlotResult> {
-    return unmanagedSlot(this, cluster, slot);
+  // Slots: zalando/slots.ts (spec.patroni.slots on the source's manifest, which the operator syncs into Patroni).
+  ensureStandbySlot(cluster: string, slot: string): Promise<StandbySlotResult> {
+    return ensureZalandoSlot(this, cluster, slot);
   }
 
-  async dropStandbySlot(cluster: string, slot: string): Promise<StandbySlotResult> {
-    return unmanagedSlot(this, cluster, slot);
+  dropStandbySlot(cluster: string, slot: string): Promise<StandbySlotResult> {
+    return dropZalandoSlot(this, cluster, slot);
   }
 
   listReplicationSlots(cluster: string): Promise<ReplicationSlotRow[]> {

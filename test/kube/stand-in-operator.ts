@@ -21,6 +21,7 @@ import { walgEnv, walgScriptPaths, writeWalgFiles } from '../../activities/sites
 import type { LocalSiteConfig } from '../../activities/sites/sites-file';
 import { credentialsSecretName, SPILO_BACKUP_COMMAND, type PostgresqlObject } from '../../activities/sites/zalando-driver';
 import { kubeRequest, type KubeCredentials } from '../../scripts/lib/kube-dev-server';
+import { syncPatroniSlots, type KnownSlots } from './stand-in-slots';
 
 const NODE = 'stand-in-node';
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -47,6 +48,8 @@ export class StandInOperator {
   private readonly pods: Record<string, { shim: string; log: string }> = {};
   /** Clusters whose numberOfInstances is 0: their members are stopped, not deleted (the operator keeps volumes). */
   private readonly scaledDown = new Set<string>();
+  /** Per `<ns>/<name>@<uid>`: the slots this operator put into Patroni (stand-in-slots.ts). */
+  private readonly replicationSlots: KnownSlots = new Map();
   readonly errors: string[] = [];
 
   constructor(readonly spec: StandInOperatorSpec) {}
@@ -177,6 +180,8 @@ export class StandInOperator {
       standby = {
         fromArchive,
         fromHost: s.standby_host ? { host: s.standby_host, port: Number(s.standby_port ?? 5432) } : undefined,
+        // Spilo's STANDBY_PRIMARY_SLOT_NAME: standby_cluster.primary_slot_name of a streaming standby.
+        ...(s.standby_host && s.standby_primary_slot_name ? { slotName: s.standby_primary_slot_name } : {}),
         sourceRef: pg.metadata.annotations?.['standby-runbooks.dev/source'] ?? `${s.standby_host}:${s.standby_port}`,
       };
     }
@@ -248,6 +253,7 @@ export class StandInOperator {
     } else if (svc.spec.ports?.[0]?.port !== leaderPort) {
       await this.must('PATCH', svcPath, { spec: { ports: [{ name: 'postgresql', port: leaderPort }] } }, 'application/merge-patch+json');
     }
+    await this.syncPatroniSlots(ns, region, pg, leader?.name ?? null);
     if (pg.spec.standby && !this.spec.skipStandbyPatch) await this.recordStandby(ns, region, pg);
     // Operator 1.11+: spec.standby removed -> rolling update, then PATCH standby_cluster null on Patroni.
     if (!pg.spec.standby && info.standby && !this.spec.skipStandbyPatch) {
@@ -273,12 +279,13 @@ export class StandInOperator {
     const spec: StandbySpec = {
       sourceRef: pg.metadata.annotations?.['standby-runbooks.dev/source'] ?? `${s.standby_host}:${s.standby_port}`,
       fromHost: s.standby_host ? { host: s.standby_host, port: Number(s.standby_port ?? 5432) } : undefined,
+      ...(s.standby_host && s.standby_primary_slot_name ? { slotName: s.standby_primary_slot_name } : {}),
       fromArchive: s.s3_wal_path ? { s3: { ...cfg.s3, bucket: splitS3Url(s.s3_wal_path).bucket }, walPrefix: s.s3_wal_path } : undefined,
     };
     const dir = clusterDir(cfg.dataDir, name);
     const want = standbyClusterSection(spec, walgScriptPaths(dir), null);
     const info = region.getCluster(name)!;
-    type Section = { host?: string; port?: number | string; restore_command?: string } | null;
+    type Section = { host?: string; port?: number | string; restore_command?: string; primary_slot_name?: string } | null;
     let found: { have: Section; rest: string } | null = null;
     for (const m of info.members) {
       const r = (await fetch(`http://127.0.0.1:${m.restPort}/config`).then((x) => (x.ok ? x.json() : null), () => null)) as { standby_cluster?: Section } | null;
@@ -289,7 +296,8 @@ export class StandInOperator {
     }
     if (!found) return;
     const { have, rest } = found;
-    if (have && have.host === want.host && String(have.port) === String(want.port) && have.restore_command === want.restore_command) return;
+    if (have && have.host === want.host && String(have.port) === String(want.port) && have.restore_command === want.restore_command &&
+      (have.primary_slot_name ?? null) === (want.primary_slot_name ?? null)) return;
     if (spec.fromArchive) {
       const u = lookupUser(runAsOf(region));
       writeWalgFiles(dir, { uid: u.uid, gid: u.gid }, null, { env: await walgEnv(spec.fromArchive.s3, spec.fromArchive.walPrefix), backupName: null });
@@ -301,6 +309,12 @@ export class StandInOperator {
     const patch = (body: unknown) => fetch(`${rest}/config`, { method: 'PATCH', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
     if (have) await patch({ standby_cluster: null });
     await patch({ standby_cluster: want });
+  }
+
+  private async syncPatroniSlots(ns: string, region: LocalRegion, pg: PostgresqlObject, leader: string | null): Promise<void> {
+    const info = region.getCluster(pg.metadata.name)!;
+    const via = info.members.find((m) => m.name === leader) ?? info.members[0];
+    await syncPatroniSlots(this.replicationSlots, `${ns}/${pg.metadata.name}@${pg.metadata.uid}`, pg, `http://127.0.0.1:${via.restPort}`);
   }
 
   /** The pod's "container": a shim that runs Spilo's commands against the member backing it. */

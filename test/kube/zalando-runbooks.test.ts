@@ -85,7 +85,9 @@ describe('runbooks through the zalando driver', () => {
     timings.provisionMs = Date.now() - t0;
     const pg = await postgresql('us', 'acid-zsrc');
     const uid = (await postgresql('eu', 'acid-zsrc')).metadata.uid;
-    expect(pg.spec.standby).toEqual({ s3_wal_path: `s3://dr-eu-backing/spilo/acid-zsrc/${uid}/wal/15`, standby_host: HOST_IP, standby_port: expect.any(String) });
+    expect(pg.spec.standby).toEqual({
+      s3_wal_path: `s3://dr-eu-backing/spilo/acid-zsrc/${uid}/wal/15`, standby_host: HOST_IP, standby_port: expect.any(String), standby_primary_slot_name: 'dr_us_acid_zsrc',
+    });
     expect(pg.metadata.annotations?.['standby-runbooks.dev/source']).toBe(SOURCE);
     const env = new Map((pg.spec.env ?? []).map((e) => [e.name, e]));
     expect(env.get('STANDBY_AWS_SECRET_ACCESS_KEY')).toEqual({ name: 'STANDBY_AWS_SECRET_ACCESS_KEY', valueFrom: { secretKeyRef: { name: 'acid-zsrc-standby-s3', key: 'AWS_SECRET_ACCESS_KEY' } } });
@@ -116,7 +118,7 @@ describe('runbooks through the zalando driver', () => {
       expect(Object.keys(standby)).toEqual(['s3_wal_path']);
       expect((await postgresql('us', name)).spec.env?.map((e) => e.name)).toContain('STANDBY_AWS_ACCESS_KEY_ID');
     } else {
-      expect(Object.keys(standby).sort()).toEqual(['standby_host', 'standby_port']);
+      expect(Object.keys(standby).sort()).toEqual(['standby_host', 'standby_port', 'standby_primary_slot_name']);
     }
     expect(await patroniRole(usBacking, name)).toBe('standby_leader');
     const rows = await usBacking.withLeaderSql(name, (c) => c.query<{ n: number }>('SELECT count(*)::int AS n FROM public.orders'));

@@ -126,14 +126,17 @@ function operatorStandbySection(standby: NonNullable<PostgresqlObject['spec']['s
     create_replica_methods: ['bootstrap_standby_with_wale', 'basebackup_fast_xlog'],
     restore_command: SPILO_RESTORE,
     ...(standby.standby_host ? { host: standby.standby_host, port: standby.standby_port } : {}),
+    ...(standby.standby_host && standby.standby_primary_slot_name ? { primary_slot_name: standby.standby_primary_slot_name } : {}),
   };
 }
 
 /** Patroni's standby_cluster already points at this source (whoever wrote it: the operator's sync, or us). */
 function followsSource(section: unknown, req: DemoteRequest): boolean {
-  const s = section as { host?: string; port?: string | number; restore_command?: string } | null | undefined;
+  const s = section as { host?: string; port?: string | number; restore_command?: string; primary_slot_name?: string } | null | undefined;
   if (!s) return false;
-  const hostOk = req.fromHost ? s.host === req.fromHost.host && String(s.port) === String(req.fromHost.port) : !s.host;
+  const hostOk = req.fromHost
+    ? s.host === req.fromHost.host && String(s.port) === String(req.fromHost.port) && (s.primary_slot_name ?? null) === (req.slotName ?? null)
+    : !s.host;
   return hostOk && (!req.fromArchive || !!s.restore_command);
 }
 
@@ -306,7 +309,7 @@ export async function reseedAsStandby(d: ZalandoSiteDriver, cluster: string, req
   if (pending && pending.sourceRef !== req.sourceRef) {
     throw new PreconditionFailedError(`reseed ${d.site}/${cluster} toward ${pending.sourceRef} is unfinished: finish it first`, { cluster, pending: pending.sourceRef });
   }
-  const createReq = (like: PendingReseed['like']) => ({ cluster, like, sourceRef: req.sourceRef, fromArchive: req.fromArchive, fromHost: req.fromHost });
+  const createReq = (like: PendingReseed['like']) => ({ cluster, like, sourceRef: req.sourceRef, fromArchive: req.fromArchive, fromHost: req.fromHost, slotName: req.slotName });
   // Created (not demoted) as a standby of this source, and not the incarnation being replaced: done, or our
   // recreation to wait for.
   const created = pg && pg.metadata.uid !== pending?.previousUid && pg.metadata.annotations?.[SOURCE_ANNOTATION] === req.sourceRef &&
