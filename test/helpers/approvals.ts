@@ -24,6 +24,26 @@ export async function approveWhenAsked(handle: WorkflowHandle, approver: string,
   return gate;
 }
 
+/**
+ * After a decision the run may ask again (promote re-asks with the loss it measured when the standby cannot replay
+ * what the archive holds): approves that gate if it opens before the run ends; null when the run ended without one.
+ */
+export async function approveIfAskedAgain(handle: WorkflowHandle, approver: string, ticket = 'INC-77', timeoutMs = 300_000): Promise<PendingApproval | null> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    const gate = await handle.query(getPendingApprovalQuery).catch(() => null);
+    if (gate) {
+      await handle.executeUpdate(approveUpdate, {
+        args: [{ approver, ticket, acknowledgeDataLoss: gate.requires.acknowledgeDataLoss, acknowledgeUnconfirmedFence: gate.requires.acknowledgeUnconfirmedFence }],
+      });
+      return gate;
+    }
+    if ((await handle.describe()).status.name !== 'RUNNING') return null;
+    await sleep(250);
+  }
+  throw new Error(`${handle.workflowId} neither asked again nor ended within ${timeoutMs} ms`);
+}
+
 /** The reason a validator gave for refusing an update. */
 export async function updateRefusal(p: Promise<unknown>): Promise<string> {
   const err = await p.then(() => { throw new Error('the update was accepted but should have been refused'); }, (e: unknown) => e);

@@ -29,6 +29,15 @@ async function approveAsDemo(handle: WorkflowHandle, say: (l: string) => void): 
   return gate;
 }
 
+/** True when the run opened its gate again (promote re-asks with a measured loss), false when it ended without. */
+async function askedAgain(handle: WorkflowHandle): Promise<boolean> {
+  for (;;) {
+    if (await handle.query(getPendingApprovalQuery).catch(() => null)) return true;
+    if ((await handle.describe()).status.name !== 'RUNNING') return false;
+    await sleep(250);
+  }
+}
+
 export interface DrCycleOptions {
   /**
    * The second run the issue asks for: us is cut off before eu is lost (so eu diverges), and the WAL a pg_rewind of
@@ -75,8 +84,8 @@ export async function drCycle(
     input: { cluster: target, mode: 'unplanned', limits: { regionTimeoutSeconds: 5, ...(opts.rewindImpossible ? { catchUpTimeoutSeconds: 10 } : {}) } },
   });
   const gate = await approveAsDemo(promote, say);
-  if (opts.rewindImpossible) {
-    say(`   cut off, ${target} cannot replay what ${source} archived after the partition: promote asks again with that loss`);
+  if (opts.rewindImpossible && (await askedAgain(promote))) {
+    say(`   cut off, ${target} could not replay all ${source} archived after the partition: promote asks again with that loss`);
     await approveAsDemo(promote, say);
   }
   const promoted = (await promote.result()) as PromoteResult;
