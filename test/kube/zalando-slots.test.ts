@@ -2,7 +2,7 @@
 // zalando-runbooks.test.ts: the stand-in operator and kubelet back pods with real Patroni members). The source's
 // manifest keeps the standby's slot in spec.patroni.slots (the operator syncs it into Patroni's config), the
 // standby's names it in spec.standby.standby_primary_slot_name; a planned promotion moves it to the other side and
-// no inactive `dr_` slot is left on any member. Private ports 31700-31799 and a temp folder.
+// no inactive `dr_` slot is left on any member. Private ports 31800-31899 and a temp folder.
 import { Client } from 'pg';
 import { startRunbook } from '../../scripts/lib/runbook-client';
 import type { PostgresqlObject } from '../../activities/sites/zalando-driver';
