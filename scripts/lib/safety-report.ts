@@ -1,7 +1,8 @@
 // The promotion-safety part of docs/RELIABILITY.md, from a jest JSON result (`./scripts/test` writes
 // test-results/jest.json): every test of the safety catalogue with the outcome this run gave it, the promise it attacks
 // and how the code before its fix failed it. A catalogued test the run did not execute says so; it never passes by default.
-//   tsx scripts/lib/safety-report.ts test-results/jest.json docs/RELIABILITY.md
+//   tsx scripts/lib/safety-report.ts docs/RELIABILITY.md test-results/jest.json [later-rerun.json ...]
+// A later result file overrides an earlier one for the test files it ran (a rerun of one file after the full suite).
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { SAFETY_TESTS } from './safety-catalogue';
 
@@ -31,7 +32,7 @@ export function renderSafetySection(result: JestResult): string {
     'Each test attacks one promise of the runbooks against the same real parts, and was first run against the code',
     'before its fix: the last but one column is what it showed there. The outcome column is this run\'s, read from jest\'s',
     'result. Regenerate with `DR_SAVE_RELIABILITY=1 ./scripts/test` (or any jest run of these files, then',
-    '`node_modules/.bin/tsx scripts/lib/safety-report.ts test-results/jest.json docs/RELIABILITY.md`).',
+    '`node_modules/.bin/tsx scripts/lib/safety-report.ts docs/RELIABILITY.md test-results/jest.json [rerun.json]`).',
     '',
     `Run of ${new Date(result.startTime).toISOString().slice(0, 10)}: ${rows.length} safety tests, ${passed} passed, ${rows.length - passed} not passed.`,
     '',
@@ -42,9 +43,16 @@ export function renderSafetySection(result: JestResult): string {
   ].join('\n');
 }
 
+/** The results of several runs as one: for each test file, the last run that ran it. */
+export function mergeResults(results: JestResult[]): JestResult {
+  const byFile = new Map<string, JestResult['testResults'][number]>();
+  for (const r of results) for (const f of r.testResults) byFile.set(f.name.replace(/^.*?\/test\//, 'test/'), f);
+  return { startTime: Math.max(...results.map((r) => r.startTime)), testResults: [...byFile.values()] };
+}
+
 /** Replaces what follows the marker (or appends it), leaving the chaos suite's part as it is. */
-export function writeSafetySection(jestJson: string, reportFile: string): void {
-  const result = JSON.parse(readFileSync(jestJson, 'utf8')) as JestResult;
+export function writeSafetySection(reportFile: string, jestJsons: string[]): void {
+  const result = mergeResults(jestJsons.map((f) => JSON.parse(readFileSync(f, 'utf8')) as JestResult));
   const doc = existsSync(reportFile) ? readFileSync(reportFile, 'utf8') : '';
   const at = doc.indexOf(SAFETY_MARKER);
   const above = (at >= 0 ? doc.slice(0, at) : doc).replace(/\n*$/, '\n\n');
@@ -52,10 +60,10 @@ export function writeSafetySection(jestJson: string, reportFile: string): void {
 }
 
 if (require.main === module) {
-  const [jestJson, reportFile] = process.argv.slice(2);
-  if (!jestJson || !reportFile) {
-    process.stderr.write('usage: tsx scripts/lib/safety-report.ts <jest.json> <RELIABILITY.md>\n');
+  const [reportFile, ...jestJsons] = process.argv.slice(2);
+  if (!reportFile || jestJsons.length === 0) {
+    process.stderr.write('usage: tsx scripts/lib/safety-report.ts <RELIABILITY.md> <jest.json> [<later jest.json> ...]\n');
     process.exit(2);
   }
-  writeSafetySection(jestJson, reportFile);
+  writeSafetySection(reportFile, jestJsons);
 }

@@ -3,7 +3,7 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { SAFETY_TESTS } from '../../scripts/lib/safety-catalogue';
-import { renderSafetySection } from '../../scripts/lib/safety-report';
+import { mergeResults, renderSafetySection } from '../../scripts/lib/safety-report';
 import { REPO_ROOT } from '../helpers/test-env';
 
 const quoted = (s: string) => [`'${s.replace(/'/g, "\\'")}'`, `"${s}"`, `\`${s}\``];
@@ -36,5 +36,21 @@ describe('promotion-safety report', () => {
     expect(line(second.name)).toContain('**FAIL** (Error: two writers)');
     for (const t of rest) expect(line(t.name)).toContain('| not run |');
     expect(md).toContain(`${SAFETY_TESTS.length} safety tests, 1 passed, ${SAFETY_TESTS.length - 1} not passed`);
+  });
+
+  it('takes a later rerun of a file over the full run, and keeps the files the rerun did not run', () => {
+    const a = SAFETY_TESTS[0];
+    const b = SAFETY_TESTS.find((t) => t.file !== a.file)!;
+    const merged = mergeResults([
+      { startTime: 1, testResults: [
+        { name: `/ci/${a.file}`, assertionResults: [{ fullName: a.name, status: 'passed' }] },
+        { name: `/ci/${b.file}`, assertionResults: [{ fullName: b.name, status: 'failed', failureMessages: ['timeout'] }] },
+      ] },
+      { startTime: 2, testResults: [{ name: `/dev/${b.file}`, assertionResults: [{ fullName: b.name, status: 'passed' }] }] },
+    ]);
+    const md = renderSafetySection(merged);
+    const line = (name: string) => md.split('\n').find((l) => l.includes(name))!;
+    expect(line(a.name)).toContain('| pass |');
+    expect(line(b.name)).toContain('| pass |');
   });
 });
