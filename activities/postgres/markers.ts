@@ -36,7 +36,16 @@ export interface ServerPosition {
 }
 
 /** Where this server is: LSN, timeline (a primary's current one; a standby's received or replayed one), clocks. */
-export async function readPosition(client: PgClient): Promise<ServerPosition> {
+export async function readPosition(client: PgClient, opts: { settleTimeline?: boolean } = {}): Promise<ServerPosition> {
+  // settleTimeline: a standby with no WAL receiver names its timeline only through its control file, which holds the timeline of its
+  // last restartpoint: right after its source switched timelines that is still the old one, and the lineage check
+  // would refuse a good standby. A CHECKPOINT there is a restartpoint at the newest checkpoint replayed (as
+  // CloudNativePG does before it reads a replica's timeline).
+  // Not while polling replay: only where the timeline is judged (the position promote and failback assess).
+  const archiveOnly = opts.settleTimeline ? await client.query<{ yes: boolean }>(
+    'SELECT pg_is_in_recovery() AND NOT EXISTS (SELECT 1 FROM pg_stat_wal_receiver) AS yes',
+  ) : null;
+  if (archiveOnly?.rows[0].yes) await client.query('CHECKPOINT');
   const r = await client.query<{ in_recovery: boolean; lsn: string | null; timeline: number; at: Date; replayed_at: Date | null; system_id: string }>(
     `SELECT pg_is_in_recovery() AS in_recovery,
             CASE WHEN pg_is_in_recovery() THEN pg_last_wal_replay_lsn()::text ELSE pg_current_wal_lsn()::text END AS lsn,

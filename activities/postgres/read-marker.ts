@@ -20,10 +20,13 @@ export function createReadMarker(deps: ActivityDeps) {
   };
 }
 
-/** The leader's current (primary) or replayed (standby) LSN; reads only. */
+/**
+ * The leader's current (primary) or replayed (standby) LSN, timeline and system identifier; changes no data (an
+ * archive-only standby takes a restartpoint first, so its timeline is the one it replays).
+ */
 export function createCurrentPosition(deps: ActivityDeps) {
   return async function postgresCurrentPosition(input: { ref: string }) {
     const { site, cluster } = parseClusterRef(input.ref);
-    return deps.driverFor(site).withLeaderSql(cluster, readPosition);
+    return deps.driverFor(site).withLeaderSql(cluster, (client) => readPosition(client, { settleTimeline: true }));
   };
 }
