@@ -14,6 +14,7 @@ import { approveWhenAsked, pendingGate } from '../helpers/approvals';
 import { createStandbyPair, deleteStandbyPair, type StandbyPair } from '../helpers/standby-pair';
 import { driverOf, roleOf, sql } from '../helpers/clusters';
 import { withRunbookWorkers, type RunbookHarness } from '../helpers/runbook-workers';
+import type { SiteDriver } from '../../activities/sites/site-driver';
 import { testLayout } from '../helpers/test-env';
 import { recordFault } from './results';
 
@@ -64,6 +65,23 @@ async function retriedFailure(handle: WorkflowHandle, activity: string, minAttem
 async function timelineOf(ref: string): Promise<number> {
   const { driver, cluster } = driverOf(ref);
   return ((await (await fetch(`${driver.region.patroniUrl(cluster)}/patroni`)).json()) as { timeline: number }).timeline;
+}
+
+/**
+ * Runs `fault` at the first call of the promotion itself (removeStandbyConfig), then lets the call go on into it: the
+ * part is down for the promote step, after the checks before it (lineage, replay of the archive) have passed.
+ */
+function faultAtPromotion(fault: () => Promise<void>): (driver: SiteDriver) => SiteDriver {
+  let done = false;
+  return (driver) => Object.assign(Object.create(driver) as SiteDriver, {
+    removeStandbyConfig: async (cluster: string) => {
+      if (!done) {
+        done = true;
+        await fault();
+      }
+      return driver.removeStandbyConfig(cluster);
+    },
+  });
 }
 
 const startPromote = (h: RunbookHarness, cluster: string) => startRunbook(h.client, {
@@ -119,11 +137,10 @@ describe('chaos: S3, Patroni and etcd down mid-run', () => {
     const member = driver.region.getCluster(cluster)!.members[0];
     const pidFile = driver.region.memberPaths(cluster, member.name).pidFile;
     const before = await timelineOf(pair.standby);
-    await recordFault('Patroni REST down during promote', `Patroni of ${pair.standby} SIGKILLed (Postgres left running) at the approval, restarted after a failed attempt`, async (observe) => {
+    await recordFault('Patroni REST down during promote', `Patroni of ${pair.standby} SIGKILLed (Postgres left running) as the promotion starts, restarted after a failed attempt`, async (observe) => {
       await withRunbookWorkers(async (h) => {
         const handle = await startPromote(h, pair.standby);
         await pendingGate(handle);
-        process.kill(alivePid(pidFile)!, 'SIGKILL');
         await approveWhenAsked(handle, 'chaos');
         const seen = await retriedFailure(handle, 'siteRemoveStandbyConfig');
         const paged = await escalationOf(handle.workflowId, 'siteRemoveStandbyConfig');
@@ -136,7 +153,7 @@ describe('chaos: S3, Patroni and etcd down mid-run', () => {
         expect(await timelineOf(pair.standby)).toBe(before + 1);
         expect(result.timelineAfter).toBe(before + 1);
         observe(`siteRemoveStandbyConfig retried (attempt ${seen.attempt}, last failure "${seen.lastFailure.slice(0, 140)}"), escalated ("${paged.slice(0, 80)}…"); the standby refused writes meanwhile; after Patroni's restart the run completed, timeline ${before} -> ${before + 1}`);
-      }, { sites: ['eu', 'us'] });
+      }, { sites: ['eu', 'us'], wrapDriver: faultAtPromotion(async () => { process.kill(alivePid(pidFile)!, 'SIGKILL'); }) });
     });
   });
 
@@ -145,12 +162,11 @@ describe('chaos: S3, Patroni and etcd down mid-run', () => {
     pairs.push(pair);
     const { driver } = driverOf(pair.standby);
     const before = await timelineOf(pair.standby);
-    await recordFault('etcd of the target region down during promote', `etcd of region us stopped at the approval of promote ${pair.standby}, restarted after a failed attempt`, async (observe) => {
+    await recordFault('etcd of the target region down during promote', `etcd of region us stopped as the promotion of ${pair.standby} starts, restarted after a failed attempt`, async (observe) => {
       try {
         await withRunbookWorkers(async (h) => {
           const handle = await startPromote(h, pair.standby);
           await pendingGate(handle);
-          await driver.region.stopEtcd();
           await approveWhenAsked(handle, 'chaos');
           const seen = await retriedFailure(handle, 'siteRemoveStandbyConfig');
           const paged = await escalationOf(handle.workflowId, 'siteRemoveStandbyConfig');
@@ -161,7 +177,7 @@ describe('chaos: S3, Patroni and etcd down mid-run', () => {
           expect(await timelineOf(pair.standby)).toBe(before + 1);
           expect(result.timelineAfter).toBe(before + 1);
           observe(`siteRemoveStandbyConfig retried (attempt ${seen.attempt}, last failure "${seen.lastFailure.slice(0, 140)}"), escalated ("${paged.slice(0, 80)}…"); after etcd's restart the run completed, timeline ${before} -> ${before + 1}`);
-        });
+        }, { wrapDriver: faultAtPromotion(async () => { await driver.region.stopEtcd(); }) });
       } finally {
         await driver.region.startEtcd();
       }
