@@ -67,6 +67,8 @@ export class InstantSiteDriver implements SiteDriver {
           replayed_at: c.standby ? new Date() : null, system_id: '7000000000000000001',
         }] };
       }
+      // An instant standby always "streams": no restartpoint is needed to read its timeline.
+      if (/NOT EXISTS \(SELECT 1 FROM pg_stat_wal_receiver\) AS yes/.test(text)) return { rows: [{ yes: false }] };
       if (/^CREATE (SCHEMA|TABLE) IF NOT EXISTS/.test(text)) return { rows: [] };
       if (/^INSERT INTO standby_runbooks\.markers/.test(text)) {
         if (!c.markers.has(String(params[0]))) c.markers.set(String(params[0]), new Date());
