@@ -45,8 +45,12 @@ export async function claimWithCas(
   throw new NotReadyError(`fencing epoch of ${ref}: the store kept changing under 10 compare-and-set attempts`, { cluster: ref });
 }
 
-/** Records a step's epoch on its cluster (compare-and-set); a higher one stored refuses, naming what was not done. */
-export async function claimEpoch(driver: SiteDriver, ref: string, cluster: string, epoch: number, what: string): Promise<EpochClaim> {
+/**
+ * Records a step's epoch on its cluster (compare-and-set); a higher one stored refuses, naming what was not done.
+ * A step without an epoch (scheduled before epochs existed) claims nothing: null.
+ */
+export async function claimEpoch(driver: SiteDriver, ref: string, cluster: string, epoch: number | undefined, what: string): Promise<EpochClaim | null> {
+  if (epoch === undefined) return null;
   try {
     return await driver.claimEpoch(cluster, epoch);
   } catch (err) {

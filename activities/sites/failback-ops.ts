@@ -51,7 +51,7 @@ export function createReseedAsStandby(deps: ActivityDeps) {
     runTag?: string;
   }): Promise<ReseedResult> {
     const { site, cluster } = parseClusterRef(input.ref);
-    if (input.epoch !== undefined) await claimEpoch(deps.driverFor(site), input.ref, cluster, input.epoch, `wipe and reseed it as a standby of ${input.sourceRef}`);
+    await claimEpoch(deps.driverFor(site), input.ref, cluster, input.epoch, `wipe and reseed it as a standby of ${input.sourceRef}`);
     return deps.driverFor(site).reseedAsStandby(
       cluster,
       {

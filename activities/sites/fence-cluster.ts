@@ -37,15 +37,13 @@ export function createFenceCluster(deps: ActivityDeps) {
     const { site, cluster } = parseClusterRef(input.ref);
     const driver = deps.driverFor(site);
     let unverified: string | null = null;
-    if (input.epoch !== undefined) {
-      try {
-        await claimEpoch(driver, input.ref, cluster, input.epoch, 'fence it');
-      } catch (err) {
-        // The fence must still work with the region's DCS down (Patroni and Postgres may be running without it);
-        // a stale epoch found there is a refusal, an unreadable one is said in the result.
-        if (!(err instanceof SiteUnreachableError)) throw err;
-        unverified = err.message;
-      }
+    try {
+      await claimEpoch(driver, input.ref, cluster, input.epoch, 'fence it');
+    } catch (err) {
+      // The fence must still work with the region's DCS down (Patroni and Postgres may be running without it);
+      // a stale epoch found there is a refusal, an unreadable one is said in the result.
+      if (!(err instanceof SiteUnreachableError)) throw err;
+      unverified = err.message;
     }
     const r = await keepHeartbeating(`fencing ${input.ref}`, () => driver.fenceCluster(cluster));
     return unverified === null ? r : { ...r, detail: `${r.detail} Fencing epoch ${input.epoch} not checked: ${unverified}.` };
@@ -70,7 +68,7 @@ export function createRemoveStandbyConfig(deps: ActivityDeps) {
   return async function siteRemoveStandbyConfig(input: { ref: string } & WithEpoch): Promise<{ changed: boolean }> {
     const { site, cluster } = parseClusterRef(input.ref);
     const driver = deps.driverFor(site);
-    if (input.epoch !== undefined) await claimEpoch(driver, input.ref, cluster, input.epoch, 'promote it');
+    await claimEpoch(driver, input.ref, cluster, input.epoch, 'promote it');
     return keepHeartbeating(`promoting ${input.ref}`, () => driver.removeStandbyConfig(cluster));
   };
 }
@@ -81,7 +79,7 @@ export function createDemoteToStandby(deps: ActivityDeps) {
     const { site, cluster } = parseClusterRef(input.ref);
     const { ref: _ref, epoch, ...req } = input;
     const driver = deps.driverFor(site);
-    if (epoch !== undefined) await claimEpoch(driver, input.ref, cluster, epoch, `make it a standby of ${req.sourceRef}`);
+    await claimEpoch(driver, input.ref, cluster, epoch, `make it a standby of ${req.sourceRef}`);
     return keepHeartbeating(`demoting ${input.ref}`, () => driver.demoteToStandby(cluster, req));
   };
 }
