@@ -111,8 +111,13 @@ async function keepGuarding(record: RunbookRecord, plan: GuardPlan, state: Fence
   }
   record.step('page', repeated ? 'already' : 'done', repeated ? `Still: ${why}; paged already, trying again.` : `Paged: ${reason}.`);
   if (retrySoon) await sleep('1m');
+  // The next run carries the whole plan, its epoch above all: without it the guard's fence would act unchecked.
   return continueAsNew<typeof fenceGuard>(
-    { cluster: plan.cluster.ref, promoted: plan.promoted.ref, maxHours: plan.maxHours, ...(plan.promotedTimeline === null ? {} : { promotedTimeline: plan.promotedTimeline }) },
+    {
+      cluster: plan.cluster.ref, promoted: plan.promoted.ref, maxHours: plan.maxHours,
+      ...(plan.promotedTimeline === null ? {} : { promotedTimeline: plan.promotedTimeline }),
+      ...(plan.epoch === null ? {} : { epoch: plan.epoch }),
+    },
     { round: state.round + 1, journal: record.status().journal.slice(-50), lastPage: why },
   );
 }

@@ -64,8 +64,10 @@ export async function promote(input: PromoteInput): Promise<PromoteResult> {
     const earlyGuard = guardFirst ? await guardOldPrimary(record, plan, assessed.standbyTimeline + 1, epoch) : null;
     await record.phase('promote', () => promoteStandby(record, plan, epoch));
     const writable = await record.phase('verify', () => verifyPromoted(record, plan, assessed.standbyTimeline));
-    // Writes stopped at the fence only if it was confirmed; an unconfirmed old primary may never have stopped.
-    const writeDowntimeMs = plan.mode === 'planned' && fence.state === 'CONFIRMED' && fence.startedAt !== null ? Date.parse(writable.writtenAt) - fence.startedAt : null;
+    // Writes stopped at the fence only if it stopped the old primary cleanly: an unconfirmed one may never have
+    // stopped, and one that crashed before the fence (no final LSN) stopped at a moment nobody measured.
+    const writeDowntimeMs = plan.mode === 'planned' && zeroLossProven(fence, fenced.caughtUp) && fence.startedAt !== null
+      ? Date.parse(writable.writtenAt) - fence.startedAt : null;
     if (plan.mode === 'planned') await record.phase('rejoin-old-primary', () => rejoinOldPrimary(record, plan, fence, epoch));
     const backup = plan.takeBackup ? await record.phase('first-backup', () => takeFirstBackup(record, plan, writable.lsn)) : null;
     const guard = earlyGuard ?? (fence.state === 'UNCONFIRMED' ? await guardOldPrimary(record, plan, null, epoch) : null);

@@ -2,7 +2,7 @@
 // evacuation): it waits for that run instead of starting a second one, and hands it the evacuation's approval
 // when its gate is open, so one decision still covers the whole region.
 import { Context } from '@temporalio/activity';
-import { WorkflowFailedError } from '@temporalio/client';
+import { WorkflowFailedError, WorkflowUpdateFailedError } from '@temporalio/client';
 import { approveUpdate, getPendingApprovalQuery, type ApprovalDecision } from '../../workflows/contracts/approvals';
 import type { PromoteResult } from '../../workflows/contracts/runbooks';
 
@@ -20,7 +20,9 @@ export function createJoinPromotion() {
   return async function temporalJoinPromotion(input: JoinPromotionInput): Promise<JoinPromotionOutcome> {
     const ctx = Context.current();
     const handle = ctx.client.workflow.getHandle(input.workflowId);
-    let approved = false;
+    // 'refused' is the joined run's own answer; any other failure (an RPC cut or timed out under load) is tried
+    // again, or a joined promotion would wait for a human although the evacuation's decision covers it.
+    let handed: 'not yet' | 'accepted' | 'refused' = 'not yet';
     const result = handle.result().then(
       (r) => ({ kind: 'completed', result: r as PromoteResult }) as const,
       (err: unknown) => {
@@ -31,14 +33,16 @@ export function createJoinPromotion() {
     for (;;) {
       const done = await Promise.race([result, new Promise<null>((r) => setTimeout(() => r(null), 2000))]);
       if (done) return done;
-      ctx.heartbeat({ waitingFor: input.workflowId, approved });
-      if (input.approval && !approved) {
+      ctx.heartbeat({ waitingFor: input.workflowId, approval: handed });
+      if (input.approval && handed === 'not yet') {
         const gate = await handle.query(getPendingApprovalQuery).catch(() => null);
         if (gate) {
           // A refusal (e.g. the joined run needs an acknowledgement the evacuation's approver did not give) leaves
           // the gate to a human, as it would have been without the evacuation.
-          await handle.executeUpdate(approveUpdate, { args: [{ ...input.approval, gate: gate.gate }] }).then(() => undefined, () => undefined);
-          approved = true;
+          handed = await handle.executeUpdate(approveUpdate, { args: [{ ...input.approval, gate: gate.gate }] }).then(
+            () => 'accepted' as const,
+            (err: unknown) => (err instanceof WorkflowUpdateFailedError ? 'refused' as const : 'not yet' as const),
+          );
         }
       }
     }

@@ -41,7 +41,31 @@ export const SAFETY_TESTS: SafetyTest[] = [
     file: 'test/workflows/fence-guard.test.ts',
     name: 'fence-guard past its maximum time it pages and keeps guarding (continue-as-new) instead of ending',
     promise: 'one writer',
-    failedBefore: 'ended silently: `Expected: "CONTINUED_AS_NEW" Received: "FAILED"`',
+    failedBefore: 'ended silently: `Expected: "CONTINUED_AS_NEW" Received: "FAILED"`; then (this session) the continued run dropped the epoch: `- "epoch": 7`',
+  },
+  {
+    file: 'test/workflows/fence-guard.test.ts',
+    name: 'fence-guard stands down on the fencing epoch when nothing else shows the guarded cluster was promoted again',
+    promise: 'one writer',
+    failedBefore: 'did not fail: the stand-down on a stale epoch existed, untested (kept as a regression test)',
+  },
+  {
+    file: 'test/workflows/promote-unconfirmed-fence.test.ts',
+    name: 'promote: planned switchover with an unconfirmed fence the old primary crashes right before the fence: a confirmed fence with no final LSN re-asks with the measured loss',
+    promise: 'no silent loss',
+    failedBefore: 'the re-opened gate told of a stopped old primary "plus anything it writes until it is fenced", and the result claimed `writeDowntimeMs: 25253` for a crash nobody timed',
+  },
+  {
+    file: 'test/workflows/region-failover.test.ts',
+    name: 'region-failover evacuates eu to us: one approval with the loss table, tiers in order, a failed promotion pauses on the budget, a running promotion is joined, continue-as-new',
+    promise: 'right lineage',
+    failedBefore: 'did not fail: region-failover\'s children run promote\'s lineage check (kept as a regression test for the child path)',
+  },
+  {
+    file: 'test/workflows/fencing-epoch.test.ts',
+    name: 'fencing epoch of a deleted cluster goes with the cluster: nothing is left in etcd for a new cluster of the same name',
+    promise: 'no stale step',
+    failedBefore: 'the key outlived its cluster: `expect(received).toBeNull() Received: 4`',
   },
   {
     file: 'test/kube/zalando-fence.test.ts',

@@ -14,8 +14,8 @@ import { createDriverFactory } from '../../activities/sites';
 import { loadSites } from '../../activities/sites/sites-file';
 import { withRunbookWorkers, type RunbookHarness } from '../helpers/runbook-workers';
 import { approveWhenAsked } from '../helpers/approvals';
-import { driverOf, roleOf, sql } from '../helpers/clusters';
-import { createStandbyPair, deleteStandbyPair, type StandbyPair } from '../helpers/standby-pair';
+import { deleteCluster, driverOf, roleOf, sql } from '../helpers/clusters';
+import { createSource, createStandbyPair, deleteStandbyPair, type StandbyPair } from '../helpers/standby-pair';
 import { startWriter, type Writer } from '../helpers/writer';
 import { testLayout } from '../helpers/test-env';
 import { saveHistory } from '../helpers/histories';
@@ -190,5 +190,20 @@ describe('fencing epoch', () => {
     // Every acknowledged write is on the final primary.
     const present = new Set((await sql<{ id: string }>(a, 'SELECT id FROM public.writes')).map((r) => Number(r.id)));
     expect(writer.acknowledged.filter((id) => !present.has(id))).toEqual([]);
+  });
+});
+
+describe('fencing epoch of a deleted cluster', () => {
+  it('goes with the cluster: nothing is left in etcd for a new cluster of the same name', async () => {
+    const ref = 'eu/acid-epdel';
+    await createSource(ref, { members: 1 });
+    const { driver, cluster } = driverOf(ref);
+    try {
+      expect((await driver.claimEpoch(cluster, 4)).epoch).toBe(4);
+      expect(await storedEpoch(ref)).toBe(4);
+    } finally {
+      await deleteCluster(ref);
+    }
+    expect(await storedEpoch(ref)).toBeNull();
   });
 });

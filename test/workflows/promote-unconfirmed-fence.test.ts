@@ -1,13 +1,18 @@
 // A planned switchover whose approval was given for "planned, zero loss" must not promote on that approval when
 // the fence then fails: the old primary's site stops answering between the approval and the fence (its worker
-// gone, its Postgres still a writable primary). And a catch-up timeout must leave exactly one writable cluster.
+// gone, its Postgres still a writable primary), or when the fence confirms a stopped old primary but cannot name its
+// last WAL (it crashed right before the fence). And a catch-up timeout must leave exactly one writable cluster.
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import type { WorkflowHandle } from '@temporalio/client';
 import { startRunbook } from '../../scripts/lib/runbook-client';
+import { alivePid } from '../../activities/sites/local/processes';
+import type { SiteDriver } from '../../activities/sites/site-driver';
 import { approveUpdate, getPendingApprovalQuery, rejectUpdate, type PendingApproval } from '../../workflows/contracts/approvals';
 import { getJournalQuery } from '../../workflows/contracts/journal';
 import { RUNBOOK_NAMES, type PromoteInput, type PromoteResult } from '../../workflows/contracts/runbooks';
 import { pendingGate, updateRefusal } from '../helpers/approvals';
-import { roleOf, sql } from '../helpers/clusters';
+import { driverOf, roleOf, sql } from '../helpers/clusters';
 import { failureOf } from '../helpers/failures';
 import { saveHistory } from '../helpers/histories';
 import { withRunbookWorkers, type RunbookHarness } from '../helpers/runbook-workers';
@@ -31,6 +36,17 @@ async function gateAfterFence(handle: WorkflowHandle): Promise<PendingApproval |
 /** Whether a real INSERT is accepted by the cluster's leader: the only proof that it is a writer. */
 async function takesWrites(ref: string, id: number): Promise<boolean> {
   return sql(ref, 'INSERT INTO public.writes (id) VALUES ($1)', [id]).then(() => true, () => false);
+}
+
+/** Kills a single-member cluster's Patroni and postmaster with SIGKILL: a crash, no shutdown checkpoint written. */
+function crash(ref: string): void {
+  const { driver, cluster } = driverOf(ref);
+  const [member] = driver.region.getCluster(cluster)!.members;
+  const patroniPid = alivePid(driver.region.memberPaths(cluster, member.name).pidFile);
+  const postmasterPid = Number(readFileSync(join(member.dataDir, 'postmaster.pid'), 'utf8').split('\n')[0]);
+  if (!patroniPid || !postmasterPid) throw new Error(`${ref}: no running Patroni (${patroniPid}) or postmaster (${postmasterPid}) to crash`);
+  process.kill(patroniPid, 'SIGKILL');
+  process.kill(postmasterPid, 'SIGKILL');
 }
 
 describe('promote: planned switchover with an unconfirmed fence', () => {
@@ -99,6 +115,45 @@ describe('promote: planned switchover with an unconfirmed fence', () => {
       expect(await takesWrites(pair.source, -13)).toBe(false);
       expect(await takesWrites(pair.standby, -14)).toBe(true);
     });
+  });
+
+  it('the old primary crashes right before the fence: a confirmed fence with no final LSN re-asks with the measured loss', async () => {
+    const pair = await createStandbyPair('cf', { members: 1 });
+    pairs.push(pair);
+    // The crash lands between the runbook's last look at the source (its standby still streaming) and the fence.
+    let crashed = false;
+    const crashBeforeFence = (driver: SiteDriver): SiteDriver => (driver.site !== 'eu' ? driver : Object.assign(Object.create(driver) as SiteDriver, {
+      fenceCluster: async (cluster: string) => {
+        if (cluster === driverOf(pair.source).cluster && !crashed) {
+          crashed = true;
+          crash(pair.source);
+        }
+        return driver.fenceCluster(cluster);
+      },
+    }));
+    await withRunbookWorkers(async (h) => {
+      const handle = await startPromote(h, { cluster: pair.standby, mode: 'planned', approvalTimeoutSeconds: 600, takeBackup: false });
+      expect((await pendingGate(handle)).fence).toBe('PENDING');
+      await handle.executeUpdate(approveUpdate, { args: [{ approver: 'dana', ticket: 'CHG-15' }] });
+      // Stopped for sure (every port refuses), but crashed: no shutdown checkpoint, so "zero loss" is not proven.
+      const reopened = await gateAfterFence(handle);
+      expect(reopened).toMatchObject({ gate: 'promote', fence: 'CONFIRMED', requires: { acknowledgeDataLoss: true, acknowledgeUnconfirmedFence: false } });
+      expect(reopened!.plan).toMatch(/reported no final LSN/);
+      expect(reopened!.plan).not.toMatch(/until it is fenced/);
+      expect(await roleOf(pair.standby)).toBe('standby_leader');
+      expect(await updateRefusal(handle.executeUpdate(approveUpdate, { args: [{ approver: 'dana', ticket: 'CHG-15' }] })))
+        .toMatch(/acknowledgeDataLoss/);
+      expect(await roleOf(pair.standby)).toBe('standby_leader');
+      await handle.executeUpdate(approveUpdate, { args: [{ approver: 'dana', ticket: 'CHG-15', acknowledgeDataLoss: true }] });
+      const result = (await handle.result()) as PromoteResult;
+      // "Writes stopped for N ms" would be a claim about a clean switch: the writer stopped at a crash nobody timed.
+      expect(result).toMatchObject({ fence: 'CONFIRMED', writeDowntimeMs: null });
+      expect(result.approval).toMatchObject({ approver: 'dana', acknowledgedDataLoss: true });
+      const steps = (await handle.query(getJournalQuery)).map((e) => `${e.step}:${e.outcome}`);
+      expect(steps).toEqual(expect.arrayContaining(['fence-old-primary:done', 're-ask:waiting', 're-measure-loss:done', 'remove-standby-config:done']));
+      expect(await takesWrites(pair.standby, -15)).toBe(true);
+      expect(await takesWrites(pair.source, -16)).toBe(false);
+    }, { wrapDriver: crashBeforeFence });
   });
 
   it('a catch-up timeout lifts the fence: exactly one writable cluster, the old primary', async () => {

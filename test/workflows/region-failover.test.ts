@@ -1,6 +1,7 @@
 // region-failover against real parts: five clusters in eu, four standbys in us (one streaming only, so its loss is
-// unknown), eu's worker gone. One approval with the table, a promotion that fails and spends the failure budget,
-// a promotion a human had already started (joined, not duplicated), continue-as-new between tiers.
+// unknown, one built from another cluster's backup), eu's worker gone. One approval with the table, a promotion
+// refused by its lineage check that spends the failure budget, a promotion a human had already started (joined,
+// not duplicated), continue-as-new between tiers.
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { WorkflowHandleWithFirstExecutionRunId } from '@temporalio/client';
@@ -10,52 +11,45 @@ import {
   getRegionProgressQuery, getRegionTableQuery, regionFailoverWorkflowId, resolveFailureBudgetUpdate,
   type RegionFailoverInput, type RegionFailoverProgress, type RegionFailoverResult,
 } from '../../workflows/contracts/region-failover';
-import { PreconditionFailedError } from '../../workflows/contracts/errors';
 import { RUNBOOK_NAMES, type PromoteInput } from '../../workflows/contracts/runbooks';
 import { listCompleteBackups } from '../../activities/s3/backup-catalogue';
 import { startRunbook } from '../../scripts/lib/runbook-client';
 import { pendingGate, updateRefusal } from '../helpers/approvals';
-import { deleteCluster, driverOf, roleOf } from '../helpers/clusters';
+import { deleteCluster, driverOf, roleOf, sql } from '../helpers/clusters';
 import { historyJson, HISTORIES_DIR } from '../helpers/histories';
 import { withRunbookWorkers, type RunbookHarness } from '../helpers/runbook-workers';
 import { createSource } from '../helpers/standby-pair';
-import type { SiteDriver } from '../../activities/sites/site-driver';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 const TIERS: Record<string, string> = { 'acid-rfa': '0', 'acid-rfb': '0', 'acid-rfc': '1', 'acid-rfd': '1' };
 const STREAMING_ONLY = 'acid-rfc';
 const FAILING = 'acid-rfb';
+const FOREIGN_DATA_FROM = 'acid-rfa';
 const NO_STANDBY = 'acid-rfe';
 
-/** A one-member source in eu and its standby in us, labelled with its tier. */
+const systemId = async (ref: string) => (await sql<{ id: string }>(ref, 'SELECT system_identifier::text AS id FROM pg_control_system()'))[0].id;
+
+/**
+ * A one-member source in eu and its standby in us, labelled with its tier. FOREIGN_DATA's standby is what a wrong
+ * backup name at provisioning makes: recorded as a standby of its own source, but restored from (and replaying)
+ * acid-rfa's archive, so its data is another database system.
+ */
 async function createProtectedCluster(name: string): Promise<void> {
-  const src = driverOf(`eu/${name}`);
   await createSource(`eu/${name}`, { members: 1 });
+  const dataOf = name === FAILING ? FOREIGN_DATA_FROM : name;
+  const data = driverOf(`eu/${dataOf}`);
   const dst = driverOf(`us/${name}`);
-  for (const user of await src.driver.listSecretUsers(name)) await dst.driver.writeSecret(name, user, (await src.driver.readSecret(name, user))!);
-  const facts = (await src.driver.describeCluster(name))!;
-  const backups = await listCompleteBackups(src.driver.cfg.s3, facts.archive.walPrefix);
+  for (const user of await data.driver.listSecretUsers(dataOf)) await dst.driver.writeSecret(name, user, (await data.driver.readSecret(dataOf, user))!);
+  const facts = (await data.driver.describeCluster(dataOf))!;
+  const backups = await listCompleteBackups(data.driver.cfg.s3, facts.archive.walPrefix);
   await dst.driver.createStandbyCluster({
     cluster: name, sourceRef: `eu/${name}`, like: { pgVersion: 15, instances: 1 }, labels: { 'dr-tier': TIERS[name], team: 'acid' },
-    fromHost: facts.streamingEndpoint,
+    sourceLineage: { systemIdentifier: await systemId(`eu/${name}`), timeline: 1 },
+    ...(name === FAILING ? {} : { fromHost: facts.streamingEndpoint }),
     ...(name === STREAMING_ONLY ? {} : { fromArchive: { archive: facts.archive, backupName: backups[backups.length - 1].name } }),
   });
 }
-
-/** The fault: Patroni at us refuses to promote one cluster (as a broken DCS or a bad config would). */
-const refusePromotionOf = (cluster: string) => (driver: SiteDriver): SiteDriver => new Proxy(driver, {
-  get(target, name, receiver) {
-    if (name === 'removeStandbyConfig' && target.site === 'us') {
-      return async (c: string) => {
-        if (c === cluster) throw new PreconditionFailedError(`injected fault: Patroni of us/${c} refused to drop standby_cluster`);
-        return target.removeStandbyConfig(c);
-      };
-    }
-    const v = Reflect.get(target, name, receiver);
-    return typeof v === 'function' ? v.bind(target) : v;
-  },
-});
 
 async function waitForProgress(handle: WorkflowHandleWithFirstExecutionRunId, what: string, ok: (p: RegionFailoverProgress) => boolean): Promise<RegionFailoverProgress> {
   const deadline = Date.now() + 600_000;
@@ -116,7 +110,7 @@ describe('region-failover', () => {
       const approval = await handle.executeUpdate(approveUpdate, { args: [{ ...ack, include: [STREAMING_ONLY], acknowledgeDataLoss: true }] });
       expect(approval).toMatchObject({ decision: 'approved', included: [STREAMING_ONLY] });
 
-      // Tier 0: acid-rfb fails, the budget (1) is spent: the evacuation pauses before tier 1 starts.
+      // Tier 0: acid-rfb's promotion refuses its foreign data, the budget (1) is spent: the evacuation pauses.
       const paused = await waitForProgress(handle, 'paused on the failure budget', (p) => p.phase === 'paused');
       expect(paused).toMatchObject({ failed: 1, tier: 0, run: 1 });
       const tier1 = (await handle.query(getRegionTableQuery)).filter((r) => r.tier === 1);
@@ -128,9 +122,14 @@ describe('region-failover', () => {
       const rows = new Map(result.clusters.map((r) => [r.cluster, r]));
       process.stdout.write(`[region-failover] ${result.outcome} in ${result.totalMs} ms over ${result.runs} runs:\n` +
         result.clusters.map((r) => `  ${r.cluster} tier ${r.tier} ${r.outcome} rto ${r.rtoMs} loss ${r.lossBytes} backup ${r.backup} ${r.reason ?? ''}`).join('\n') + '\n');
+      for (const r of result.clusters.filter((c) => c.outcome === 'failed' && c.workflowId)) {
+        const j = await h.client.workflow.getHandle(r.workflowId!).query(getJournalQuery).catch(() => []);
+        process.stdout.write(`[region-failover] journal of ${r.workflowId}:\n${j.map((e) => `  ${e.step}:${e.outcome} ${e.message.slice(0, 300)}`).join('\n')}\n`);
+      }
       expect(result).toMatchObject({ outcome: 'completed-with-failures', runs: 2 });
       expect(result.budgetDecisions).toMatchObject([{ decision: 'continue', approver: 'ic-alice', failuresSoFar: 1, tier: 0 }]);
-      expect(rows.get(`eu/${FAILING}`)).toMatchObject({ outcome: 'failed', reason: expect.stringMatching(/injected fault/) });
+      // Its lineage check had eu's recorded identity and eu/acid-rfa's archive (which its data came from) as witnesses.
+      expect(rows.get(`eu/${FAILING}`)).toMatchObject({ outcome: 'failed', reason: expect.stringMatching(/lineage mismatch: us\/acid-rfb is database system \d+, but/) });
       expect(rows.get(`eu/${NO_STANDBY}`)!.outcome).toBe('no-standby');
       for (const n of ['acid-rfa', STREAMING_ONLY, 'acid-rfd']) {
         expect(rows.get(`eu/${n}`)).toMatchObject({ outcome: 'promoted', workflowId: `promote/us/${n}`, fence: 'UNCONFIRMED' });
@@ -138,6 +137,7 @@ describe('region-failover', () => {
         expect(await roleOf(`us/${n}`)).toBe('primary');
       }
       expect(await roleOf(`us/${FAILING}`)).toBe('standby_leader');
+      expect(await systemId(`us/${FAILING}`)).toBe(await systemId(`eu/${FOREIGN_DATA_FROM}`));
 
       // acid-rfd: the human's run was joined (same run, approved through the evacuation), not started again.
       expect(rows.get('eu/acid-rfd')!.joined).toBe(true);
@@ -165,6 +165,6 @@ describe('region-failover', () => {
         writeFileSync(join(HISTORIES_DIR, 'region-failover.first-run.json'), historyJson(handle.workflowId, handle.firstExecutionRunId));
         writeFileSync(join(HISTORIES_DIR, 'region-failover.continued.json'), historyJson(handle.workflowId, desc.runId));
       }
-    }, { sites: ['us'], wrapDriver: refusePromotionOf(FAILING) });
+    }, { sites: ['us'] });
   }, 1_200_000);
 });

@@ -51,11 +51,12 @@ export async function fenceOldPrimary(
     { fence: fence.state, finalLsn: result?.finalLsn ?? null });
   if (plan.mode !== 'planned' || !result?.finalLsn) return { fence, estimate, caughtUp: false };
 
-  // Planned: the standby must replay everything the old primary wrote, up to its shutdown checkpoint.
+  // Planned: the standby must replay everything the old primary wrote, up to its shutdown checkpoint. Writes are
+  // stopped while it waits, so it looks every 100 ms: usually the standby is there already or within a few.
   let caughtUp;
   try {
     caughtUp = await siteLongActivities(plan.target.site, plan.catchUpTimeoutSeconds).postgresWaitForReplay({
-      ref: plan.target.ref, targetLsn: result.finalLsn, timeoutSeconds: plan.catchUpTimeoutSeconds, pollIntervalSeconds: 1,
+      ref: plan.target.ref, targetLsn: result.finalLsn, timeoutSeconds: plan.catchUpTimeoutSeconds, pollIntervalSeconds: 0.1,
     });
   } catch (err) {
     record.step('catch-up', 'failed', `Standby ${plan.target.ref} did not catch up to ${result.finalLsn}: ${failureFacts(err).message}`);

@@ -5,14 +5,17 @@
 // what is known of the source, and the gate opens again with the real fence state, requiring the human to
 // acknowledge both the unconfirmed fence and the loss. A rejection or timeout lifts a fence this run set.
 import { siteActivities } from '../activity-proxies';
-import { lsnAtOrAfter, lsnDiff } from '../contracts/lsn';
-import { secondsBehind } from '../contracts/loss';
+import { lsnAtOrAfter } from '../contracts/lsn';
+import { lossAgainstArchive } from '../contracts/loss';
 import type { ApprovalRecord, LossEstimate } from '../contracts/runbooks';
 import { failureFacts } from './failures';
 import { liftFence, type Fence } from './promote-fence';
 import type { ApprovalGate } from './approval-gate';
 import type { PromotionPlan } from './promote-assess';
 import type { RunbookRecord } from './runbook-record';
+
+/** No amount of loss is within it: a source not confirmed stopped may have written more than anything measured. */
+const NO_POLICY = { maxBytes: -1, maxSeconds: -1 };
 
 /** Whether a switchover's early approval still stands: the old primary confirmed stopped and replayed to its end. */
 export function zeroLossProven(fence: Fence, caughtUp: boolean): boolean {
@@ -36,20 +39,16 @@ export async function remeasureLoss(record: RunbookRecord, plan: PromotionPlan, 
   }
   const live = assessed.sourceLsn;
   const useArchive = !!archived && (!live || lsnAtOrAfter(archived.endLsn, live));
-  const sourceLsn = useArchive ? archived!.endLsn : live;
-  const bytes = sourceLsn ? Math.max(0, lsnDiff(sourceLsn, standby.lsn)) : null;
+  // The archive's arithmetic, on whichever end is later (a live position has no commit time to count seconds to).
+  const furthest = useArchive ? archived : live ? { endLsn: live, archivedAt: null } : null;
   const estimate: LossEstimate = {
-    sourceReachable: false,
+    ...lossAgainstArchive(standby, furthest, NO_POLICY),
     basis: useArchive ? 'archive' : live ? 'source' : 'none',
-    sourceLsn,
-    standbyReplayedLsn: standby.lsn,
-    bytes,
-    seconds: bytes === null ? null : secondsBehind(standby, useArchive ? archived!.archivedAt : null, bytes),
     withinPolicy: false,
   };
   record.step('re-measure-loss', 'done',
     `Standby ${plan.target.ref} replayed ${standby.lsn}; last known of ${plan.source!.ref}: live ${live ?? 'never measured'} at the assessment, ` +
-    `archive end ${archived?.endLsn ?? `unknown${archiveWhy ? ` (${archiveWhy})` : ''}`}: at least ${bytes ?? 'unknown'} bytes behind, ` +
+    `archive end ${archived?.endLsn ?? `unknown${archiveWhy ? ` (${archiveWhy})` : ''}`}: at least ${estimate.bytes ?? 'unknown'} bytes behind, ` +
     'plus whatever it wrote after that if it still takes writes.',
     { ...estimate, archiveEndLsn: archived?.endLsn ?? null, liveLsnAtAssessment: live });
   return estimate;
@@ -73,7 +72,7 @@ export async function reaskAfterUnprovenFence(
     cluster: plan.target.ref,
     plan: `The planned switchover to ${plan.target.ref} was approved, but ${why}` +
       `${fence.state !== 'CONFIRMED' ? ' (NOT confirmed fenced)' : ''}. Promoting ${plan.target.ref} now loses at least ${loss} ` +
-      `(what ${source.ref} wrote after ${estimate.sourceLsn ?? 'the last known position'}, plus anything it writes until it is fenced)` +
+      `(what ${source.ref} wrote after ${estimate.sourceLsn ?? 'the last known position'}${fence.state !== 'CONFIRMED' ? ', plus anything it writes until it is fenced' : ''})` +
       `${fence.state !== 'CONFIRMED' ? `, and ${source.ref} may take writes as a second primary until fence-guard fences it when its site answers` : ''}. ` +
       `Approve to promote anyway (acknowledging the loss${fence.state !== 'CONFIRMED' ? ' and the unconfirmed fence' : ''}); reject to promote nothing.`,
     estimate,

@@ -78,11 +78,12 @@ export function leaderLast<T extends { member: LocalMemberInfo }>(items: T[], le
   return [...items.filter((x) => x.member.name !== leader), ...items.filter((x) => x.member.name === leader)];
 }
 
-/** Polls `test` every 500 ms until it returns a value, or throws NotReadyError with `describe()` after timeoutMs. */
+/** Polls `test` every intervalMs (500 ms unless a caller's wait is on a critical path) until it returns a value, or throws NotReadyError with `describe()` after timeoutMs. */
 export async function pollUntil<T>(
   timeoutMs: number,
   test: () => Promise<T | null>,
   describe: () => Promise<{ message: string; facts?: Record<string, unknown> }>,
+  intervalMs = 500,
 ): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
@@ -92,7 +93,7 @@ export async function pollUntil<T>(
       const d = await describe();
       throw new NotReadyError(d.message, d.facts ?? {});
     }
-    await sleep(500);
+    await sleep(intervalMs);
   }
 }
 
@@ -108,7 +109,8 @@ export async function waitPauseSeen(members: MemberState[], timeoutMs: number): 
     }
     const unseen = members.filter((s) => !seen.has(s.member.name)).map((s) => s.member.name);
     if (!unseen.length || Date.now() > deadline) return { seen: [...seen], unseen };
-    await sleep(300);
+    // The primary takes writes until its Patroni has seen the pause and it is stopped: look often.
+    await sleep(100);
   }
 }
 

@@ -3,7 +3,7 @@
 // mod revision. etcd alone is needed: fence and rejoin run while Patroni and Postgres are stopped.
 import type { EpochClaim, StoredEpoch } from '../site-driver';
 import { claimWithCas, parseEpoch, type VersionedEpoch } from '../epoch';
-import { etcdGet, etcdPutIfUnchanged } from './etcd';
+import { etcdDeleteKey, etcdGet, etcdPutIfUnchanged } from './etcd';
 
 const epochKey = (cluster: string) => `/standby-runbooks/fencing-epoch/${cluster}`;
 
@@ -20,4 +20,12 @@ export async function readLocalEpoch(etcdPort: number, cluster: string): Promise
 export async function claimLocalEpoch(etcdPort: number, site: string, cluster: string, epoch: number): Promise<EpochClaim> {
   return claimWithCas(`${site}/${cluster}`, epoch, () => readVersioned(etcdPort, cluster),
     (e, version) => etcdPutIfUnchanged(etcdPort, epochKey(cluster), String(e), version));
+}
+
+/**
+ * Removed with its cluster, as the zalando kind's annotation goes with its resource: a cluster created again under
+ * the name starts a new history, and the runs that could carry an old epoch for it ended with the old one.
+ */
+export async function forgetLocalEpoch(etcdPort: number, cluster: string): Promise<boolean> {
+  return etcdDeleteKey(etcdPort, epochKey(cluster));
 }

@@ -94,6 +94,12 @@ export async function etcdDeletePrefix(clientPort: number, prefix: string): Prom
   return Number(body.deleted ?? 0);
 }
 
+/** Deletes one v3 key (no range: a key named like it with a suffix stays); true when it existed. */
+export async function etcdDeleteKey(clientPort: number, key: string): Promise<boolean> {
+  const body = await etcdPost<{ deleted?: string }>(clientPort, 'kv/deleterange', { key: b64(key) });
+  return Number(body.deleted ?? 0) > 0;
+}
+
 /** Number of v3 keys under `prefix`. */
 export async function etcdCountPrefix(clientPort: number, prefix: string): Promise<number> {
   const end = Buffer.from(prefix);

@@ -13,6 +13,7 @@ import {
 import { ClusterSetup } from './cluster-setup';
 import { checkSameShape, checkSourceHost, requireStandbySecrets, resolveSourceBackup, validateSpec } from './cluster-checks';
 import { etcdDeletePrefix, etcdHealthy, startEtcd, stopEtcd, type EtcdSpec } from './etcd';
+import { forgetLocalEpoch } from './epoch-store';
 import { mkdirOwned, type Owner } from './fs-util';
 import { memberPaths, restUrl, startMember, stopMember, waitReady, type ProgressFn, type WaitOptions } from './members';
 import type { MemberPaths } from './patroni-config';
@@ -238,12 +239,15 @@ export class LocalRegion {
     return { changed };
   }
 
-  /** Stops the cluster, removes its data, logs and DCS keys; secrets stay unless asked. */
+  /** Stops the cluster, removes its data, logs, DCS keys and fencing epoch; secrets stay unless asked. */
   async deleteCluster(name: string, opts: { deleteSecrets?: boolean } = {}): Promise<{ changed: boolean }> {
     let changed = false;
     if (this.getCluster(name)) {
       await this.stopCluster(name);
-      if (await this.etcdHealthy()) await etcdDeletePrefix(this.cfg.etcd.clientPort, `/service/${name}/`);
+      if (await this.etcdHealthy()) {
+        await etcdDeletePrefix(this.cfg.etcd.clientPort, `/service/${name}/`);
+        await forgetLocalEpoch(this.cfg.etcd.clientPort, name);
+      }
       rmSync(clusterDir(this.cfg.dataDir, name), { recursive: true, force: true });
       rmSync(this.logDir(name), { recursive: true, force: true });
       changed = true;

@@ -25,6 +25,8 @@ export interface SwitchHandle extends RegionHandle {
   pgConfig(name: string, opts?: { member?: string }): Promise<ClientConfig>;
 }
 
+const WRITABLE_POLL_MS = 50;
+
 /**
  * Removes `standby_cluster` (the standby leader promotes) and waits for a writable primary. Already promoted is
  * `changed: false`, and the wait still runs so a retry after a crash mid-promotion reports the truth.
@@ -50,6 +52,8 @@ export async function promoteStandbyCluster(
     changed = true;
   }
   const timeoutMs = opts.timeoutMs ?? 60_000;
+  // Nobody can write while this waits (a planned switch has fenced the old primary), so it looks often: a promotion
+  // takes Patroni a few hundred ms, and a 500 ms poll alone would add up to half a second of downtime.
   await pollUntil(timeoutMs, () => writableLeader(info), async () => {
     const view = await clusterView(info);
     return {
@@ -57,7 +61,7 @@ export async function promoteStandbyCluster(
         `(${describeView(view)})${view?.pause ? ': Patroni is paused' : ''}`,
       facts: { cluster: name, paused: view?.pause === true },
     };
-  });
+  }, WRITABLE_POLL_MS);
   return { changed };
 }
 

@@ -330,8 +330,9 @@ export async function reseedAsStandby(d: ZalandoSiteDriver, cluster: string, req
     const facts = await d.describeCluster(cluster);
     // Its own prefix holds its own (diverged) history, never the new primary's.
     if (req.fromArchive.archive.walPrefix === facts!.archive.walPrefix) throw new BadInputError(`reseed ${d.site}/${cluster}: fromArchive is this cluster's own archive`);
-    // The old volumes go with the object (the operator deletes the PVCs): unlike a local site, nothing is kept
-    // aside here, so this re-check is the last line before the data is gone.
+    // The old volumes go with the object (the operator deletes the PVCs), so no copy of the data directory is kept
+    // here as on a local site. What stays: its own archive prefix (backups and archived WAL, never deleted by a
+    // runbook) and the divergent WAL the protect step quarantined; this re-check is the last line before the rest.
     await recheckReseedTarget(d, cluster, req.assessedSystemIdentifier);
     pending = {
       sourceRef: req.sourceRef, previousUid: pg.metadata.uid!, previousWalPrefix: facts!.archive.walPrefix,
