@@ -9,6 +9,7 @@ import { createReadMarker, createCurrentPosition } from './postgres/read-marker'
 import { createWaitForReplay } from './postgres/wait-for-replay';
 import { createCopyClusterSecrets } from './secrets/copy-cluster-secrets';
 import { createRunBaseBackup } from './walg/run-base-backup';
+import { createVerifyArchive } from './walg/verify-archive';
 import { createProveBackup } from './s3/prove-backup';
 import { createFindBackupAtOrAfter } from './s3/find-backup-at-or-after';
 import { createFenceCluster, createUnfenceCluster, createRemoveStandbyConfig, createDemoteToStandby, createReadEpoch } from './sites/fence-cluster';
@@ -48,6 +49,7 @@ export function createSiteActivities(deps: ActivityDeps) {
     postgresWaitForReplay: createWaitForReplay(deps),
     secretsCopyClusterSecrets: createCopyClusterSecrets(deps),
     walgRunBaseBackup: createRunBaseBackup(deps),
+    walgVerifyArchive: createVerifyArchive(deps),
     s3ProveBackup: createProveBackup(),
     s3FindBackupAtOrAfter: createFindBackupAtOrAfter(),
     siteFenceCluster: createFenceCluster(deps),

@@ -14,6 +14,8 @@ import { RunbookRecord } from './phases/runbook-record';
 import { nextEpoch, withEpoch } from './phases/fencing-epoch';
 import { keepStandbySlot, manageStandbySlots, releaseStandbySlot } from './phases/standby-slots';
 import type { forceBackup } from './force-backup';
+import type { ArchiveCheck } from './contracts/archive-check';
+import { checkArchive } from './phases/archive-check';
 import type { promote } from './promote';
 
 export async function failbackReseed(input: FailbackInput): Promise<FailbackResult> {
@@ -47,6 +49,7 @@ export async function failbackReseed(input: FailbackInput): Promise<FailbackResu
       }
     }
     result.rejoinedAtLsn = await record.phase('catch-up', () => waitUntilFollowing(record, plan));
+    if (patched('archive-check')) result.archiveCheck = await record.phase('check-archive', () => checkPrimaryArchive(record, plan));
     if (input.switchBack) result.switchBack = await record.phase('switch-back', () => switchBack(record, plan));
     record.step('report', 'done', `${plan.former.ref} follows ${plan.primary.ref} (${result.strategy ?? 'already'}${result.rewound ? ', rewound' : ''}), caught up at ${result.rejoinedAtLsn}` +
       `${result.quarantine ? `; divergent WAL kept at ${result.quarantine.manifest}` : ''}${result.switchBack ? `; switched back: ${plan.former.ref} is primary again` : ''}.`);
@@ -163,6 +166,20 @@ async function reseed(record: RunbookRecord, plan: FailbackPlan, state: FormerPr
     (old ? ` The old data was kept at ${old.location} ${old.removed ? `and removed once the new standby replayed (${old.replayedLsn})` : 'and is still there'}.` : '') +
     (r.previousWalPrefix ? ` It archives under ${r.walPrefix} from now on; ${r.previousWalPrefix}, with its diverged timeline, is left as it was.` : ''),
     { walPrefix: r.walPrefix, previousWalPrefix: r.previousWalPrefix, oldData: old ?? null });
+}
+
+/** What the rejoined standby replays from: the primary's newest backup of its timeline and its WAL since. */
+async function checkPrimaryArchive(record: RunbookRecord, plan: FailbackPlan): Promise<ArchiveCheck | null> {
+  const { archive } = plan.primary.facts;
+  const pos = await siteActivities(plan.primary.site).postgresCurrentPosition({ ref: plan.primary.ref });
+  const newest = await siteActivities(plan.primary.site).s3FindBackupAtOrAfter({ archive, requiredLsn: '0/0', timeline: pos.timeline, clusterRef: plan.primary.ref });
+  if (!newest) {
+    record.step('check-archive', 'skipped', `${plan.primary.ref} has no backup of timeline ${pos.timeline} in ${archive.walPrefix} yet: nothing to restore from; take one with force-backup.`);
+    return null;
+  }
+  return checkArchive(record, RUNBOOK_NAMES.failbackReseed, {
+    site: plan.primary.site, archiveSite: plan.primary.site, walPrefix: archive.walPrefix, backupName: newest.name, clusterRef: plan.primary.ref,
+  }, `The archive ${plan.former.ref} now replays from, from ${newest.name}`);
 }
 
 async function waitUntilFollowing(record: RunbookRecord, plan: FailbackPlan): Promise<string> {

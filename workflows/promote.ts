@@ -15,6 +15,7 @@ import { refuse } from './phases/failures';
 import { assessLoss, validatePromotion, type PromotionPlan } from './phases/promote-assess';
 import { awaitPromotionApproval, fenceOldPrimary, NOT_YET_FENCED, type Fence } from './phases/promote-fence';
 import { nextEpoch, withEpoch } from './phases/fencing-epoch';
+import { checkArchive } from './phases/archive-check';
 import { checkLineage, proveReplay } from './phases/promote-lineage';
 import { reaskAfterUnprovenFence, zeroLossProven } from './phases/promote-reask';
 import { RunbookRecord } from './phases/runbook-record';
@@ -70,6 +71,12 @@ export async function promote(input: PromoteInput): Promise<PromoteResult> {
       ? Date.parse(writable.writtenAt) - fence.startedAt : null;
     if (plan.mode === 'planned') await record.phase('rejoin-old-primary', () => rejoinOldPrimary(record, plan, fence, epoch));
     const backup = plan.takeBackup ? await record.phase('first-backup', () => takeFirstBackup(record, plan, writable.lsn)) : null;
+    // The new timeline's history starts in this prefix with that backup: WAL-G checks a restore of it reaches now.
+    const archiveCheck = backup && patched('archive-check')
+      ? await record.phase('check-archive', () => checkArchive(record, RUNBOOK_NAMES.promote, {
+        site: plan.target.site, archiveSite: plan.target.site, walPrefix: plan.target.facts.archive.walPrefix, backupName: backup.backupName, clusterRef: plan.target.ref,
+      }, `First backup ${backup.backupName} of ${plan.target.ref}`))
+      : null;
     const guard = earlyGuard ?? (fence.state === 'UNCONFIRMED' ? await guardOldPrimary(record, plan, null, epoch) : null);
     const rtoMs = Date.parse(writable.writtenAt) - Date.parse(approval.at);
     const measuredRpoBytes = fence.result?.finalLsn ? Math.max(0, lsnDiff(fence.result.finalLsn, estimate.standbyReplayedLsn)) : null;
@@ -81,7 +88,7 @@ export async function promote(input: PromoteInput): Promise<PromoteResult> {
     return {
       cluster: plan.target.ref, source: plan.source?.ref ?? null, mode: plan.mode, alreadyPromoted: false, estimate,
       fence: fence.state, approval, timelineBefore: assessed.standbyTimeline, timelineAfter: writable.timeline,
-      rtoMs, writeDowntimeMs, measuredRpoBytes, backup, fenceGuard: guard, fencingEpoch: epoch ?? null, phaseDurationsMs: record.durations(),
+      rtoMs, writeDowntimeMs, measuredRpoBytes, backup, archiveCheck, fenceGuard: guard, fencingEpoch: epoch ?? null, phaseDurationsMs: record.durations(),
     };
   } catch (err) {
     record.failed(err, { changedAnything: changing });

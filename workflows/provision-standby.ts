@@ -1,9 +1,11 @@
 // provision-standby: build a standby of <source> at <target> that replays the source's WAL from its S3 archive
 // and/or streams from its leader, with the source's credentials, and prove it replays with a marker row.
+import { patched } from '@temporalio/workflow';
 import { siteActivities, siteLongActivities } from './activity-proxies';
 import { PreconditionFailedError } from './contracts/errors';
 import { lsnDiff } from './contracts/lsn';
 import { RUNBOOK_NAMES, type ProvisionStandbyInput, type ProvisionStandbyResult } from './contracts/runbooks';
+import { checkArchive } from './phases/archive-check';
 import { failureFacts, refuse } from './phases/failures';
 import { preflightStandby, usesArchive, usesStreaming, validateRequest, type Plan, type Preflight } from './phases/provision-checks';
 import { RunbookRecord } from './phases/runbook-record';
@@ -20,9 +22,15 @@ export async function provisionStandby(input: ProvisionStandbyInput): Promise<Pr
     }
     const replay = await record.phase('wait-for-replay', () => waitForReplay(record, plan, pre));
     await record.phase('verify', () => verifyMarker(record, plan, pre));
+    // What the standby replays from must stay restorable: the backup it was built from and the source's WAL since.
+    const archiveCheck = usesArchive(plan.method) && pre.baseBackup && patched('archive-check')
+      ? await record.phase('check-archive', () => checkArchive(record, RUNBOOK_NAMES.provisionStandby, {
+        site: plan.target.site, archiveSite: plan.source.site, walPrefix: plan.source.facts.archive.walPrefix, backupName: pre.baseBackup!, clusterRef: plan.source.ref,
+      }, `The source archive of ${plan.target.ref}, from ${pre.baseBackup}`))
+      : null;
     const result = await record.phase('report', () => reportResult(record, plan, pre, replay.replayedLsn));
     record.finish(pre.alreadyProvisioned ? 'already' : 'succeeded');
-    return { ...result, phaseDurationsMs: record.durations() };
+    return { ...result, ...(archiveCheck ? { archiveCheck } : {}), phaseDurationsMs: record.durations() };
   } catch (err) {
     // provision-standby's changes (marker, secrets, cluster) are all idempotent and safe to repeat: a final
     // error is reported as a refusal when the runbook's own checks said no.

@@ -122,7 +122,7 @@ describe('chaos: a worker SIGKILLed at every activity boundary', () => {
         // A rerun whose first result was lost finds its effect there: "already", never a second copy or cluster.
         expect(steps).toEqual([
           'validate-request:done', 'check-source:done', 'check-base-backup:done', 'check-target:done', 'write-marker:done',
-          'copy-credentials:already', 'keep-standby-slot:already', 'create-standby:already', 'wait-for-replay:done', 'verify-marker:done', 'measure-lag:done',
+          'copy-credentials:already', 'keep-standby-slot:already', 'create-standby:already', 'wait-for-replay:done', 'verify-marker:done', 'check-archive:done', 'measure-lag:done',
         ]);
         const entries = checkBoundaries(w, observe);
 

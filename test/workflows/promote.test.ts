@@ -75,12 +75,15 @@ describe('promote', () => {
       const backups = await listCompleteBackups(facts.archive.s3, facts.archive.walPrefix);
       expect(backups.map((b) => b.name)).toContain(result.backup!.backupName);
       expect(result.backup!.timeline).toBe(result.timelineAfter);
+      // WAL-G's wal-verify: the first backup and the WAL after it, in the promoted cluster's own prefix, reach now.
+      expect(result.archiveCheck).toMatchObject({ status: 'OK', fromBackup: result.backup!.backupName, walPrefix: facts.archive.walPrefix, timeline: result.timelineAfter, gaps: [] });
 
       const steps = (await handle.query(getJournalQuery)).map((e) => e.step);
       expect(steps).toEqual(['validate-request', 'estimate-loss', 'check-lineage', 'approval', 'fencing-epoch', 'check-streaming', 'fence-old-primary', 'catch-up', 'check-replay',
-        'remove-standby-config', 'verify-writable', 'release-standby-slot', 'keep-standby-slot', 'rejoin-old-primary', 'first-backup', 'report']);
+        'remove-standby-config', 'verify-writable', 'release-standby-slot', 'keep-standby-slot', 'rejoin-old-primary', 'first-backup', 'check-archive', 'report']);
       // promote.planned.json is a run from before the approval moved ahead of the fence: it replays the old order.
       await saveHistory(handle, 'promote.planned-asks-first');
+      await saveHistory(handle, 'promote.planned-archive-check');
 
       // Promoting it again is success without change.
       const again = await startPromote(h, { cluster: pair.standby, mode: 'planned' });

@@ -63,13 +63,14 @@ describe('provision-standby', () => {
       const result = (await handle.result()) as ProvisionStandbyResult;
       expect(result.alreadyProvisioned).toBe(false);
       expect(result.baseBackup).toMatch(/^base_[0-9A-F]{24}$/);
+      expect(result.archiveCheck).toMatchObject({ status: 'OK', fromBackup: result.baseBackup, gaps: [] });
       const journal = await handle.query(getJournalQuery);
       expect(steps(journal)).toEqual([
         'validate-request:done', 'check-source:done', 'check-base-backup:done', 'check-target:done', 'write-marker:done',
-        'copy-credentials:done', 'create-standby:done', 'wait-for-replay:done', 'verify-marker:done', 'measure-lag:done',
+        'copy-credentials:done', 'create-standby:done', 'wait-for-replay:done', 'verify-marker:done', 'check-archive:done', 'measure-lag:done',
       ]);
       expect(Object.keys(result.phaseDurationsMs)).toEqual(
-        ['validate', 'preflight', 'copy-credentials', 'create-standby', 'wait-for-replay', 'verify', 'report'],
+        ['validate', 'preflight', 'copy-credentials', 'create-standby', 'wait-for-replay', 'verify', 'check-archive', 'report'],
       );
 
       // Independently of the runbook: the standby is in recovery, has the marker and the source's data.
@@ -116,7 +117,7 @@ describe('provision-standby', () => {
       const journal = await handle.query(getJournalQuery);
       expect(steps(journal)).toEqual([
         'validate-request:done', 'check-source:done', 'check-base-backup:done', 'check-target:already', 'write-marker:done',
-        'wait-for-replay:done', 'verify-marker:done', 'measure-lag:done',
+        'wait-for-replay:done', 'verify-marker:done', 'check-archive:done', 'measure-lag:done',
       ]);
       expect(driverOf(archiveTarget).driver.region.getCluster('acid-pa')).toEqual(before);
       await saveHistory(handle, 'provision-standby.already');

@@ -1,6 +1,8 @@
 // Inputs and results of the runbooks. These are the JSON shapes a person pastes into the Temporal UI's
 // start-workflow form, so every field is plain JSON and documented in the README. Bundle-safe.
 
+import type { ArchiveCheck } from './archive-check';
+
 export type ReplicationMethod = 'archive' | 'stream' | 'both';
 
 export interface ProvisionStandbyInput {
@@ -34,6 +36,8 @@ export interface ProvisionStandbyResult {
   lagBytesAtEnd: number | null;
   /** The source's system identifier and timeline when the standby was built: what a promotion checks it descends from. */
   sourceLineage?: { systemIdentifier: string; timeline: number };
+  /** WAL-G's check that the standby's base backup plus the source's WAL after it reach the source's position now. */
+  archiveCheck?: ArchiveCheck | null;
   phaseDurationsMs: Record<string, number>;
 }
 
@@ -149,6 +153,8 @@ export interface PromoteResult {
   /** Bytes of WAL the source had that the promoted cluster does not (measured when the source was reachable). */
   measuredRpoBytes: number | null;
   backup: ForceBackupResult | null;
+  /** WAL-G's check that the first backup restores to now from the promoted cluster's prefix (null: no backup taken, or a run from before the check). */
+  archiveCheck?: ArchiveCheck | null;
   /** Workflow ID of the fence-guard left waiting for an unreachable old primary (UNCONFIRMED fence), if any. */
   fenceGuard: string | null;
   /** The fencing epoch this promotion recorded (also in the journal); null when none (already promoted, or a run from before epochs). */
@@ -192,6 +198,8 @@ export interface FailbackResult {
   /** The former primary's replayed LSN once it had caught up with the primary's marker. */
   rejoinedAtLsn: string | null;
   switchBack: PromoteResult | null;
+  /** WAL-G's check of the archive the rejoined standby replays from (null: no backup of the primary's timeline yet). */
+  archiveCheck?: ArchiveCheck | null;
   phaseDurationsMs: Record<string, number>;
 }
 
