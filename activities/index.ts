@@ -25,6 +25,7 @@ import { createStoreDrillReport } from './s3/drill-reports';
 import { createAssessStandby, createListClusters } from './sites/region-inventory';
 import { createJoinPromotion } from './temporal/join-promotion';
 import { createDropStandbySlot, createEnsureStandbySlot } from './sites/standby-slots';
+import { createArchiverStatus, createWaitForArchived } from './postgres/archiver';
 
 /** Activities that only read configuration: served on the control task queue. */
 export function createControlActivities(deps: ActivityDeps) {
@@ -71,6 +72,8 @@ export function createSiteActivities(deps: ActivityDeps) {
     s3StoreDrillReport: createStoreDrillReport(deps),
     siteListClusters: createListClusters(deps),
     siteAssessStandby: createAssessStandby(deps),
+    postgresArchiverStatus: createArchiverStatus(deps),
+    postgresWaitForArchived: createWaitForArchived(deps),
   };
 }
 

@@ -29,7 +29,7 @@ describe('drctl', () => {
       });
       expect(doc.result.backupName).toMatch(/^base_/);
       expect(doc.result.sentinelKey).toContain(doc.result.backupName);
-      expect(doc.journal.map((e: { step: string }) => e.step)).toEqual(['validate-request', 'check-existing', 'run-backup', 'prove-backup', 'report']);
+      expect(doc.journal.map((e: { step: string }) => e.step)).toEqual(['validate-request', 'check-existing', 'check-archiving', 'run-backup', 'prove-backup', 'wal-archived', 'report']);
       // The run drctl reported is the run Temporal has.
       const d = await h.client.workflow.getHandle(doc.workflowId).describe();
       expect(d.runId).toBe(doc.runId);
