@@ -209,6 +209,7 @@ export const RUNBOOK_NAMES = {
   fenceGuard: 'fence-guard',
   regionFailover: 'region-failover',
   drill: 'drill',
+  standbyLag: 'standby-lag',
 } as const;
 
 /** Workflow IDs are business keys: one run of a runbook per cluster at a time. */
