@@ -11,7 +11,7 @@ import { parseClusterRef } from '../../workflows/contracts/clusters';
 import {
   judgeArchiving, walFileName, type ArchiverStatus, type ArchiveWatch, type ArchivingVerdict,
 } from '../../workflows/contracts/archiving';
-import { ArchivingBrokenError, PreconditionFailedError, RunbookError, WaitTimedOutError } from '../../workflows/contracts/errors';
+import { ArchivingBrokenError, NotReadyError, RunbookError, WaitTimedOutError } from '../../workflows/contracts/errors';
 import { parseLsn } from '../../workflows/contracts/lsn';
 
 const iso = (d: Date | null) => (d ? d.toISOString() : null);
@@ -46,11 +46,14 @@ export async function readArchiverStatus(client: PgClient, member: string): Prom
   };
 }
 
-/** The archiver of a cluster's leader, which must be a primary (a standby cluster's leader archives nothing). */
+/**
+ * The archiver of a cluster's leader. A leader in recovery archives nothing of its own: during a switchover the
+ * member answering may still be the old primary on its way to a replica, so that is "not now", not a verdict.
+ */
 export async function leaderArchiverStatus(driver: SiteDriver, ref: string, cluster: string): Promise<ArchiverStatus> {
   const status = await driver.withLeaderSql(cluster, (c) => readArchiverStatus(c, `the leader of ${ref}`));
   if (status.currentWal === null) {
-    throw new PreconditionFailedError(`${ref}'s leader is in recovery: its archiver is not the one that archives the cluster's WAL`, { cluster: ref });
+    throw new NotReadyError(`${ref}'s leader is in recovery just now (a switchover?): its archiver does not archive the cluster's WAL`, { cluster: ref });
   }
   return status;
 }
@@ -87,7 +90,7 @@ export function archivingBroken(ref: string, look: ArchivingLook): ArchivingBrok
 export class ArchiverWatcher {
   private watch: ArchiveWatch | null;
   private timer: NodeJS.Timeout | undefined;
-  private looking: Promise<void> = Promise.resolve();
+  private looking: Promise<unknown> = Promise.resolve();
   last: ArchivingLook | null = null;
   broken: ArchivingBrokenError | null = null;
 
@@ -113,9 +116,13 @@ export class ArchiverWatcher {
   }
 
   start(pollSeconds: number, onBroken: () => void): void {
+    let busy = false;
     this.timer = setInterval(() => {
-      this.looking = this.looking.then(async () => {
-        await this.look().catch(() => null);
+      // A look slower than the interval (a leader that is slow to answer) is not queued up behind itself.
+      if (busy) return;
+      busy = true;
+      this.looking = this.look().catch(() => null).then(() => {
+        busy = false;
         if (this.broken) onBroken();
       });
     }, pollSeconds * 1000);
