@@ -93,7 +93,7 @@ async function measure(record: RunbookRecord, plan: StandbyLagPlan, found: Found
   // Promoted clusters and streaming-only standbys found by discovery are not this check's business.
   const kept = rows.filter((r) => plan.clusters || (r.status !== 'not-a-standby' && r.status !== 'not-archive-fed'));
   for (const r of kept) {
-    record.step('measure', r.status === 'ok' ? 'done' : r.status === 'over' || r.status === 'unknown' ? 'failed' : 'already', r.reason,
+    record.step('measure', r.status === 'ok' ? 'done' : r.status === 'over' || r.status === 'unknown' ? 'failed' : 'skipped', r.reason,
       { standby: r.standby, status: r.status, bytes: r.bytes, seconds: r.seconds, threshold: r.threshold });
   }
   return kept;
