@@ -47,8 +47,10 @@ describe('judgeArchiving', () => {
     expect(v[2].message).toMatch(/^archiving is broken: 000000010000000000000005 since .* no failure reported: the archive_command hangs/);
   });
 
-  it('no backlog and no failure is ok; archive_mode off is broken at once', () => {
+  it('no backlog and no failure is ok, also with nothing archived since the statistics began; archive_mode off is broken at once', () => {
     expect(run([look(5), look(500)], 60).map((x) => x.state)).toEqual(['ok', 'ok']);
+    const reset = (at: number) => look(at, { lastArchivedWal: null, lastArchivedAt: null, currentWal: '000000010000000000000020', currentLsn: '0/20000100' });
+    expect(run([reset(5), reset(500)], 60).map((x) => x.state)).toEqual(['ok', 'ok']);
     expect(run([look(5, { archiveMode: 'off' })], 60)[0]).toMatchObject({ state: 'broken', message: expect.stringMatching(/^archiving is broken: archive_mode is off/) });
   });
 

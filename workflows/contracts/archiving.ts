@@ -81,11 +81,9 @@ function nextWal(name: string | null): string | null {
 function backlog(s: ArchiverStatus): { segmentsWaiting: number | null; lagBytes: number | null } {
   const archived = walSegmentOf(s.lastArchivedWal);
   const current = walSegmentOf(s.currentWal);
-  if (!current) return { segmentsWaiting: null, lagBytes: null };
-  if (!archived) {
-    // Nothing archived yet (a fresh cluster, or stats reset): everything before the current file waits.
-    return s.lastArchivedWal === null ? { segmentsWaiting: Number(current.segno), lagBytes: null } : { segmentsWaiting: null, lagBytes: null };
-  }
+  // Nothing archived since the statistics began (a crash resets them; a promoted standby's earlier segments were its
+  // source's to archive) or a history file last: where the backlog starts is unknown, so no "stalled" from it.
+  if (!current || !archived) return { segmentsWaiting: null, lagBytes: null };
   const archivedEnd = formatLsn((archived.segno + 1n) * WAL_SEGMENT_BYTES);
   return {
     segmentsWaiting: Math.max(0, Number(current.segno - archived.segno) - 1),
