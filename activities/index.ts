@@ -1,6 +1,6 @@
 // All activities, merged into the flat registry the worker serves. Names are system + operation.
 import type { ActivityDeps } from './deps';
-import { createResolveClusterRefs, createResolveSites } from './sites/resolve-cluster-refs';
+import { createListSites, createResolveClusterRefs, createResolveSites } from './sites/resolve-cluster-refs';
 import { createDescribeCluster } from './sites/describe-cluster';
 import { createCreateStandbyCluster } from './sites/create-standby-cluster';
 import { createFindLatestBackup } from './s3/find-latest-backup';
@@ -26,12 +26,15 @@ import { createStoreDrillReport } from './s3/drill-reports';
 import { createAssessStandby, createListClusters } from './sites/region-inventory';
 import { createJoinPromotion } from './temporal/join-promotion';
 import { createDropStandbySlot, createEnsureStandbySlot } from './sites/standby-slots';
+import { createArchiverStatus, createWaitForArchived } from './postgres/archiver';
+import { createStandbyLag } from './sites/standby-lag';
 
 /** Activities that only read configuration: served on the control task queue. */
 export function createControlActivities(deps: ActivityDeps) {
   return {
     siteResolveClusterRefs: createResolveClusterRefs(deps),
     siteResolveSites: createResolveSites(deps),
+    siteListSites: createListSites(deps),
     notifyEscalation: createNotifyEscalation(),
     temporalJoinPromotion: createJoinPromotion(),
   };
@@ -73,6 +76,9 @@ export function createSiteActivities(deps: ActivityDeps) {
     s3StoreDrillReport: createStoreDrillReport(deps),
     siteListClusters: createListClusters(deps),
     siteAssessStandby: createAssessStandby(deps),
+    postgresArchiverStatus: createArchiverStatus(deps),
+    postgresWaitForArchived: createWaitForArchived(deps),
+    siteStandbyLag: createStandbyLag(deps),
   };
 }
 

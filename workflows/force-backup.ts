@@ -2,10 +2,13 @@
 // its stop sentinel: on the cluster's current timeline, finished at or after the required LSN. The backup
 // tool's exit code is never the proof (Spilo's backup script exits 0 on a replica without taking a backup).
 // A backup that already meets the requirement is reused. promote runs this as a child for the first backup of
-// a new timeline.
+// a new timeline. WAL archiving is checked before, watched during, and proven after the backup
+// (phases/backup-archiving.ts): broken archiving fails the run by name within minutes, not at the timeout.
+import { patched } from '@temporalio/workflow';
 import { siteActivities, siteLongActivities } from './activity-proxies';
 import { RUNBOOK_NAMES, type ForceBackupInput, type ForceBackupResult } from './contracts/runbooks';
 import { checkExistingBackup, validateBackupRequest, type BackupNeed, type BackupPlan } from './phases/backup-checks';
+import { checkArchiving, pageIfArchivingBroken, proveOnCurrentTimeline, waitForBackupWal } from './phases/backup-archiving';
 import { RunbookRecord } from './phases/runbook-record';
 import type { BaseBackup } from '../activities/s3/backup-catalogue';
 import type { BaseBackupRun } from '../activities/sites/site-driver';
@@ -19,25 +22,37 @@ export async function forceBackup(input: ForceBackupInput): Promise<ForceBackupR
     const plan = await record.phase('validate', () => validateBackupRequest(record, input));
     const need = await record.phase('check-existing', () => checkExistingBackup(record, plan));
     let backup = need.existing;
+    let archivedWal: string | undefined;
     if (!backup) {
-      backupStarted = true;
-      const run = await record.phase('backup', () => takeBaseBackup(record, plan));
-      backup = await record.phase('prove', () => proveBackup(record, plan, need, run));
+      // Runs started before the archiving checks replay without them.
+      const archiving = patched(ARCHIVING_CHECKS_PATCH);
+      const run = await record.phase('backup', async () => {
+        if (archiving) await checkArchiving(record, plan);
+        backupStarted = true;
+        return takeBaseBackup(record, plan, archiving);
+      });
+      const proven = await record.phase('prove', () => proveBackup(record, plan, need, run, archiving));
+      backup = proven;
+      if (archiving) archivedWal = await record.phase('archive', () => waitForBackupWal(record, plan, proven));
     }
     const result = await record.phase('report', () => reportBackup(record, plan, need, backup, startedAt));
     record.finish(result.reused ? 'already' : 'succeeded');
-    return result;
+    return archivedWal ? { ...result, archivedWal } : result;
   } catch (err) {
+    await pageIfArchivingBroken(record, String(input?.cluster ?? 'unknown'), err);
     record.failed(err, { changedAnything: backupStarted });
     throw err;
   }
 }
 
-async function takeBaseBackup(record: RunbookRecord, plan: BackupPlan): Promise<BaseBackupRun> {
+const ARCHIVING_CHECKS_PATCH = 'force-backup-archiving-checks';
+
+async function takeBaseBackup(record: RunbookRecord, plan: BackupPlan, archiving: boolean): Promise<BaseBackupRun> {
   record.waiting(`backup-push of ${plan.ref} (full base backup on ${plan.facts.leaderMember})`);
   const run = await siteLongActivities(plan.site, plan.backupTimeoutSeconds).walgRunBaseBackup({
     cluster: plan.ref,
     timeoutSeconds: plan.backupTimeoutSeconds,
+    ...(archiving ? { archiving: { brokenAfterSeconds: plan.archiveBrokenAfterSeconds, pollSeconds: plan.archivePollSeconds } } : {}),
   });
   record.waiting(undefined);
   record.step('run-backup', 'done',
@@ -46,10 +61,12 @@ async function takeBaseBackup(record: RunbookRecord, plan: BackupPlan): Promise<
   return run;
 }
 
-async function proveBackup(record: RunbookRecord, plan: BackupPlan, need: BackupNeed, run: BaseBackupRun): Promise<BaseBackup> {
-  const proof = await siteActivities(plan.site).s3ProveBackup({
-    archive: plan.facts.archive, requiredLsn: need.requiredLsn, timeline: need.timeline, clusterRef: plan.ref,
-  });
+async function proveBackup(record: RunbookRecord, plan: BackupPlan, need: BackupNeed, run: BaseBackupRun, archiving: boolean): Promise<BaseBackup> {
+  const proof = archiving
+    ? await proveOnCurrentTimeline(record, plan, need)
+    : await siteActivities(plan.site).s3ProveBackup({
+      archive: plan.facts.archive, requiredLsn: need.requiredLsn, timeline: need.timeline, clusterRef: plan.ref,
+    });
   // Another backup (a schedule, a second operator) may have landed meanwhile: it proves the point as well.
   const other = run.reportedName && run.reportedName !== proof.name ? ` (the tool reported ${run.reportedName})` : '';
   record.step('prove-backup', 'done',

@@ -6,3 +6,4 @@ export { failbackReseed } from './failback-reseed';
 export { fenceGuard } from './fence-guard';
 export { drill } from './drill';
 export { regionFailover } from './region-failover';
+export { standbyLag } from './standby-lag';

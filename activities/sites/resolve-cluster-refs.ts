@@ -22,6 +22,14 @@ export function createResolveClusterRefs(deps: ActivityDeps) {
   };
 }
 
+/** Every site of the sites file, by name (standby-lag checks all of them). Changes nothing. */
+export function createListSites(deps: ActivityDeps) {
+  // The argument keeps the call shape of every other activity (one input object), so a later filter needs no new type.
+  return async function siteListSites(_input: Record<string, never>): Promise<string[]> {
+    return Object.keys(deps.sites.sites).sort();
+  };
+}
+
 /** Checks each site is in the sites file; answers with its kind. Changes nothing. */
 export function createResolveSites(deps: ActivityDeps) {
   return async function siteResolveSites(input: { sites: Record<string, string> }): Promise<Record<string, { site: string; kind: string }>> {

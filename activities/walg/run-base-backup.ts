@@ -1,12 +1,16 @@
 // Runs a full base backup of a cluster's primary leader (WAL-G backup-push), heartbeating the tool's progress.
 // Success here means only "the tool exited 0": the runbook proves the backup by its sentinel in S3 afterwards.
 // A retry takes a fresh backup; that is safe, backups only add to the archive.
+// While the tool runs, the leader's archiver can be watched (pg_stat_archiver): a backup whose WAL cannot reach the
+// archive is worthless, and a tool that waits for that WAL would otherwise wait out the whole timeout.
 import { Context } from '@temporalio/activity';
 import type { ActivityDeps } from '../deps';
 import type { BaseBackupRun } from '../sites/site-driver';
+import { ArchiverWatcher } from '../postgres/archiver';
+import type { ArchiveWatch } from '../../workflows/contracts/archiving';
 import { parseClusterRef } from '../../workflows/contracts/clusters';
 import {
-  PreconditionFailedError, RunbookError, SiteUnreachableError, WaitTimedOutError,
+  NotReadyError, PreconditionFailedError, RunbookError, SiteUnreachableError, WaitTimedOutError,
 } from '../../workflows/contracts/errors';
 
 export interface RunBaseBackupInput {
@@ -14,6 +18,8 @@ export interface RunBaseBackupInput {
   cluster: string;
   /** Stop the tool after this long (default: only Temporal's timeouts and cancellation stop it). */
   timeoutSeconds?: number;
+  /** Watch the leader's archiver every `pollSeconds`; stop the tool with ArchivingBrokenError once it is broken. */
+  archiving?: { brokenAfterSeconds: number; pollSeconds: number };
 }
 
 export interface BackupProgress {
@@ -21,6 +27,10 @@ export interface BackupProgress {
   elapsedSeconds: number;
   /** The tool's latest progress line (scrubbed of secrets by the driver). */
   detail: string;
+  /** The archiver at the latest look, in one sentence, when it is watched. */
+  archiving?: string;
+  /** The archiver's streak, so a retried attempt resumes it instead of starting the clock again. */
+  watch?: ArchiveWatch | null;
 }
 
 // What the tool prints when it refuses a node in recovery: walg-compat's own refusal, and Postgres's.
@@ -45,30 +55,56 @@ export function createRunBaseBackup(deps: ActivityDeps) {
   return async function walgRunBaseBackup(input: RunBaseBackupInput): Promise<BaseBackupRun> {
     const ctx = Context.current();
     const { site, cluster } = parseClusterRef(input.cluster);
+    const driver = deps.driverFor(site);
     const startedAt = Date.now();
+    const resumed = (ctx.info.heartbeatDetails as BackupProgress | undefined)?.watch ?? null;
+    const watcher = input.archiving
+      ? new ArchiverWatcher(driver, input.cluster, cluster, input.archiving.brokenAfterSeconds, resumed)
+      : null;
     const beat = (detail: string) => {
-      const progress: BackupProgress = { cluster: input.cluster, elapsedSeconds: Math.round((Date.now() - startedAt) / 1000), detail };
+      const progress: BackupProgress = {
+        cluster: input.cluster, elapsedSeconds: Math.round((Date.now() - startedAt) / 1000), detail,
+        ...(watcher ? { archiving: watcher.last?.verdict.message ?? 'not looked at yet', watch: watcher.carried() } : {}),
+      };
       ctx.heartbeat(progress);
     };
     beat('starting backup-push');
+    // Which member leads now: a failure after a switchover is retried on the new primary, not blamed on the tool.
+    const before = await driver.describeCluster(cluster).catch(() => null);
     const deadline = input.timeoutSeconds ? AbortSignal.timeout(input.timeoutSeconds * 1000) : undefined;
-    const stop = deadline ? AbortSignal.any([ctx.cancellationSignal, deadline]) : ctx.cancellationSignal;
+    const archivingBroken = new AbortController();
+    const stop = AbortSignal.any([ctx.cancellationSignal, archivingBroken.signal, ...(deadline ? [deadline] : [])]);
+    watcher?.start(input.archiving!.pollSeconds, () => archivingBroken.abort());
     let run: BaseBackupRun;
     try {
-      run = await deps.driverFor(site).runBaseBackup(cluster, beat, stop);
+      run = await driver.runBaseBackup(cluster, beat, stop);
     } catch (err) {
+      if (watcher?.broken) throw watcher.broken;
       if (err instanceof RunbookError) throw err;
       throw new SiteUnreachableError(`could not run the backup tool for ${input.cluster}: ${(err as Error).message}`, { cluster: input.cluster });
+    } finally {
+      await watcher?.stop();
     }
     // The tool was stopped on purpose: report why, not its exit code.
     if (ctx.cancellationSignal.aborted) throw ctx.cancellationSignal.reason;
+    if (watcher?.broken) throw watcher.broken;
     if (deadline?.aborted) {
       throw new WaitTimedOutError(
         `backup-push of ${input.cluster} did not finish within ${input.timeoutSeconds}s and was stopped: raise limits.backupTimeoutSeconds`,
         { cluster: input.cluster, timeoutSeconds: input.timeoutSeconds },
       );
     }
-    if (run.exitCode !== 0) throw backupFailure(input.cluster, run);
+    if (run.exitCode !== 0) {
+      const after = before?.leaderRole === 'primary' ? await driver.describeCluster(cluster).catch(() => null) : null;
+      if (after && (after.leaderRole !== 'primary' || after.leaderMember !== before!.leaderMember)) {
+        throw new NotReadyError(
+          `the leader of ${input.cluster} changed while backup-push ran on ${before!.leaderMember} (now ${after.leaderMember ?? 'none'}, ` +
+            `${after.leaderRole}: a switchover or failover); the backup is taken again on the current primary`,
+          { cluster: input.cluster, exitCode: run.exitCode, was: before!.leaderMember, now: after.leaderMember ?? null },
+        );
+      }
+      throw backupFailure(input.cluster, run);
+    }
     beat(`backup-push exited 0${run.reportedName ? `, reported ${run.reportedName}` : ''}`);
     return run;
   };

@@ -51,7 +51,7 @@ function withCorruptAppSecret(): () => void {
 
 interface Row {
   name: string;
-  workflowType: 'provisionStandby' | 'promote' | 'forceBackup' | 'failbackReseed' | 'regionFailover' | 'drill';
+  workflowType: 'provisionStandby' | 'promote' | 'forceBackup' | 'failbackReseed' | 'regionFailover' | 'drill' | 'standbyLag';
   input: unknown;
   type: string;
   message: RegExp;
@@ -117,6 +117,8 @@ const ROWS: Row[] = [
     /us\/acid-bx does not archive to S3 \(no WAL-G prefix\): configure its archive first/),
   row('force-backup: an LSN that is not one', 'forceBackup', { cluster: SOURCE, notBeforeLsn: 'latest' },
     'BadInputError', /"latest" is not a Postgres LSN \(expected e\.g\. "0\/3000060"\)/),
+  row('force-backup: a misspelt limit ("backupTimout")', 'forceBackup', { cluster: SOURCE, limits: { backupTimout: 60 } },
+    'BadInputError', /limits has unknown field "backupTimout": remove it or fix the spelling; known fields are backupTimeoutSeconds, archiveBrokenAfterSeconds, archivePollSeconds/),
   row('force-backup: an LSN the leader has not reached', 'forceBackup', { cluster: SOURCE, notBeforeLsn: 'FF/0' },
     'BadInputError', /notBeforeLsn FF\/0 is ahead of eu\/acid-bi's current LSN .*: give an LSN the cluster has reached/),
 
@@ -151,6 +153,14 @@ const ROWS: Row[] = [
     'PreconditionFailedError', /us\/acid-bx already exists and is not a throwaway of drill\/eu\/acid-bi: the drill never touches it; give another "throwawayName"/),
   row('drill: verifyTables as one string', 'drill', { cluster: SOURCE, drSite: 'us', verifyTables: 'public.writes' },
     'BadInputError', /verifyTables must be a list of "<schema>\.<table>" names in lower case, e\.g\. \["public\.orders"\]/),
+
+  // standby-lag
+  row('standby-lag: one cluster as a string', 'standbyLag', { clusters: STANDBY }, 'BadInputError', /clusters must be a list of "<site>\/<cluster>"/),
+  row('standby-lag: a cluster without its site', 'standbyLag', { clusters: ['acid-bi'] }, 'BadInputError', /clusters\[\] "acid-bi" must be "<site>\/<cluster>"/),
+  row('standby-lag: a threshold in words', 'standbyLag', { clusters: [STANDBY], threshold: { maxBytes: 'a lot' } },
+    'BadInputError', /threshold\.maxBytes must be a number >= 0/),
+  row('standby-lag: a site the sites file does not know (refused by an activity)', 'standbyLag', { clusters: ['mars/acid-bi'] },
+    'BadInputError', /site "mars" is not in the sites file/),
 ];
 
 describe('bad input to the runbooks', () => {

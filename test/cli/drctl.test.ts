@@ -29,7 +29,7 @@ describe('drctl', () => {
       });
       expect(doc.result.backupName).toMatch(/^base_/);
       expect(doc.result.sentinelKey).toContain(doc.result.backupName);
-      expect(doc.journal.map((e: { step: string }) => e.step)).toEqual(['validate-request', 'check-existing', 'run-backup', 'prove-backup', 'report']);
+      expect(doc.journal.map((e: { step: string }) => e.step)).toEqual(['validate-request', 'check-existing', 'check-archiving', 'run-backup', 'prove-backup', 'wal-archived', 'report']);
       // The run drctl reported is the run Temporal has.
       const d = await h.client.workflow.getHandle(doc.workflowId).describe();
       expect(d.runId).toBe(doc.runId);
@@ -55,12 +55,12 @@ describe('drctl', () => {
       expect(md).toContain('## Phases');
       for (const phase of ['validate', 'check-existing', 'backup', 'prove', 'report']) expect(md).toMatch(new RegExp(`^\\| ${phase} \\| [0-9.]+ (ms|s) \\|`, 'm'));
       expect(md).toContain('## Steps');
-      expect(md).toMatch(/\| 4 \| .* \| prove \| prove-backup \| done \|/);
+      expect(md).toMatch(/\| 5 \| .* \| prove \| prove-backup \| done \|/);
       expect(md).toContain('## Approvals');
       expect(md).toContain(`"backupName": "${doc.result.backupName}"`);
       const reportJson = await drctl(h, ['report', doc.workflowId, '--json']);
       expect(reportJson.code).toBe(0);
-      expect(reportJson.json.phases.map((p: { phase: string }) => p.phase)).toEqual(['validate', 'check-existing', 'backup', 'prove', 'report']);
+      expect(reportJson.json.phases.map((p: { phase: string }) => p.phase)).toEqual(['validate', 'check-existing', 'backup', 'prove', 'archive', 'report']);
       expect(reportJson.json.result).toEqual(doc.result);
 
       // Visibility is eventually consistent: the closed run shows up in list shortly.

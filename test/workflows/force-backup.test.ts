@@ -55,8 +55,8 @@ describe('force-backup', () => {
       const handle = await start(h, { cluster: PRIMARY });
       taken = (await handle.result()) as ForceBackupResult;
       expect(steps(await handle.query(getJournalQuery))).toEqual(
-        ['validate-request:done', 'check-existing:done', 'run-backup:done', 'prove-backup:done', 'report:done']);
-      expect(Object.keys((await handle.query(getStatusQuery)).phaseDurationsMs)).toEqual(['validate', 'check-existing', 'backup', 'prove', 'report']);
+        ['validate-request:done', 'check-existing:done', 'check-archiving:done', 'run-backup:done', 'prove-backup:done', 'wal-archived:done', 'report:done']);
+      expect(Object.keys((await handle.query(getStatusQuery)).phaseDurationsMs)).toEqual(['validate', 'check-existing', 'backup', 'prove', 'archive', 'report']);
       expect(await outcome(handle)).toBe('succeeded');
       await saveHistory(handle, 'force-backup.taken');
     });
@@ -124,7 +124,7 @@ describe('force-backup', () => {
       expect(failure.type).toBe('BackupNotProvenError');
       expect(failure.message).toMatch(new RegExp(`^no sentinel at or after LSN \\S+ on timeline ${await leaderTimeline(PRIMARY)} under s3://dr-eu/.*: the backup of eu/acid-demo did not land`));
       expect(steps(await handle.query(getJournalQuery))).toEqual(
-        ['validate-request:done', 'check-existing:done', 'run-backup:done', 'runbook:failed']);
+        ['validate-request:done', 'check-existing:done', 'check-archiving:done', 'run-backup:done', 'runbook:failed']);
       expect(await outcome(handle)).toBe('failed');
     }, { wrapDriver: lyingTool });
     expect((await backupsOf(PRIMARY)).length).toBe(before.length);

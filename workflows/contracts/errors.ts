@@ -63,9 +63,18 @@ export class BackupNotProvenError extends RunbookError {
   readonly retryable = false;
 }
 
+/**
+ * The primary's WAL archiving has failed (or not moved) for longer than the runbook allows, with no WAL archived
+ * since: a base backup taken now could not be restored. Final for the run: a human must fix the archive first.
+ */
+export class ArchivingBrokenError extends RunbookError {
+  readonly retryable = false;
+}
+
 /** Every failure type a runbook treats as final. */
 export const NON_RETRYABLE_ERROR_TYPES = [
   'BadInputError', 'ClusterNotFoundError', 'PreconditionFailedError', 'RewindFailedError', 'StaleEpochError', 'WaitTimedOutError', 'BackupNotProvenError',
+  'ArchivingBrokenError',
 ];
 
 export function toApplicationFailure(err: RunbookError): ApplicationFailure {

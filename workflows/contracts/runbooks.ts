@@ -47,8 +47,12 @@ export interface ForceBackupInput {
   /** A backup is proof only if it finished at or after this LSN; default: the leader's LSN when the runbook starts. */
   notBeforeLsn?: string;
   limits?: {
-    /** How long the base backup may take. Default 3600. */
+    /** How long the base backup may take, and then its WAL to reach the archive. Default 3600. */
     backupTimeoutSeconds?: number;
+    /** Archiving that fails (or does not move) this long with nothing archived since is broken: the run fails. Default 300. */
+    archiveBrokenAfterSeconds?: number;
+    /** How often the archiver is looked at while the backup runs and its WAL is awaited. Default 10. */
+    archivePollSeconds?: number;
   };
 }
 
@@ -67,6 +71,8 @@ export interface ForceBackupResult {
   durationMs: number;
   /** Where the proof was read: the stop sentinel's S3 key. */
   sentinelKey: string;
+  /** The WAL file holding the finish LSN, found in the archive (new backups; absent on runs before this check). */
+  archivedWal?: string;
 }
 
 export type PromoteMode = 'planned' | 'unplanned';
@@ -211,6 +217,7 @@ export const RUNBOOK_NAMES = {
   fenceGuard: 'fence-guard',
   regionFailover: 'region-failover',
   drill: 'drill',
+  standbyLag: 'standby-lag',
 } as const;
 
 /** Workflow IDs are business keys: one run of a runbook per cluster at a time. */

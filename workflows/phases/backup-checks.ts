@@ -12,6 +12,9 @@ import type { ClusterFacts } from '../../activities/sites/site-driver';
 import type { BaseBackup } from '../../activities/s3/backup-catalogue';
 
 export const DEFAULT_BACKUP_TIMEOUT_SECONDS = 3600;
+/** A few minutes: the archiver retries a failed file within about a minute, so a short S3 blip recovers well within it. */
+export const DEFAULT_ARCHIVE_BROKEN_AFTER_SECONDS = 300;
+export const DEFAULT_ARCHIVE_POLL_SECONDS = 10;
 
 export interface BackupPlan {
   ref: string;
@@ -19,6 +22,8 @@ export interface BackupPlan {
   facts: ClusterFacts;
   notBeforeLsn?: string;
   backupTimeoutSeconds: number;
+  archiveBrokenAfterSeconds: number;
+  archivePollSeconds: number;
 }
 
 export interface BackupNeed {
@@ -36,6 +41,11 @@ export async function validateBackupRequest(record: RunbookRecord, input: ForceB
       throw new BadInputError('input must be a JSON object: {"cluster": "eu/acid-demo"}');
     }
     rejectUnknownFields<ForceBackupInput>(input, { cluster: true, notBeforeLsn: true, limits: true });
+    if (input.limits !== undefined) {
+      rejectUnknownFields<NonNullable<ForceBackupInput['limits']>>(input.limits, {
+        backupTimeoutSeconds: true, archiveBrokenAfterSeconds: true, archivePollSeconds: true,
+      }, 'limits');
+    }
     const ref = parseClusterRef(input.cluster, 'cluster');
     if (input.notBeforeLsn !== undefined) {
       if (typeof input.notBeforeLsn !== 'string') throw new BadInputError('notBeforeLsn must be an LSN string such as "0/3000060"');
@@ -69,6 +79,8 @@ export async function validateBackupRequest(record: RunbookRecord, input: ForceB
     facts,
     notBeforeLsn: input.notBeforeLsn,
     backupTimeoutSeconds: limits.backupTimeoutSeconds ?? DEFAULT_BACKUP_TIMEOUT_SECONDS,
+    archiveBrokenAfterSeconds: limits.archiveBrokenAfterSeconds ?? DEFAULT_ARCHIVE_BROKEN_AFTER_SECONDS,
+    archivePollSeconds: limits.archivePollSeconds ?? DEFAULT_ARCHIVE_POLL_SECONDS,
   };
 }
 

@@ -88,7 +88,8 @@ export class RunbookRecord {
     this.refreshDetails();
   }
 
-  finish(outcome: 'succeeded' | 'failed' | 'already' | 'refused' | 'rejected' | 'timed-out'): void {
+  /** `lagging`: a check (standby-lag) that ran to its end and found something over its threshold. */
+  finish(outcome: 'succeeded' | 'failed' | 'already' | 'refused' | 'rejected' | 'timed-out' | 'lagging'): void {
     this.state = outcome === 'failed' || outcome === 'refused' || outcome === 'rejected' || outcome === 'timed-out'
       ? 'failed'
       : 'succeeded';

@@ -12,6 +12,7 @@ import { RUNBOOK_COMMANDS } from './runbooks';
 import { defineSandboxCommand } from './sandbox';
 import { defineDrillScheduleCommands } from './drill-schedules';
 import { defineRunbookCommand } from './start-command';
+import { defineStandbyLagCommands } from './standby-lag';
 
 function asCliError(err: unknown): CliError {
   if (err instanceof CliError) return err;
@@ -63,6 +64,7 @@ function program(): Command {
   const group = (name: string) => (groups[name] ??= p.command(name).description(GROUPS[name] ?? name));
   for (const spec of RUNBOOK_COMMANDS) defineRunbookCommand(spec.parent ? group(spec.parent) : p, spec, register);
   defineDrillScheduleCommands(group('drill'), register);
+  defineStandbyLagCommands(p, register);
   defineDecisionCommands(p, register);
   defineInspectCommands(p, register);
   defineSandboxCommand(p);

@@ -11,14 +11,19 @@ export const forceBackup: RunbookCommandSpec<ForceBackupInput, ForceBackupResult
   define: (cmd) => cmd
     .argument('<cluster>', 'the primary to back up, <site>/<cluster>', clusterRef('cluster'))
     .option('--not-before-lsn <lsn>', 'the backup must finish at or after this LSN (default: the leader\'s LSN at start); the same LSN again reuses a backup', lsn)
-    .option('--backup-timeout <seconds>', 'how long backup-push may run (runbook default 3600)', positiveSeconds),
+    .option('--backup-timeout <seconds>', 'how long backup-push, and then its WAL reaching the archive, may take (runbook default 3600)', positiveSeconds)
+    .option('--archive-broken-after <seconds>', 'archiving that fails this long with nothing archived since fails the run (runbook default 300)', positiveSeconds),
   input: ([cluster], o) => ({
     cluster,
-    input: compact({ cluster, notBeforeLsn: o.notBeforeLsn, limits: { backupTimeoutSeconds: o.backupTimeout } }),
+    input: compact({
+      cluster, notBeforeLsn: o.notBeforeLsn,
+      limits: compact({ backupTimeoutSeconds: o.backupTimeout, archiveBrokenAfterSeconds: o.archiveBrokenAfter }),
+    }),
   }),
   summarize: (r) => [
     `${r.reused ? 'Reused' : 'Took'} ${r.backupName} of ${r.cluster}: start ${r.startLsn}, finish ${r.finishLsn} (required ${r.requiredLsn}), timeline ${r.timeline}` +
       `${r.compressedSize !== undefined ? `, ${r.compressedSize} bytes compressed` : ''}.`,
     `proof: ${r.sentinelKey}`,
+    ...(r.archivedWal ? [`its WAL through the finish LSN is archived: ${r.archivedWal}`] : []),
   ],
 };
