@@ -104,12 +104,6 @@ export const SAFETY_TESTS: SafetyTest[] = [
     failedBefore: 'no second decision: it promoted on the first approval (`expect(again).not.toBeNull()`, received `null`)',
   },
   {
-    file: 'test/workflows/promote-lineage.test.ts',
-    name: 'promote: lineage a manual promotion (Patroni, no runbook) while S3 stalls: the restore command never reports end of WAL; promoted only with every archived row',
-    promise: 'no silent loss',
-    failedBefore: 'writable short of the archive: the restore wrapper aborted recovery (exit 126), Patroni restarted the member without a restore_command and promoted it at 0/2000100 (`Expected: false Received: true`)',
-  },
-  {
     file: 'test/regions/standby-slots.test.ts',
     name: 'replication slots of streaming standbys provision keeps one on the source, a switchover inside the source keeps it, promotion and switchback move it, none is left behind',
     promise: 'WAL kept',

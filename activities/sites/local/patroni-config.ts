@@ -125,10 +125,6 @@ export function buildPatroniConfig(i: PatroniConfigInput): Record<string, unknow
     basebackup: { checkpoint: 'fast' },
     [WALG_METHOD]: { command: scripts.backupFetch, no_master: true, no_leader: true },
   };
-  // Also the member's own restore_command while it replays a source archive. A promotion made by hand (standby_cluster
-  // removed) while S3 fails aborts recovery (the wrapper's exit 126); Patroni restarts the crashed member in recovery
-  // with THIS command, and without one it would promote on the WAL it has, short of the archive.
-  if (cluster.standby?.fromArchive) postgresql.recovery_conf = { restore_command: `${shq(scripts.restore)} "%f" "%p"` };
 
   return {
     scope: cluster.name,
