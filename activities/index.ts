@@ -10,6 +10,7 @@ import { createWaitForReplay } from './postgres/wait-for-replay';
 import { createCopyClusterSecrets } from './secrets/copy-cluster-secrets';
 import { createRunBaseBackup } from './walg/run-base-backup';
 import { createProveBackup } from './s3/prove-backup';
+import { createRestoreProof } from './walg/restore-proof';
 import { createFindBackupAtOrAfter } from './s3/find-backup-at-or-after';
 import { createFenceCluster, createUnfenceCluster, createRemoveStandbyConfig, createDemoteToStandby, createReadEpoch } from './sites/fence-cluster';
 import { createVerifyWritable } from './postgres/verify-writable';
@@ -49,6 +50,7 @@ export function createSiteActivities(deps: ActivityDeps) {
     secretsCopyClusterSecrets: createCopyClusterSecrets(deps),
     walgRunBaseBackup: createRunBaseBackup(deps),
     s3ProveBackup: createProveBackup(),
+    walgRestoreProof: createRestoreProof(deps),
     s3FindBackupAtOrAfter: createFindBackupAtOrAfter(),
     siteFenceCluster: createFenceCluster(deps),
     siteUnfenceCluster: createUnfenceCluster(deps),

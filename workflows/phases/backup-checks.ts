@@ -19,6 +19,7 @@ export interface BackupPlan {
   facts: ClusterFacts;
   notBeforeLsn?: string;
   backupTimeoutSeconds: number;
+  verifyByRestore: boolean;
 }
 
 export interface BackupNeed {
@@ -35,7 +36,10 @@ export async function validateBackupRequest(record: RunbookRecord, input: ForceB
     if (!input || typeof input !== 'object') {
       throw new BadInputError('input must be a JSON object: {"cluster": "eu/acid-demo"}');
     }
-    rejectUnknownFields<ForceBackupInput>(input, { cluster: true, notBeforeLsn: true, limits: true });
+    rejectUnknownFields<ForceBackupInput>(input, { cluster: true, notBeforeLsn: true, verifyByRestore: true, limits: true });
+    if (input.verifyByRestore !== undefined && typeof input.verifyByRestore !== 'boolean') {
+      throw new BadInputError('verifyByRestore must be true or false');
+    }
     const ref = parseClusterRef(input.cluster, 'cluster');
     if (input.notBeforeLsn !== undefined) {
       if (typeof input.notBeforeLsn !== 'string') throw new BadInputError('notBeforeLsn must be an LSN string such as "0/3000060"');
@@ -69,6 +73,7 @@ export async function validateBackupRequest(record: RunbookRecord, input: ForceB
     facts,
     notBeforeLsn: input.notBeforeLsn,
     backupTimeoutSeconds: limits.backupTimeoutSeconds ?? DEFAULT_BACKUP_TIMEOUT_SECONDS,
+    verifyByRestore: input.verifyByRestore === true,
   };
 }
 
