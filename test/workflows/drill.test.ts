@@ -96,6 +96,11 @@ describe('drill', () => {
         'validate-request:done', 'measure-rpo:done', 'mark-source:done', 'provision-throwaway:done', 'wait-for-marker:done',
         'check-lineage:done', 'promote-throwaway:done', 'verify-data:done', 'prove-backup:done', 'teardown:done', 'write-report:done',
       ]);
+      // The copy's backup is proven by restore as well: restored in a scratch, replayed to a marker, amcheck passed.
+      const proved = journal.find((e) => e.step === 'prove-backup')!;
+      expect(proved.message).toMatch(/by its sentinel, and by restore: replayed to \S+, marker found, amcheck passed on \d+ btree indexes/);
+      expect(proved.facts!.restoreProof).toMatchObject({ backupName: report.backup!.name, markerFound: true });
+      expect((proved.facts!.restoreProof as { indexesChecked: number }).indexesChecked).toBeGreaterThan(0);
 
       // Gone: cluster and credentials. The source: still the primary on its timeline, its archive got nothing of the copy's.
       expect(footprint(THROWAWAY)).toEqual({ clusterDir: false, secretsDir: false });
