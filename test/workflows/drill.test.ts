@@ -224,6 +224,9 @@ describe('drill', () => {
       expect(report.approvals.map((a) => `${a.approver}/${a.ticket}/${a.decision}`)).toEqual(['alice/DRILL-1/approved', 'bob/DRILL-2/approved']);
       expect(report.rtoMs).toBeGreaterThan(0);
       expect(report.backup).not.toBeNull();
+      // The promoted standby's first backup is proven by restore too.
+      const promoted = (await handle.query(getJournalQuery)).find((e) => e.step === 'promote-standby')!;
+      expect(promoted.facts!.restoreProof).toMatchObject({ backupName: report.backup!.name, markerFound: true });
       expect(await roleOf(pair.source)).toBe('primary');
       expect(await roleOf(pair.standby)).toBe('standby_leader');
       expect(renderDrillReport(report)).toContain('| approved | alice | DRILL-1 |');
