@@ -11,6 +11,7 @@ import { createCopyClusterSecrets } from './secrets/copy-cluster-secrets';
 import { createRunBaseBackup } from './walg/run-base-backup';
 import { createVerifyArchive } from './walg/verify-archive';
 import { createProveBackup } from './s3/prove-backup';
+import { createRestoreProof } from './walg/restore-proof';
 import { createFindBackupAtOrAfter } from './s3/find-backup-at-or-after';
 import { createFenceCluster, createUnfenceCluster, createRemoveStandbyConfig, createDemoteToStandby, createReadEpoch } from './sites/fence-cluster';
 import { createVerifyWritable } from './postgres/verify-writable';
@@ -54,6 +55,7 @@ export function createSiteActivities(deps: ActivityDeps) {
     walgRunBaseBackup: createRunBaseBackup(deps),
     walgVerifyArchive: createVerifyArchive(deps),
     s3ProveBackup: createProveBackup(),
+    walgRestoreProof: createRestoreProof(deps),
     s3FindBackupAtOrAfter: createFindBackupAtOrAfter(),
     siteFenceCluster: createFenceCluster(deps),
     siteUnfenceCluster: createUnfenceCluster(deps),

@@ -1,14 +1,17 @@
 // force-backup: take a full base backup of <site>/<cluster> on its primary now, and prove it landed in S3 by
 // its stop sentinel: on the cluster's current timeline, finished at or after the required LSN. The backup
 // tool's exit code is never the proof (Spilo's backup script exits 0 on a replica without taking a backup).
-// A backup that already meets the requirement is reused. promote runs this as a child for the first backup of
-// a new timeline. WAL archiving is checked before, watched during, and proven after the backup
-// (phases/backup-archiving.ts): broken archiving fails the run by name within minutes, not at the timeout.
+// A backup that already meets the requirement is reused. WAL archiving is checked before, watched during, and
+// proven after the backup (phases/backup-archiving.ts): broken archiving fails the run by name within minutes, not
+// at the timeout. With verifyByRestore the backup is also restored in a scratch and checked there
+// (phases/restore-proof.ts). promote runs this as a child for the first backup of a new timeline, drills for the
+// backup of their promoted copy.
 import { patched } from '@temporalio/workflow';
 import { siteActivities, siteLongActivities } from './activity-proxies';
-import { RUNBOOK_NAMES, type ForceBackupInput, type ForceBackupResult } from './contracts/runbooks';
+import { RUNBOOK_NAMES, type ForceBackupInput, type ForceBackupResult, type RestoreProofResult } from './contracts/runbooks';
 import { checkExistingBackup, validateBackupRequest, type BackupNeed, type BackupPlan } from './phases/backup-checks';
 import { checkArchiving, pageIfArchivingBroken, proveOnCurrentTimeline, waitForBackupWal } from './phases/backup-archiving';
+import { proveByRestore, restoreProofWanted } from './phases/restore-proof';
 import { RunbookRecord } from './phases/runbook-record';
 import type { BaseBackup } from '../activities/s3/backup-catalogue';
 import type { BaseBackupRun } from '../activities/sites/site-driver';
@@ -35,7 +38,15 @@ export async function forceBackup(input: ForceBackupInput): Promise<ForceBackupR
       backup = proven;
       if (archiving) archivedWal = await record.phase('archive', () => waitForBackupWal(record, plan, proven));
     }
-    const result = await record.phase('report', () => reportBackup(record, plan, need, backup, startedAt));
+    const proven = backup;
+    // A reused backup is restored as well: the restore proves the backup, whoever took it. It writes a marker row
+    // and its failure is a failed proof, never a refusal.
+    let restoreProof: RestoreProofResult | undefined;
+    if (restoreProofWanted(plan)) {
+      backupStarted = true;
+      restoreProof = await record.phase('verify-restore', () => proveByRestore(record, plan, proven));
+    }
+    const result = await record.phase('report', () => reportBackup(record, plan, need, backup, startedAt, restoreProof));
     record.finish(result.reused ? 'already' : 'succeeded');
     return archivedWal ? { ...result, archivedWal } : result;
   } catch (err) {
@@ -77,11 +88,13 @@ async function proveBackup(record: RunbookRecord, plan: BackupPlan, need: Backup
 
 async function reportBackup(
   record: RunbookRecord, plan: BackupPlan, need: BackupNeed, backup: BaseBackup, startedAt: number,
+  restoreProof: RestoreProofResult | undefined,
 ): Promise<ForceBackupResult> {
   const reused = need.existing !== null;
   const durationMs = Date.now() - startedAt;
   record.step('report', 'done',
-    `${reused ? 'Reused' : 'Took'} base backup ${backup.name} of ${plan.ref}: finish LSN ${backup.finishLsn} at or after ${need.requiredLsn} on timeline ${backup.timeline}, in ${(durationMs / 1000).toFixed(1)}s.`,
+    `${reused ? 'Reused' : 'Took'} base backup ${backup.name} of ${plan.ref}: finish LSN ${backup.finishLsn} at or after ${need.requiredLsn} on timeline ${backup.timeline}` +
+      `${restoreProof ? ', proven by restore' : ''}, in ${(durationMs / 1000).toFixed(1)}s.`,
     { durationMs });
   return {
     cluster: plan.ref,
@@ -95,5 +108,6 @@ async function reportBackup(
     uncompressedSize: backup.uncompressedSize,
     durationMs,
     sentinelKey: backup.sentinelKey,
+    ...(restoreProof ? { restoreProof } : {}),
   };
 }

@@ -169,9 +169,10 @@ async function takeFirstBackup(record: RunbookRecord, plan: PromotionPlan, notBe
   const backup = await executeChild<typeof forceBackup>('forceBackup', {
     workflowId: runbookWorkflowId(RUNBOOK_NAMES.forceBackup, plan.target.ref),
     taskQueue: workflowInfo().taskQueue,
-    args: [{ cluster: plan.target.ref, notBeforeLsn }],
+    // Only runs that asked for it pass the field: older histories started the child without it.
+    args: [{ cluster: plan.target.ref, notBeforeLsn, ...(plan.verifyBackupByRestore ? { verifyByRestore: true } : {}) }],
   });
   record.waiting(undefined);
-  record.step('first-backup', 'done', `First backup of the new timeline: ${backup.backupName} (finish LSN ${backup.finishLsn}, proven by its sentinel).`, { ...backup });
+  record.step('first-backup', 'done', `First backup of the new timeline: ${backup.backupName} (finish LSN ${backup.finishLsn}, proven by its sentinel${backup.restoreProof ? ` and by restore: ${backup.restoreProof.indexesChecked} btree indexes checked` : ''}).`, { ...backup });
   return backup;
 }

@@ -96,6 +96,11 @@ describe('drill', () => {
         'validate-request:done', 'measure-rpo:done', 'mark-source:done', 'provision-throwaway:done', 'wait-for-marker:done',
         'check-lineage:done', 'promote-throwaway:done', 'verify-data:done', 'prove-backup:done', 'teardown:done', 'write-report:done',
       ]);
+      // The copy's backup is proven by restore as well: restored in a scratch, replayed to a marker, amcheck passed.
+      const proved = journal.find((e) => e.step === 'prove-backup')!;
+      expect(proved.message).toMatch(/by its sentinel, and by restore: replayed to \S+, marker found, amcheck passed on \d+ btree indexes/);
+      expect(proved.facts!.restoreProof).toMatchObject({ backupName: report.backup!.name, markerFound: true });
+      expect((proved.facts!.restoreProof as { indexesChecked: number }).indexesChecked).toBeGreaterThan(0);
 
       // Gone: cluster and credentials. The source: still the primary on its timeline, its archive got nothing of the copy's.
       expect(footprint(THROWAWAY)).toEqual({ clusterDir: false, secretsDir: false });
@@ -219,6 +224,9 @@ describe('drill', () => {
       expect(report.approvals.map((a) => `${a.approver}/${a.ticket}/${a.decision}`)).toEqual(['alice/DRILL-1/approved', 'bob/DRILL-2/approved']);
       expect(report.rtoMs).toBeGreaterThan(0);
       expect(report.backup).not.toBeNull();
+      // The promoted standby's first backup is proven by restore too.
+      const promoted = (await handle.query(getJournalQuery)).find((e) => e.step === 'promote-standby')!;
+      expect(promoted.facts!.restoreProof).toMatchObject({ backupName: report.backup!.name, markerFound: true });
       expect(await roleOf(pair.source)).toBe('primary');
       expect(await roleOf(pair.standby)).toBe('standby_leader');
       expect(renderDrillReport(report)).toContain('| approved | alice | DRILL-1 |');

@@ -46,8 +46,13 @@ export interface ForceBackupInput {
   cluster: string;
   /** A backup is proof only if it finished at or after this LSN; default: the leader's LSN when the runbook starts. */
   notBeforeLsn?: string;
+  /**
+   * Also prove the backup by restoring it: a scratch copy at the cluster's site replays the archive up to a marker
+   * written after the backup, then the marker, a row count and amcheck on every btree index are checked. Default false.
+   */
+  verifyByRestore?: boolean;
   limits?: {
-    /** How long the base backup may take, and then its WAL to reach the archive. Default 3600. */
+    /** How long the base backup may take, then its WAL to reach the archive (and, with verifyByRestore, its restore). Default 3600. */
     backupTimeoutSeconds?: number;
     /** Archiving that fails (or does not move) this long with nothing archived since is broken: the run fails. Default 300. */
     archiveBrokenAfterSeconds?: number;
@@ -73,6 +78,22 @@ export interface ForceBackupResult {
   sentinelKey: string;
   /** The WAL file holding the finish LSN, found in the archive (new backups; absent on runs before this check). */
   archivedWal?: string;
+  /** With verifyByRestore: what the restore of the backup showed. */
+  restoreProof?: RestoreProofResult;
+}
+
+/** What restoring a backup in a scratch showed (force-backup with verifyByRestore). */
+export interface RestoreProofResult {
+  backupName: string;
+  /** The last WAL location the scratch replayed before it was promoted. */
+  restoredToLsn: string;
+  markerFound: boolean;
+  databasesChecked: number;
+  /** btree indexes amcheck's bt_index_check passed on, over all databases. */
+  indexesChecked: number;
+  /** Row counts that matched the primary's at the marker (`schema.table` -> rows). */
+  rowsCompared: Record<string, number>;
+  durationsMs: { archiveWait: number; fetch: number; recovery: number; checks: number; total: number };
 }
 
 export type PromoteMode = 'planned' | 'unplanned';
@@ -96,6 +117,8 @@ export interface PromoteInput {
   approvalTimeoutSeconds?: number;
   /** Take and prove the first backup after promotion (force-backup). Default true. */
   takeBackup?: boolean;
+  /** Prove that first backup by restoring it as well (force-backup's verifyByRestore). Default false. */
+  verifyBackupByRestore?: boolean;
   /**
    * An approval already given for this promotion by a parent runbook (region-failover) on a human's decision. Used
    * only when it covers what the gate requires (acknowledged loss, unconfirmed fence); otherwise the gate waits.

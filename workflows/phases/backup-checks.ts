@@ -24,6 +24,7 @@ export interface BackupPlan {
   backupTimeoutSeconds: number;
   archiveBrokenAfterSeconds: number;
   archivePollSeconds: number;
+  verifyByRestore: boolean;
 }
 
 export interface BackupNeed {
@@ -40,11 +41,14 @@ export async function validateBackupRequest(record: RunbookRecord, input: ForceB
     if (!input || typeof input !== 'object') {
       throw new BadInputError('input must be a JSON object: {"cluster": "eu/acid-demo"}');
     }
-    rejectUnknownFields<ForceBackupInput>(input, { cluster: true, notBeforeLsn: true, limits: true });
+    rejectUnknownFields<ForceBackupInput>(input, { cluster: true, notBeforeLsn: true, verifyByRestore: true, limits: true });
     if (input.limits !== undefined) {
       rejectUnknownFields<NonNullable<ForceBackupInput['limits']>>(input.limits, {
         backupTimeoutSeconds: true, archiveBrokenAfterSeconds: true, archivePollSeconds: true,
       }, 'limits');
+    }
+    if (input.verifyByRestore !== undefined && typeof input.verifyByRestore !== 'boolean') {
+      throw new BadInputError('verifyByRestore must be true or false');
     }
     const ref = parseClusterRef(input.cluster, 'cluster');
     if (input.notBeforeLsn !== undefined) {
@@ -81,6 +85,7 @@ export async function validateBackupRequest(record: RunbookRecord, input: ForceB
     backupTimeoutSeconds: limits.backupTimeoutSeconds ?? DEFAULT_BACKUP_TIMEOUT_SECONDS,
     archiveBrokenAfterSeconds: limits.archiveBrokenAfterSeconds ?? DEFAULT_ARCHIVE_BROKEN_AFTER_SECONDS,
     archivePollSeconds: limits.archivePollSeconds ?? DEFAULT_ARCHIVE_POLL_SECONDS,
+    verifyByRestore: input.verifyByRestore === true,
   };
 }
 

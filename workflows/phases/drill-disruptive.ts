@@ -1,7 +1,7 @@
 // The disruptive drill: the real cycle, as the runbooks a real failover would use, each as a child with its own
 // approval gate (a human approves there, as on the day): a planned promote of the real standby, then
 // failback-reseed of the old primary with the zero-loss switchback.
-import { executeChild, workflowInfo } from '@temporalio/workflow';
+import { executeChild, patched, workflowInfo } from '@temporalio/workflow';
 import { RUNBOOK_NAMES, runbookWorkflowId, type FailbackResult, type PromoteResult } from '../contracts/runbooks';
 import type { DrillPlan } from './drill-plan';
 import type { DrillFindings } from './drill-steps';
@@ -12,9 +12,14 @@ import type { promote } from '../promote';
 export async function promoteRealStandby(record: RunbookRecord, plan: DrillPlan, findings: DrillFindings): Promise<PromoteResult> {
   const workflowId = runbookWorkflowId(RUNBOOK_NAMES.promote, plan.copy.ref);
   record.waiting(`approval of the promotion in ${workflowId} (approve it there)`);
+  // Its first backup is proven by restore as well (runs started since the patch), as the non-disruptive drill's.
+  const verifyBackupByRestore = patched('drill-backup-restore-proof');
   const r = await executeChild<typeof promote>('promote', {
     workflowId, taskQueue: workflowInfo().taskQueue,
-    args: [{ cluster: plan.copy.ref, mode: 'planned', source: plan.source.ref, approvalTimeoutSeconds: plan.approvalTimeoutSeconds, takeBackup: true }],
+    args: [{
+      cluster: plan.copy.ref, mode: 'planned', source: plan.source.ref, approvalTimeoutSeconds: plan.approvalTimeoutSeconds, takeBackup: true,
+      ...(verifyBackupByRestore ? { verifyBackupByRestore } : {}),
+    }],
   });
   record.waiting(undefined);
   findings.rtoMs = r.rtoMs;
@@ -23,7 +28,8 @@ export async function promoteRealStandby(record: RunbookRecord, plan: DrillPlan,
   record.step('promote-standby', 'done',
     `${workflowId}: ${plan.copy.ref} promoted (planned), approved by ${r.approval?.approver ?? 'nobody'}, writable ${r.rtoMs} ms after approval, ` +
     `writes stopped ${r.writeDowntimeMs} ms, loss ${r.measuredRpoBytes ?? '?'} bytes; ${plan.source.ref} follows it.`,
-    { rtoMs: r.rtoMs, writeDowntimeMs: r.writeDowntimeMs, measuredRpoBytes: r.measuredRpoBytes, backup: r.backup?.backupName });
+    { rtoMs: r.rtoMs, writeDowntimeMs: r.writeDowntimeMs, measuredRpoBytes: r.measuredRpoBytes, backup: r.backup?.backupName,
+      ...(r.backup?.restoreProof ? { restoreProof: r.backup.restoreProof } : {}) });
   return r;
 }
 

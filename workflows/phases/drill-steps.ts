@@ -136,16 +136,24 @@ export async function verifyCopy(record: RunbookRecord, plan: DrillPlan, marker:
   record.step('verify-data', 'done', `Checked the data: ${summary}.`, { markerFound: r.markerFound, tables: findings.tables });
 }
 
-/** A base backup of the promoted copy, proven by its sentinel, under the copy's own prefix. */
+/**
+ * A base backup of the promoted copy under the copy's own prefix, proven by its sentinel and (runs started since
+ * the patch) by restoring it in a scratch: a drill shows the backup after a failover would also restore.
+ */
 export async function proveBackup(record: RunbookRecord, plan: DrillPlan, notBeforeLsn: string, walPrefix: string): Promise<ForceBackupResult> {
   record.waiting(`a proven base backup of ${plan.copy.ref} (child force-backup)`);
+  const verifyByRestore = patched('drill-backup-restore-proof');
   const b = await executeChild<typeof forceBackup>('forceBackup', {
     workflowId: runbookWorkflowId(RUNBOOK_NAMES.forceBackup, plan.copy.ref), taskQueue: workflowInfo().taskQueue,
-    args: [{ cluster: plan.copy.ref, notBeforeLsn }],
+    args: [{ cluster: plan.copy.ref, notBeforeLsn, ...(verifyByRestore ? { verifyByRestore } : {}) }],
   });
   record.waiting(undefined);
-  record.step('prove-backup', 'done', `Proved base backup ${b.backupName} of ${plan.copy.ref} (finish LSN ${b.finishLsn}) under ${walPrefix}.`,
-    { backup: b.backupName, sentinelKey: b.sentinelKey, finishLsn: b.finishLsn });
+  const r = b.restoreProof;
+  const restored = r
+    ? `, and by restore: replayed to ${r.restoredToLsn}, marker ${r.markerFound ? 'found' : 'NOT found'}, amcheck passed on ${r.indexesChecked} btree indexes`
+    : '';
+  record.step('prove-backup', 'done', `Proved base backup ${b.backupName} of ${plan.copy.ref} (finish LSN ${b.finishLsn}) under ${walPrefix} by its sentinel${restored}.`,
+    { backup: b.backupName, sentinelKey: b.sentinelKey, finishLsn: b.finishLsn, ...(r ? { restoreProof: r } : {}) });
   return b;
 }
 

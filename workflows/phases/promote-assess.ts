@@ -19,6 +19,7 @@ export interface PromotionPlan {
   maxSeconds: number;
   approvalTimeoutSeconds: number;
   takeBackup: boolean;
+  verifyBackupByRestore: boolean;
   regionTimeoutSeconds: number;
   catchUpTimeoutSeconds: number;
   /** Given by a parent runbook on a human's decision (region-failover); the gate checks it covers what it requires. */
@@ -46,8 +47,11 @@ export async function validatePromotion(record: RunbookRecord, input: PromoteInp
     }
     rejectUnknownFields<PromoteInput>(input, {
       cluster: true, mode: true, source: true, dataLossPolicy: true, approvalTimeoutSeconds: true, takeBackup: true,
-      preApproval: true, limits: true,
+      verifyBackupByRestore: true, preApproval: true, limits: true,
     });
+    if (input.verifyBackupByRestore !== undefined && typeof input.verifyBackupByRestore !== 'boolean') {
+      throw new BadInputError('verifyBackupByRestore must be true or false');
+    }
     const target = parseClusterRef(input.cluster, 'cluster');
     const source = input.source === undefined ? null : parseClusterRef(input.source, 'source');
     if (input.mode !== 'planned' && input.mode !== 'unplanned') {
@@ -62,6 +66,7 @@ export async function validatePromotion(record: RunbookRecord, input: PromoteInp
       regionTimeoutSeconds: nonNegative(input.limits?.regionTimeoutSeconds, 'limits.regionTimeoutSeconds', 30) || 30,
       catchUpTimeoutSeconds: nonNegative(input.limits?.catchUpTimeoutSeconds, 'limits.catchUpTimeoutSeconds', 300) || 300,
       takeBackup: input.takeBackup !== false,
+      verifyBackupByRestore: input.verifyBackupByRestore === true,
       preApproval: preApprovalOf(input.preApproval),
     };
   });
