@@ -46,8 +46,8 @@ describe('force-backup verifyByRestore', () => {
       const handle = await start(h, { cluster: PRIMARY, verifyByRestore: true });
       const r = (await handle.result()) as ForceBackupResult;
       expect(steps(await handle.query(getJournalQuery))).toEqual([
-        'validate-request:done', 'check-existing:done', 'run-backup:done', 'prove-backup:done',
-        'restore-marker:done', 'verify-restore:done', 'report:done',
+        'validate-request:done', 'check-existing:done', 'check-archiving:done', 'run-backup:done', 'prove-backup:done',
+        'wal-archived:done', 'restore-marker:done', 'verify-restore:done', 'report:done',
       ]);
       expect(r.restoreProof).toMatchObject({ backupName: r.backupName, markerFound: true });
       expect(r.restoreProof!.indexesChecked).toBeGreaterThan(0);
