@@ -23,7 +23,8 @@ export interface BackupProgress {
   detail: string;
 }
 
-// What the tool prints when it refuses a node in recovery: walg-compat's own refusal, and Postgres's.
+// What a refusal of a node in recovery looks like: a site's own check ("in recovery"; WAL-G itself backs up a replica
+// without complaint, so the local region and Spilo's backup script look at the role first), and Postgres's.
 const REFUSED_IN_RECOVERY = /\bin recovery\b|\bfrom a standby\b|\(a standby\)|recovery is in progress|\breplica\b/i;
 
 const lastLine = (tail: string) => tail.split('\n').filter(Boolean).pop() ?? '(no output)';

@@ -17,7 +17,7 @@ function depsWith(runBaseBackup: RunFn): ActivityDeps {
 
 const exited = (exitCode: number, outputTail: string, reportedName: string | null = null): RunFn =>
   async (_c, onProgress) => {
-    onProgress('backup-push: read 3 MiB from pg_basebackup, uploaded 1 MiB (lz4)');
+    onProgress('INFO: 2026/01/01 00:00:00.000000 Starting part 1 ...');
     return { exitCode, reportedName, outputTail };
   };
 
@@ -31,7 +31,7 @@ describe('walgRunBaseBackup', () => {
     expect(run).toEqual({ exitCode: 0, reportedName: 'base_000000010000000000000004', outputTail: expect.stringContaining('Wrote backup') });
     expect(beats.map((b) => b.detail)).toEqual([
       'starting backup-push',
-      'backup-push: read 3 MiB from pg_basebackup, uploaded 1 MiB (lz4)',
+      'INFO: 2026/01/01 00:00:00.000000 Starting part 1 ...',
       'backup-push exited 0, reported base_000000010000000000000004',
     ]);
   });
@@ -47,7 +47,8 @@ describe('walgRunBaseBackup', () => {
 
   it('turns the tool refusing a node in recovery into a final PreconditionFailedError', async () => {
     const env = new MockActivityEnvironment();
-    const tail = 'ERROR: 2026/01/01 00:00:00.000000 the server is in recovery (a standby): refusing backup-push (set WALG_COMPAT_ALLOW_STANDBY=true to allow)';
+    // Postgres's own refusal of a WAL control function on a node in recovery.
+    const tail = 'ERROR: 2026/01/01 00:00:00.000000 ERROR: recovery is in progress (SQLSTATE 55000)';
     const err = await env.run(createRunBaseBackup(depsWith(exited(1, tail))), { cluster: 'us/acid-b' }).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(PreconditionFailedError);
     expect((err as PreconditionFailedError).retryable).toBe(false);
@@ -64,7 +65,7 @@ describe('walgRunBaseBackup', () => {
     const env = new MockActivityEnvironment();
     let stoppedBySignal = false;
     const untilStopped: RunFn = (_c, onProgress, signal) => new Promise((resolve) => {
-      onProgress('backup-push: read 1 MiB');
+      onProgress('INFO: 2026/01/01 00:00:00.000000 Starting part 1 ...');
       signal!.addEventListener('abort', () => {
         stoppedBySignal = true;
         resolve({ exitCode: 143, reportedName: null, outputTail: 'terminated' });

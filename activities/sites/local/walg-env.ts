@@ -22,11 +22,15 @@ export function parseS3Url(url: string): { bucket: string; key: string } {
   return { bucket: m[1], key: m[2] };
 }
 
-/** The environment WAL-G needs to reach `prefix` with the site's S3 settings. Holds secrets: never log it. */
+/**
+ * The environment WAL-G needs to reach `prefix` with the site's S3 settings, in Spilo's names (its
+ * /run/etc/wal-e.d/env) and with its compression, lz4. Holds secrets: never log it.
+ */
 export async function walgEnv(s3: S3ArchiveConfig, prefix: string): Promise<Record<string, string>> {
   const creds = await resolveS3Credentials(s3);
   const env: Record<string, string> = {
     WALG_S3_PREFIX: prefix,
+    WALG_COMPRESSION_METHOD: 'lz4',
     AWS_REGION: s3.region,
     AWS_ACCESS_KEY_ID: creds.accessKeyId,
     AWS_SECRET_ACCESS_KEY: creds.secretAccessKey,
@@ -113,10 +117,11 @@ export function writeWalgFiles(
 }
 
 /**
- * restore_command of a standby cluster: WAL from the SOURCE prefix. Only wal-fetch's exit 74 ("not in the archive")
- * becomes 1, which Postgres reads as "not there": in standby mode "stream or retry later", once a promotion is
- * requested "end of WAL, finish recovery". Any other failure (S3 down or stalled, network, credentials) is NOT end
- * of archive: retried here with backoff (bounded, every attempt logged as such), and when the attempts run out:
+ * restore_command of a standby cluster: WAL from the SOURCE prefix. Only wal-fetch's exit 74 (WAL-G's EX_IOERR, which
+ * it uses for "not in the archive" and nothing else) becomes 1, which Postgres reads as "not there": in standby mode
+ * "stream or retry later", once a promotion is requested "end of WAL, finish recovery". Any other failure (S3 down or
+ * stalled, network, credentials) is NOT end of archive: retried here with backoff (bounded, every attempt logged as
+ * such), and when the attempts run out:
  *   - no promotion pending: exit 1, so Postgres retries in wal_retrieve_retry_interval and may stream meanwhile;
  *     it cannot end recovery on it, since only a promotion does (>125 would make the startup process exit FATAL
  *     and crash-loop a healthy streaming standby over an S3 outage);
@@ -124,6 +129,10 @@ export function writeWalgFiles(
  *     aborts recovery (PostgreSQL 15 treats exit codes >125 as fatal) rather than promote short of the archive:
  *     the server stops in recovery, Patroni restarts it, and it replays again once S3 answers.
  * The runbooks do not rely on this alone: promote waits until the standby replayed the archive's newest segment.
+ * WAL-G's prefetch is off (WALG_DOWNLOAD_CONCURRENCY=1, for wal-fetch only): it leaves a `wal-prefetch` child behind
+ * that reads S3 outside these bounds, after the script has returned, and writes into pg_wal/.wal-g of a data directory
+ * a reseed may be moving aside; every archive read of a standby goes through the checks above instead.
+ * No S3 timeout of WAL-G's own bounds a stalled S3 (it retries, S3_MAX_RETRIES): `timeout` does, per attempt.
  */
 export function restoreScript(walg: string, envFile: string): string {
   return [
@@ -133,7 +142,7 @@ export function restoreScript(walg: string, envFile: string): string {
     'attempts=${WALG_RESTORE_ATTEMPTS:-4}',
     'n=1; pause=1',
     'while :; do',
-    `  timeout -k 5 \${WALG_RESTORE_TIMEOUT:-20} ${walg} wal-fetch "$1" "$2"`,
+    `  WALG_DOWNLOAD_CONCURRENCY=1 timeout -k 5 \${WALG_RESTORE_TIMEOUT:-20} ${walg} wal-fetch "$1" "$2"`,
     '  rc=$?',
     '  [ $rc -eq 0 ] && exit 0',
     '  [ $rc -eq 74 ] && exit 1',
