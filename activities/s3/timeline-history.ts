@@ -3,7 +3,7 @@
 // know which of the old primary's WAL the new primary never got (everything at or after it).
 //
 // Read through `wal-g wal-fetch` rather than S3 + a JS lz4 decoder: it already decompresses whatever method the
-// archive was written with (lz4 here and Spilo's default; brotli, zstd, lzma too), so no new dependency and the same
+// archive was written with (lz4 here, WAL-G's default; brotli, zstd, lzma too), so no new dependency and the same
 // code path as restore_command.
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';

@@ -24,7 +24,7 @@ export function parseS3Url(url: string): { bucket: string; key: string } {
 
 /**
  * The environment WAL-G needs to reach `prefix` with the site's S3 settings, in Spilo's names (its
- * /run/etc/wal-e.d/env) and with its compression, lz4. Holds secrets: never log it.
+ * /run/etc/wal-e.d/env), with lz4 (WAL-G's default compression) named explicitly. Holds secrets: never log it.
  */
 export async function walgEnv(s3: S3ArchiveConfig, prefix: string): Promise<Record<string, string>> {
   const creds = await resolveS3Credentials(s3);
@@ -129,10 +129,13 @@ export function writeWalgFiles(
  *     aborts recovery (PostgreSQL 15 treats exit codes >125 as fatal) rather than promote short of the archive:
  *     the server stops in recovery, Patroni restarts it, and it replays again once S3 answers.
  * The runbooks do not rely on this alone: promote waits until the standby replayed the archive's newest segment.
- * WAL-G's prefetch is off (WALG_DOWNLOAD_CONCURRENCY=1, for wal-fetch only): it leaves a `wal-prefetch` child behind
- * that reads S3 outside these bounds, after the script has returned, and writes into pg_wal/.wal-g of a data directory
- * a reseed may be moving aside; every archive read of a standby goes through the checks above instead.
- * No S3 timeout of WAL-G's own bounds a stalled S3 (it retries, S3_MAX_RETRIES): `timeout` does, per attempt.
+ * For wal-fetch only, two WAL-G settings differ from its defaults:
+ *   - prefetch off (WALG_DOWNLOAD_CONCURRENCY=1): it leaves a `wal-prefetch` child behind that reads S3 outside these
+ *     bounds after the script has returned, and writes into pg_wal/.wal-g of a data directory a reseed may be moving
+ *     aside; every archive read of a standby goes through the checks above instead;
+ *   - WALG_S3_MAX_RETRIES=2 (default 15, with doubling pauses): the attempts here are the retries, each one logged;
+ *     with WAL-G's own an unreachable S3 would use up every attempt's timeout and one call would take 90 s.
+ * WAL-G has no S3 request timeout of its own: `timeout` bounds a stalled S3, per attempt.
  */
 export function restoreScript(walg: string, envFile: string): string {
   return [
@@ -142,7 +145,7 @@ export function restoreScript(walg: string, envFile: string): string {
     'attempts=${WALG_RESTORE_ATTEMPTS:-4}',
     'n=1; pause=1',
     'while :; do',
-    `  WALG_DOWNLOAD_CONCURRENCY=1 timeout -k 5 \${WALG_RESTORE_TIMEOUT:-20} ${walg} wal-fetch "$1" "$2"`,
+    `  WALG_DOWNLOAD_CONCURRENCY=1 WALG_S3_MAX_RETRIES=2 timeout -k 5 \${WALG_RESTORE_TIMEOUT:-20} ${walg} wal-fetch "$1" "$2"`,
     '  rc=$?',
     '  [ $rc -eq 0 ] && exit 0',
     '  [ $rc -eq 74 ] && exit 1',
