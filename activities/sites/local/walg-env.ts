@@ -25,12 +25,18 @@ export function parseS3Url(url: string): { bucket: string; key: string } {
 /**
  * The environment WAL-G needs to reach `prefix` with the site's S3 settings, in Spilo's names (its
  * /run/etc/wal-e.d/env), with lz4 (WAL-G's default compression) named explicitly. Holds secrets: never log it.
+ * WALG_S3_MAX_RETRIES is 10, not WAL-G's 15: it retries a refused, reset or timed-out connection with pauses that
+ * double from 30-60 ms up to 300 s, so 15 retries keep one request failing for about 13 minutes, and a backup-push
+ * or wal-push against a dead S3 reports nothing that long. 10 retries still ride out a blip and give up in 30-60 s
+ * (43 s measured). A stalled S3 (connected, never answering) makes WAL-G wait without end: it has no request
+ * timeout, so the wrappers' `timeout` (and the runbooks' own limits for backup-push) bound it.
  */
 export async function walgEnv(s3: S3ArchiveConfig, prefix: string): Promise<Record<string, string>> {
   const creds = await resolveS3Credentials(s3);
   const env: Record<string, string> = {
     WALG_S3_PREFIX: prefix,
     WALG_COMPRESSION_METHOD: 'lz4',
+    WALG_S3_MAX_RETRIES: '10',
     AWS_REGION: s3.region,
     AWS_ACCESS_KEY_ID: creds.accessKeyId,
     AWS_SECRET_ACCESS_KEY: creds.secretAccessKey,
