@@ -55,6 +55,19 @@ describe('walgRunBaseBackup', () => {
     expect((err as Error).message).toMatch(/refused to back up us\/acid-b: its leader is in recovery.*promote the cluster first/);
   });
 
+  it('keeps the failure small enough for Temporal to show it while retrying (4 KiB with stack and facts)', async () => {
+    const env = new MockActivityEnvironment();
+    const retry = 'INFO: 2026/01/01 00:00:00.000000 Retrying S3 request due to transient network error: RequestError: send request failed';
+    const cause = `caused by: Put "http://127.0.0.1:35000/dr-eu/spilo/acid-a/${'f'.repeat(36)}/wal/15/basebackups_005/base_000000010000000000000004/tar_partitions/part_001.tar.lz4": dial tcp 127.0.0.1:35000: connect: connection refused`;
+    const tail = Array.from({ length: 10 }, () => `${retry}\n${cause}`).join('\n');
+    const err = (await env.run(createRunBaseBackup(depsWith(exited(1, tail))), { cluster: 'eu/acid-a' }).catch((e: unknown) => e)) as SiteUnreachableError;
+    expect(err).toBeInstanceOf(SiteUnreachableError);
+    expect(err.message).toBe(`backup-push of eu/acid-a failed with exit code 1: ${cause}`);
+    expect(String(err.facts.outputTail).length).toBe(1_500);
+    expect(String(err.facts.outputTail).endsWith(cause)).toBe(true);
+    expect(Buffer.byteLength(err.message) + Buffer.byteLength(JSON.stringify(err.facts))).toBeLessThan(2_500);
+  });
+
   it('does not read a replication error as a replica refusal', async () => {
     const env = new MockActivityEnvironment();
     const tail = 'pg_basebackup: error: FATAL:  no pg_hba.conf entry for replication connection from host "127.0.0.1"';
