@@ -104,7 +104,9 @@ function compareLsn(a: string, b: string): number {
   return Math.sign(lsnDiff(a, b));
 }
 
-// WAL-G writes LSNs as JSON integers; JSON.parse is exact below 2^53 bytes of WAL (8 PiB).
+// The stop sentinel of WAL-G 3.0.9 (checked on the binary): LSN, FinishLSN (integers), PgVersion, SystemIdentifier
+// (a 64-bit integer), sizes, and the extended metadata copied in (StartTime, FinishTime, Hostname, DataDir, ...).
+// JSON.parse is exact for LSNs below 2^53 bytes of WAL (8 PiB).
 function parseSentinel(body: string): Omit<BaseBackup, 'name' | 'timeline' | 'sentinelKey'> | undefined {
   let j: Record<string, unknown>;
   try {

@@ -2,8 +2,9 @@
 // of a promoted cluster forked from its parent. Failback needs the fork point of the old primary's timeline to
 // know which of the old primary's WAL the new primary never got (everything at or after it).
 //
-// Read through `wal-g wal-fetch` (walg-compat here) rather than S3 + a JS lz4 decoder: it already decompresses
-// (lz4 today, brotli/zstd with a real wal-g), so no new dependency and the same code path as restore_command.
+// Read through `wal-g wal-fetch` rather than S3 + a JS lz4 decoder: it already decompresses whatever method the
+// archive was written with (lz4 here, WAL-G's default; brotli, zstd, lzma too), so no new dependency and the same
+// code path as restore_command.
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -21,7 +22,7 @@ export interface TimelineHistoryEntry {
   reason: string;
 }
 
-/** WAL-G's "not in the archive" exit code (walg-compat README). */
+/** wal-fetch's exit code for "not in the archive" (WAL-G's EX_IOERR, used for nothing else). */
 const WAL_FETCH_NOT_FOUND = 74;
 
 export const historyFileName = (timeline: number): string => `${timeline.toString(16).toUpperCase().padStart(8, '0')}.history`;

@@ -33,14 +33,22 @@ export interface BackupProgress {
   watch?: ArchiveWatch | null;
 }
 
-// What the tool prints when it refuses a node in recovery: walg-compat's own refusal, and Postgres's.
+// What a refusal of a node in recovery looks like: a site's own check ("in recovery"; WAL-G itself backs up a replica
+// without complaint, so the local region and Spilo's backup script look at the role first), and Postgres's.
 const REFUSED_IN_RECOVERY = /\bin recovery\b|\bfrom a standby\b|\(a standby\)|recovery is in progress|\breplica\b/i;
 
-const lastLine = (tail: string) => tail.split('\n').filter(Boolean).pop() ?? '(no output)';
+// Temporal keeps an activity's last failure (what describe and the UI show while it is retried) only up to 4 KiB,
+// message, stack and facts together (limit.mutableStateActivityFailureSize.error); a larger one becomes "Failure
+// exceeds size limit.". WAL-G's lines run to 250 characters (each S3 retry is logged), so the failure carries less
+// of the output than the run does.
+const FAILURE_TAIL_CHARS = 1_500;
+const FAILURE_LINE_CHARS = 400;
+
+const lastLine = (tail: string) => (tail.split('\n').filter(Boolean).pop() ?? '(no output)').slice(0, FAILURE_LINE_CHARS);
 
 /** Exit code != 0 as a typed error: final when the node is not a primary, retryable for tool or S3 trouble. */
 export function backupFailure(ref: string, run: BaseBackupRun): RunbookError {
-  const facts = { cluster: ref, exitCode: run.exitCode, outputTail: run.outputTail };
+  const facts = { cluster: ref, exitCode: run.exitCode, outputTail: run.outputTail.slice(-FAILURE_TAIL_CHARS) };
   if (REFUSED_IN_RECOVERY.test(run.outputTail)) {
     return new PreconditionFailedError(
       `the backup tool refused to back up ${ref}: its leader is in recovery (a standby or replica). ` +

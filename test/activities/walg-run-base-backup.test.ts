@@ -17,7 +17,7 @@ function depsWith(runBaseBackup: RunFn): ActivityDeps {
 
 const exited = (exitCode: number, outputTail: string, reportedName: string | null = null): RunFn =>
   async (_c, onProgress) => {
-    onProgress('backup-push: read 3 MiB from pg_basebackup, uploaded 1 MiB (lz4)');
+    onProgress('INFO: 2026/01/01 00:00:00.000000 Starting part 1 ...');
     return { exitCode, reportedName, outputTail };
   };
 
@@ -31,7 +31,7 @@ describe('walgRunBaseBackup', () => {
     expect(run).toEqual({ exitCode: 0, reportedName: 'base_000000010000000000000004', outputTail: expect.stringContaining('Wrote backup') });
     expect(beats.map((b) => b.detail)).toEqual([
       'starting backup-push',
-      'backup-push: read 3 MiB from pg_basebackup, uploaded 1 MiB (lz4)',
+      'INFO: 2026/01/01 00:00:00.000000 Starting part 1 ...',
       'backup-push exited 0, reported base_000000010000000000000004',
     ]);
   });
@@ -47,11 +47,25 @@ describe('walgRunBaseBackup', () => {
 
   it('turns the tool refusing a node in recovery into a final PreconditionFailedError', async () => {
     const env = new MockActivityEnvironment();
-    const tail = 'ERROR: 2026/01/01 00:00:00.000000 the server is in recovery (a standby): refusing backup-push (set WALG_COMPAT_ALLOW_STANDBY=true to allow)';
+    // Postgres's own refusal of a WAL control function on a node in recovery.
+    const tail = 'ERROR: 2026/01/01 00:00:00.000000 ERROR: recovery is in progress (SQLSTATE 55000)';
     const err = await env.run(createRunBaseBackup(depsWith(exited(1, tail))), { cluster: 'us/acid-b' }).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(PreconditionFailedError);
     expect((err as PreconditionFailedError).retryable).toBe(false);
     expect((err as Error).message).toMatch(/refused to back up us\/acid-b: its leader is in recovery.*promote the cluster first/);
+  });
+
+  it('keeps the failure small enough for Temporal to show it while retrying (4 KiB with stack and facts)', async () => {
+    const env = new MockActivityEnvironment();
+    const retry = 'INFO: 2026/01/01 00:00:00.000000 Retrying S3 request due to transient network error: RequestError: send request failed';
+    const cause = `caused by: Put "http://127.0.0.1:35000/dr-eu/spilo/acid-a/${'f'.repeat(36)}/wal/15/basebackups_005/base_000000010000000000000004/tar_partitions/part_001.tar.lz4": dial tcp 127.0.0.1:35000: connect: connection refused`;
+    const tail = Array.from({ length: 10 }, () => `${retry}\n${cause}`).join('\n');
+    const err = (await env.run(createRunBaseBackup(depsWith(exited(1, tail))), { cluster: 'eu/acid-a' }).catch((e: unknown) => e)) as SiteUnreachableError;
+    expect(err).toBeInstanceOf(SiteUnreachableError);
+    expect(err.message).toBe(`backup-push of eu/acid-a failed with exit code 1: ${cause}`);
+    expect(String(err.facts.outputTail).length).toBe(1_500);
+    expect(String(err.facts.outputTail).endsWith(cause)).toBe(true);
+    expect(Buffer.byteLength(err.message) + Buffer.byteLength(JSON.stringify(err.facts))).toBeLessThan(2_500);
   });
 
   it('does not read a replication error as a replica refusal', async () => {
@@ -64,7 +78,7 @@ describe('walgRunBaseBackup', () => {
     const env = new MockActivityEnvironment();
     let stoppedBySignal = false;
     const untilStopped: RunFn = (_c, onProgress, signal) => new Promise((resolve) => {
-      onProgress('backup-push: read 1 MiB');
+      onProgress('INFO: 2026/01/01 00:00:00.000000 Starting part 1 ...');
       signal!.addEventListener('abort', () => {
         stoppedBySignal = true;
         resolve({ exitCode: 143, reportedName: null, outputTail: 'terminated' });

@@ -1,5 +1,5 @@
-// force-backup against real parts: Temporal dev server, Patroni/Postgres 15 clusters, WAL-G (walg-compat)
-// uploading to S3. Every claim is checked in S3 independently of the runbook (listCompleteBackups).
+// force-backup against real parts: Temporal dev server, Patroni/Postgres 15 clusters, WAL-G v3.0.9 uploading to
+// S3. Every claim is checked in S3 independently of the runbook (listCompleteBackups).
 import type { WorkflowHandle } from '@temporalio/client';
 import { MockActivityEnvironment } from '@temporalio/testing';
 import { startRunbook } from '../../scripts/lib/runbook-client';

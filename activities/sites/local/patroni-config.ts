@@ -112,9 +112,8 @@ export function buildPatroniConfig(i: PatroniConfigInput): Record<string, unknow
       log_line_prefix: '%m [%p] %q%u@%d ',
     },
     pg_hba: [
-      // WAL-G runs as the postgres OS user on the leader's socket (backup-push uses a replication connection).
+      // WAL-G runs as the postgres OS user on the leader's socket (backup-push: an ordinary connection + PGDATA).
       'local all postgres peer',
-      'local replication postgres peer',
       'local all all md5',
       `host replication ${i.replication.username} 127.0.0.1/32 md5`,
       'host all all 127.0.0.1/32 md5',

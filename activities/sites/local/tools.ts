@@ -28,15 +28,15 @@ function need(path: string | null, what: string): string {
 }
 
 /**
- * WAL-G, in the order scripts/bootstrap uses: WALG_BIN, a wal-g in the tools folder or on PATH, then the
- * project's stand-in `walg-compat` (same commands, same S3 layout) where real WAL-G cannot be built.
+ * WAL-G, in the order scripts/bootstrap uses: WALG_BIN, a wal-g on PATH, then the one scripts/bootstrap builds into
+ * the tools folder (v3.0.9 from the vendored source; Spilo images ship their own).
  */
 export function walgBin(): string {
   if (process.env.WALG_BIN) return need(resolve(process.env.WALG_BIN), 'wal-g (WALG_BIN)');
-  for (const p of [join(toolsBin(), 'wal-g'), findOnPath('wal-g'), join(toolsBin(), 'walg-compat')]) {
+  for (const p of [findOnPath('wal-g'), join(toolsBin(), 'wal-g')]) {
     if (p && existsSync(p)) return p;
   }
-  return need(null, 'wal-g (or walg-compat)');
+  return need(null, 'wal-g');
 }
 export const versitygwBin = (): string => need(join(toolsBin(), 'versitygw'), 'versitygw');
 export const etcdBin = (): string => need(process.env.DR_ETCD_BIN ?? findOnPath('etcd'), 'etcd');

@@ -22,11 +22,21 @@ export function parseS3Url(url: string): { bucket: string; key: string } {
   return { bucket: m[1], key: m[2] };
 }
 
-/** The environment WAL-G needs to reach `prefix` with the site's S3 settings. Holds secrets: never log it. */
+/**
+ * The environment WAL-G needs to reach `prefix` with the site's S3 settings, in Spilo's names (its
+ * /run/etc/wal-e.d/env), with lz4 (WAL-G's default compression) named explicitly. Holds secrets: never log it.
+ * WALG_S3_MAX_RETRIES is 10, not WAL-G's 15: it retries a refused, reset or timed-out connection with pauses that
+ * double from 30-60 ms up to 300 s, so 15 retries keep one request failing for about 13 minutes, and a backup-push
+ * or wal-push against a dead S3 reports nothing that long. 10 retries still ride out a blip and give up in 30-60 s
+ * (43 s measured). A stalled S3 (connected, never answering) makes WAL-G wait without end: it has no request
+ * timeout, so the wrappers' `timeout` (and the runbooks' own limits for backup-push) bound it.
+ */
 export async function walgEnv(s3: S3ArchiveConfig, prefix: string): Promise<Record<string, string>> {
   const creds = await resolveS3Credentials(s3);
   const env: Record<string, string> = {
     WALG_S3_PREFIX: prefix,
+    WALG_COMPRESSION_METHOD: 'lz4',
+    WALG_S3_MAX_RETRIES: '10',
     AWS_REGION: s3.region,
     AWS_ACCESS_KEY_ID: creds.accessKeyId,
     AWS_SECRET_ACCESS_KEY: creds.secretAccessKey,
@@ -113,17 +123,27 @@ export function writeWalgFiles(
 }
 
 /**
- * restore_command of a standby cluster: WAL from the SOURCE prefix. Only wal-fetch's exit 74 ("not in the archive")
- * becomes 1, which Postgres reads as "not there": in standby mode "stream or retry later", once a promotion is
- * requested "end of WAL, finish recovery". Any other failure (S3 down or stalled, network, credentials) is NOT end
- * of archive: retried here with backoff (bounded, every attempt logged as such), and when the attempts run out:
+ * restore_command of a standby cluster: WAL from the SOURCE prefix. Only wal-fetch's exit 74 (WAL-G's EX_IOERR, which
+ * it uses for "not in the archive" and nothing else) becomes 1, which Postgres reads as "not there": in standby mode
+ * "stream or retry later", once a promotion is requested "end of WAL, finish recovery". Any other failure (S3 down or
+ * stalled, network, credentials) is NOT end of archive: retried here with backoff (bounded, every attempt logged as
+ * such), and when the attempts run out:
  *   - no promotion pending: exit 1, so Postgres retries in wal_retrieve_retry_interval and may stream meanwhile;
  *     it cannot end recovery on it, since only a promotion does (>125 would make the startup process exit FATAL
  *     and crash-loop a healthy streaming standby over an S3 outage);
  *   - a promotion pending (the `promote` signal file in the data directory, the script's cwd): exit 126, which
  *     aborts recovery (PostgreSQL 15 treats exit codes >125 as fatal) rather than promote short of the archive:
- *     the server stops in recovery, Patroni restarts it, and it replays again once S3 answers.
- * The runbooks do not rely on this alone: promote waits until the standby replayed the archive's newest segment.
+ *     the server stops in recovery. Patroni (3.0.2, measured) then restarts it WITHOUT this restore_command when
+ *     the promotion removed `standby_cluster`, and promotes it on the WAL it has: a promotion by hand during an S3
+ *     outage still ends short (docs/OPERATIONS.md). The runbooks do not rely on this: promote waits until the
+ *     standby replayed the archive's newest segment.
+ * For wal-fetch only, two WAL-G settings differ from its defaults:
+ *   - prefetch off (WALG_DOWNLOAD_CONCURRENCY=1): it leaves a `wal-prefetch` child behind that reads S3 outside these
+ *     bounds after the script has returned, and writes into pg_wal/.wal-g of a data directory a reseed may be moving
+ *     aside; every archive read of a standby goes through the checks above instead;
+ *   - WALG_S3_MAX_RETRIES=2 (default 15, with doubling pauses): the attempts here are the retries, each one logged;
+ *     with WAL-G's own an unreachable S3 would use up every attempt's timeout and one call would take 90 s.
+ * WAL-G has no S3 request timeout of its own: `timeout` bounds a stalled S3, per attempt.
  */
 export function restoreScript(walg: string, envFile: string): string {
   return [
@@ -133,7 +153,7 @@ export function restoreScript(walg: string, envFile: string): string {
     'attempts=${WALG_RESTORE_ATTEMPTS:-4}',
     'n=1; pause=1',
     'while :; do',
-    `  timeout -k 5 \${WALG_RESTORE_TIMEOUT:-20} ${walg} wal-fetch "$1" "$2"`,
+    `  WALG_DOWNLOAD_CONCURRENCY=1 WALG_S3_MAX_RETRIES=2 timeout -k 5 \${WALG_RESTORE_TIMEOUT:-20} ${walg} wal-fetch "$1" "$2"`,
     '  rc=$?',
     '  [ $rc -eq 0 ] && exit 0',
     '  [ $rc -eq 74 ] && exit 1',
