@@ -1,24 +1,14 @@
 // Starts the real parts once for the whole suite: the project-built Temporal dev server on a free port, and the
 // sandbox regions (S3, etcd per region, the demo source with a base backup) in the suite's own folder.
 import { rmSync, writeFileSync, mkdirSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { bundleWorkflowCode } from '@temporalio/worker';
 import { startDevServer } from '../../scripts/lib/temporal-dev-server';
 import { upRegions, ensureDemoSource, downRegions } from '../../scripts/lib/sandbox/regions';
 import { stopDevServer } from '../../scripts/lib/temporal-dev-server';
 import { testLayout, testBundlePath } from './test-env';
+import { freeLoopbackPort as freePort } from '../../activities/walg/scratch-postgres';
 
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = createServer();
-    srv.once('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const port = (srv.address() as { port: number }).port;
-      srv.close(() => resolve(port));
-    });
-  });
-}
 
 export default async function globalSetup(): Promise<void> {
   const t0 = Date.now();
