@@ -11,7 +11,8 @@ import { PreconditionFailedError, SiteUnreachableError, WaitTimedOutError } from
 type RunFn = (cluster: string, onProgress: (d: string) => void, signal?: AbortSignal) => Promise<BaseBackupRun>;
 
 function depsWith(runBaseBackup: RunFn): ActivityDeps {
-  const driver = { site: 'eu', kind: 'local', runBaseBackup } as unknown as SiteDriver;
+  // describeCluster answers nothing: the activity then has no leader to compare after a failure.
+  const driver = { site: 'eu', kind: 'local', runBaseBackup, describeCluster: async () => null } as unknown as SiteDriver;
   return { sites: { path: 't', sites: {} }, driverFor: () => driver };
 }
 
