@@ -178,7 +178,7 @@ async function checkPrimaryArchive(record: RunbookRecord, plan: FailbackPlan): P
     return null;
   }
   return checkArchive(record, RUNBOOK_NAMES.failbackReseed, {
-    site: plan.primary.site, archiveSite: plan.primary.site, walPrefix: archive.walPrefix, backupName: newest.name, clusterRef: plan.primary.ref,
+    site: plan.primary.site, archiveSite: plan.primary.site, walPrefix: archive.walPrefix, backupName: newest.name, clusterRef: plan.primary.ref, position: pos,
   }, `The archive ${plan.former.ref} now replays from, from ${newest.name}`);
 }
 

@@ -9,23 +9,16 @@ import { loadSites } from '../../activities/sites/sites-file';
 import { lastArchivedWal, listCompleteBackups, s3ClientFor, splitS3Url } from '../../activities/s3/backup-catalogue';
 import type { ArchiveLocation } from '../../activities/sites/site-driver';
 import type { ArchiveCheck } from '../../workflows/contracts/archive-check';
-import { deleteCluster, driverOf, sql } from '../helpers/clusters';
+import { deleteCluster, driverOf, sql, switchWalAndWaitArchived } from '../helpers/clusters';
 import { createSource } from '../helpers/standby-pair';
 import { testLayout } from '../helpers/test-env';
 
 const CLUSTER = 'eu/acid-vfy';
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** Rows and a WAL switch, waited for until the switched segment is in the archive. */
 async function writeAndArchive(ref: string, rows: number): Promise<void> {
   await sql(ref, `INSERT INTO public.writes (id) SELECT g FROM generate_series((SELECT coalesce(max(id), 0) + 1 FROM public.writes), (SELECT coalesce(max(id), 0) + ${rows} FROM public.writes)) g`);
-  const seg = (await sql<{ f: string }>(ref, 'SELECT pg_walfile_name(pg_current_wal_lsn()) AS f'))[0].f;
-  await sql(ref, 'SELECT pg_switch_wal()');
-  for (;;) {
-    const a = (await sql<{ w: string | null }>(ref, 'SELECT last_archived_wal AS w FROM pg_stat_archiver'))[0].w;
-    if (a && a >= seg) return;
-    await sleep(500);
-  }
+  await switchWalAndWaitArchived(ref);
 }
 
 describe('walgVerifyArchive (real WAL-G, real S3)', () => {

@@ -36,3 +36,14 @@ export async function roleOf(ref: string) {
   const { driver, cluster } = driverOf(ref);
   return (await driver.describeCluster(cluster))?.leaderRole;
 }
+
+/** Switches the leader to a new WAL file and waits until the one it left is archived (pg_stat_archiver). */
+export async function switchWalAndWaitArchived(ref: string): Promise<void> {
+  const seg = (await sql<{ f: string }>(ref, 'SELECT pg_walfile_name(pg_current_wal_lsn()) AS f'))[0].f;
+  await sql(ref, 'SELECT pg_switch_wal()');
+  for (;;) {
+    const a = (await sql<{ w: string | null }>(ref, 'SELECT last_archived_wal AS w FROM pg_stat_archiver'))[0].w;
+    if (a && a >= seg) return;
+    await new Promise((r) => setTimeout(r, 500));
+  }
+}

@@ -11,7 +11,7 @@ import { lsnAtOrAfter } from '../../workflows/contracts/lsn';
 import { RUNBOOK_NAMES, type ApprovalRecord, type PromoteInput, type PromoteResult } from '../../workflows/contracts/runbooks';
 import { lastArchivedWal, listCompleteBackups } from '../../activities/s3/backup-catalogue';
 import { approveWhenAsked } from '../helpers/approvals';
-import { deleteCluster, driverOf, roleOf, sql } from '../helpers/clusters';
+import { deleteCluster, driverOf, roleOf, sql, switchWalAndWaitArchived } from '../helpers/clusters';
 import { withRunbookWorkers, type RunbookHarness } from '../helpers/runbook-workers';
 import { createSource } from '../helpers/standby-pair';
 
@@ -69,13 +69,7 @@ async function stallRestore(standbyRef: string): Promise<() => Promise<void>> {
 /** Rows 1..n on the source, switched into the archive, then the source region stops. Returns the archive's end. */
 async function writeArchiveAndStop(sourceRef: string, n: number): Promise<string> {
   await sql(sourceRef, `INSERT INTO public.writes (id) SELECT g FROM generate_series(1, ${n}) g`);
-  const seg = (await sql<{ f: string }>(sourceRef, 'SELECT pg_walfile_name(pg_current_wal_lsn()) AS f'))[0].f;
-  await sql(sourceRef, 'SELECT pg_switch_wal()');
-  for (;;) {
-    const a = (await sql<{ w: string | null }>(sourceRef, 'SELECT last_archived_wal AS w FROM pg_stat_archiver'))[0].w;
-    if (a && a >= seg) break;
-    await sleep(500);
-  }
+  await switchWalAndWaitArchived(sourceRef);
   const src = driverOf(sourceRef);
   const facts = (await src.driver.describeCluster(src.cluster))!;
   await src.driver.region.stopCluster(src.cluster);

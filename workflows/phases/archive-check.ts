@@ -19,26 +19,25 @@ export interface ArchiveToCheck {
   backupName: string;
   /** The cluster whose current position the WAL must reach. */
   clusterRef: string;
+  /** Its position, when the caller has just read it (else it is read here, at the cluster's site). */
+  position?: { timeline: number; lsn: string };
 }
 
 export async function checkArchive(record: RunbookRecord, runbook: string, a: ArchiveToCheck, why: string): Promise<ArchiveCheck | null> {
   let check: ArchiveCheck | null = null;
   let failure = '';
   try {
-    const pos = await siteActivities(parseClusterRef(a.clusterRef).site).postgresCurrentPosition({ ref: a.clusterRef });
+    const pos = a.position ?? await siteActivities(parseClusterRef(a.clusterRef).site).postgresCurrentPosition({ ref: a.clusterRef });
     check = await siteActivities(a.site).walgVerifyArchive({
       archiveSite: a.archiveSite, walPrefix: a.walPrefix, backupName: a.backupName, timeline: pos.timeline, lsn: pos.lsn,
     });
   } catch (err) {
     failure = failureFacts(err).message;
   }
-  if (check?.status === 'OK') {
-    record.step('check-archive', 'done', `${why}: ${check.detail}.`, { ...check });
-    return check;
-  }
-  if (check?.status === 'WARNING') {
-    // WAL-G's "probably still uploading": the newest segments are on their way, nothing is known lost.
-    record.step('check-archive', 'done', `${why}: ${check.detail} (WAL-G: the newest segments may still be uploading).`, { ...check });
+  if (check && check.status !== 'FAILURE') {
+    // WARNING is WAL-G's "probably still uploading": the newest segments are on their way, nothing is known lost.
+    const uploading = check.status === 'WARNING' ? ' (WAL-G: the newest segments may still be uploading)' : '';
+    record.step('check-archive', 'done', `${why}: ${check.detail}${uploading}.`, { ...check });
     return check;
   }
   const reason = check
