@@ -46,3 +46,13 @@ export function temporalServerRssMb(): number | null {
     return null;
   }
 }
+
+/** Side by side: the two measures' medians and their ratio round by round (A/B), so drifting load hits both alike. */
+export function printRatio(title: string, a: [string, number[]], b: [string, number[]], goal: number): void {
+  const ratios = a[1].map((x, i) => x / b[1][i]);
+  const s = stats(ratios.map((r) => Math.round(r * 100)));
+  const ofMedians = stats(a[1]).median / stats(b[1]).median;
+  const x = (n: number) => `${(n / 100).toFixed(2)}x`;
+  console.log(`\n${title}: ${a[0]} / ${b[0]}, round by round: median ${x(s.median)} (min ${x(s.min)}, max ${x(s.max)}, ${s.n} rounds); ` +
+    `ratio of the medians ${ofMedians.toFixed(2)}x; goal <= ${goal}x`);
+}
