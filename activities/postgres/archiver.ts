@@ -7,6 +7,7 @@ import type { ActivityDeps } from '../deps';
 import { siteConfig } from '../deps';
 import type { ArchiveLocation, SiteDriver } from '../sites/site-driver';
 import { archivedWalObject } from '../s3/archived-segment';
+import { backoffPauses } from '../poll-backoff';
 import { parseClusterRef } from '../../workflows/contracts/clusters';
 import {
   judgeArchiving, walFileName, type ArchiverStatus, type ArchiveWatch, type ArchivingVerdict,
@@ -174,11 +175,19 @@ export function createWaitForArchived(deps: ActivityDeps) {
     const resumed = (ctx.info.heartbeatDetails as { watch?: ArchiveWatch } | undefined)?.watch ?? null;
     const watcher = new ArchiverWatcher(deps.driverFor(site), input.ref, cluster, input.brokenAfterSeconds, resumed);
     const deadline = Date.now() + input.timeoutSeconds * 1000;
+    // The backup's last WAL file is usually archived within a second of backup-push's end: S3 is looked at again
+    // soon, then up to every pollIntervalSeconds; the archiver is judged every pollIntervalSeconds.
+    const pause = backoffPauses(input.pollIntervalSeconds * 1000);
+    let look: ArchivingLook | null = null;
+    let lookedAt = 0;
     for (;;) {
       const found = await archivedWalObject(s3, input.archive.walPrefix, wal);
       if (found) return { wal, key: found.key, archivedAt: found.archivedAt, lastVerdict: watcher.last?.verdict ?? null };
-      const look = await watcher.look();
-      if (watcher.broken) throw watcher.broken;
+      if (lookedAt === 0 || Date.now() - lookedAt >= input.pollIntervalSeconds * 1000) {
+        look = await watcher.look();
+        lookedAt = Date.now();
+        if (watcher.broken) throw watcher.broken;
+      }
       ctx.heartbeat({ wal, watch: watcher.carried(), verdict: look?.verdict.message ?? 'archiver not readable just now' });
       if (Date.now() >= deadline) {
         throw new WaitTimedOutError(
@@ -187,7 +196,7 @@ export function createWaitForArchived(deps: ActivityDeps) {
           { cluster: input.ref, wal },
         );
       }
-      await ctx.sleep(input.pollIntervalSeconds * 1000);
+      await ctx.sleep(pause());
     }
   };
 }

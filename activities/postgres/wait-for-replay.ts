@@ -1,6 +1,7 @@
 import { Context } from '@temporalio/activity';
 import type { ActivityDeps } from '../deps';
 import { readMarker, readPosition } from './markers';
+import { backoffPauses } from '../poll-backoff';
 import { parseClusterRef } from '../../workflows/contracts/clusters';
 import { RunbookError, WaitTimedOutError } from '../../workflows/contracts/errors';
 import { lsnAtOrAfter, lsnDiff } from '../../workflows/contracts/lsn';
@@ -30,6 +31,8 @@ export function createWaitForReplay(deps: ActivityDeps) {
     const driver = deps.driverFor(site);
     const deadline = Date.now() + input.timeoutSeconds * 1000;
     let last: ReplayProgress = { state: 'starting', targetLsn: input.targetLsn };
+    // A standby that just started usually passes the marker within a second: look again soon, then every pollIntervalSeconds.
+    const pause = backoffPauses(input.pollIntervalSeconds * 1000);
     for (;;) {
       try {
         const seen = await driver.withLeaderSql(cluster, async (client) => {
@@ -57,7 +60,7 @@ export function createWaitForReplay(deps: ActivityDeps) {
           { ...last },
         );
       }
-      await ctx.sleep(input.pollIntervalSeconds * 1000);
+      await ctx.sleep(pause());
     }
   };
 }

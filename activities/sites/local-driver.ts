@@ -137,7 +137,11 @@ export class LocalSiteDriver implements SiteDriver {
           ? { sourceSystemIdentifier: req.sourceLineage.systemIdentifier, sourceTimeline: req.sourceLineage.timeline }
           : {}),
       },
-    }, { onProgress: onProgress && ((p) => onProgress(`${p.phase}: ${p.detail}`)) });
+    }, {
+      onProgress: onProgress && ((p) => onProgress(`${p.phase}: ${p.detail}`)),
+      // provision-standby waits on this: a standby leader seen a second late is a second on the runbook's clock.
+      intervalMs: 200,
+    });
     return { changed };
   }
 

@@ -80,6 +80,8 @@ export interface WaitOptions {
   onProgress?: ProgressFn;
   /** Wait for the leader only, or for every member to run (default). */
   scope?: 'leader' | 'all';
+  /** How often to look (default 1 s): shorter where a runbook waits on it, e.g. a new standby coming up. */
+  intervalMs?: number;
 }
 
 async function httpStatus(url: string): Promise<number | null> {
@@ -174,6 +176,6 @@ export async function waitReady(
         { cluster: info.name, state },
       );
     }
-    await sleep(1_000);
+    await sleep(opts.intervalMs ?? 1_000);
   }
 }
