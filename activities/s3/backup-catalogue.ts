@@ -38,12 +38,13 @@ export function splitS3Url(url: string): { bucket: string; key: string } {
   return { bucket: m[1], key: m[2].replace(/\/+$/, '') };
 }
 
-async function listObjects(s3: S3Client, bucket: string, prefix: string): Promise<Array<{ key: string; modified?: Date }>> {
+/** Objects under `prefix`; with `topLevelOnly`, not those in its sub-folders (a backup's tar partitions). */
+async function listObjects(s3: S3Client, bucket: string, prefix: string, topLevelOnly = false): Promise<Array<{ key: string; modified?: Date }>> {
   const objects: Array<{ key: string; modified?: Date }> = [];
   let token: string | undefined;
   do {
     const page = await s3.send(
-      new ListObjectsV2Command({ Bucket: bucket, Prefix: prefix, ContinuationToken: token }),
+      new ListObjectsV2Command({ Bucket: bucket, Prefix: prefix, ContinuationToken: token, ...(topLevelOnly ? { Delimiter: '/' } : {}) }),
     );
     for (const o of page.Contents ?? []) if (o.Key) objects.push({ key: o.Key, modified: o.LastModified });
     token = page.IsTruncated ? page.NextContinuationToken : undefined;
@@ -51,9 +52,22 @@ async function listObjects(s3: S3Client, bucket: string, prefix: string): Promis
   return objects;
 }
 
-async function listKeys(s3: S3Client, bucket: string, prefix: string): Promise<string[]> {
-  return (await listObjects(s3, bucket, prefix)).map((o) => o.key);
+/** `work` on every item, at most `limit` at a time; results in the items' order. */
+async function mapLimited<T, R>(items: T[], limit: number, work: (item: T) => Promise<R>): Promise<R[]> {
+  const results: R[] = new Array(items.length);
+  let next = 0;
+  const lane = async () => {
+    while (next < items.length) {
+      const i = next++;
+      results[i] = await work(items[i]);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, lane));
+  return results;
 }
+
+// Sentinels are read this many at a time: one round trip each, and an archive keeps tens of backups.
+const SENTINEL_READS_AT_ONCE = 8;
 
 function unreachable(cfg: S3ArchiveConfig, walPrefix: string, err: unknown): never {
   const e = err as { name?: string; message?: string };
@@ -76,16 +90,16 @@ export async function listCompleteBackups(cfg: S3ArchiveConfig, walPrefix: strin
   const dir = `${key}/basebackups_005/`;
   let keys: string[];
   try {
-    keys = await listKeys(s3, bucket, dir);
+    // Sentinels sit directly under basebackups_005/; the backups' tar partitions (most of the objects) are not listed.
+    keys = (await listObjects(s3, bucket, dir, true)).map((o) => o.key);
   } catch (err) {
     unreachable(cfg, walPrefix, err);
   }
   const sentinels = keys.filter((k) => k.endsWith('_backup_stop_sentinel.json') && !k.slice(dir.length).includes('/'));
-  const backups: BaseBackup[] = [];
-  for (const sentinelKey of sentinels) {
+  const read = await mapLimited(sentinels, SENTINEL_READS_AT_ONCE, async (sentinelKey): Promise<BaseBackup | null> => {
     const name = sentinelKey.slice(dir.length).replace(/_backup_stop_sentinel\.json$/, '');
     const m = BACKUP_NAME.exec(name);
-    if (!m) continue;
+    if (!m) return null;
     let body: string;
     try {
       const obj = await s3.send(new GetObjectCommand({ Bucket: bucket, Key: sentinelKey }));
@@ -94,9 +108,9 @@ export async function listCompleteBackups(cfg: S3ArchiveConfig, walPrefix: strin
       unreachable(cfg, walPrefix, err);
     }
     const sentinel = parseSentinel(body);
-    if (!sentinel) continue;
-    backups.push({ name, timeline: parseInt(m[1], 16), sentinelKey, ...sentinel });
-  }
+    return sentinel ? { name, timeline: parseInt(m[1], 16), sentinelKey, ...sentinel } : null;
+  });
+  const backups = read.filter((b): b is BaseBackup => b !== null);
   return backups.sort((a, b) => compareLsn(a.finishLsn, b.finishLsn) || a.timeline - b.timeline);
 }
 
