@@ -10,7 +10,7 @@ import { patched } from '@temporalio/workflow';
 import { siteActivities, siteLongActivities } from './activity-proxies';
 import { RUNBOOK_NAMES, type ForceBackupInput, type ForceBackupResult, type RestoreProofResult } from './contracts/runbooks';
 import { checkExistingBackup, validateBackupRequest, type BackupNeed, type BackupPlan } from './phases/backup-checks';
-import { checkArchiving, pageIfArchivingBroken, proveOnCurrentTimeline, waitForBackupWal } from './phases/backup-archiving';
+import { checkArchiving, lookAtArchiver, pageIfArchivingBroken, proveOnCurrentTimeline, waitForBackupWal } from './phases/backup-archiving';
 import { proveByRestore, restoreProofWanted } from './phases/restore-proof';
 import { RunbookRecord } from './phases/runbook-record';
 import type { BaseBackup } from '../activities/s3/backup-catalogue';
@@ -23,6 +23,12 @@ export async function forceBackup(input: ForceBackupInput): Promise<ForceBackupR
   let backupStarted = false;
   try {
     const plan = await record.phase('validate', () => validateBackupRequest(record, input));
+    // Reads that do not wait on each other run together (runs started before replay one after the other): the
+    // archiver's look beside check-existing's, the proof beside the timeline read after the backup. Nothing is skipped.
+    const together = patched(READS_TOGETHER_PATCH);
+    const earlyLook = together ? lookAtArchiver(plan) : undefined;
+    // Only a new backup judges it; a reused one leaves it unread, and a failed look is reported where it is judged.
+    earlyLook?.catch(() => undefined);
     const need = await record.phase('check-existing', () => checkExistingBackup(record, plan));
     let backup = need.existing;
     let archivedWal: string | undefined;
@@ -30,11 +36,11 @@ export async function forceBackup(input: ForceBackupInput): Promise<ForceBackupR
       // Runs started before the archiving checks replay without them.
       const archiving = patched(ARCHIVING_CHECKS_PATCH);
       const run = await record.phase('backup', async () => {
-        if (archiving) await checkArchiving(record, plan);
+        if (archiving) await checkArchiving(record, plan, earlyLook);
         backupStarted = true;
         return takeBaseBackup(record, plan, archiving);
       });
-      const proven = await record.phase('prove', () => proveBackup(record, plan, need, run, archiving));
+      const proven = await record.phase('prove', () => proveBackup(record, plan, need, run, archiving, together));
       backup = proven;
       if (archiving) archivedWal = await record.phase('archive', () => waitForBackupWal(record, plan, proven));
     }
@@ -57,6 +63,7 @@ export async function forceBackup(input: ForceBackupInput): Promise<ForceBackupR
 }
 
 const ARCHIVING_CHECKS_PATCH = 'force-backup-archiving-checks';
+const READS_TOGETHER_PATCH = 'force-backup-reads-together';
 
 async function takeBaseBackup(record: RunbookRecord, plan: BackupPlan, archiving: boolean): Promise<BaseBackupRun> {
   record.waiting(`backup-push of ${plan.ref} (full base backup on ${plan.facts.leaderMember})`);
@@ -72,9 +79,11 @@ async function takeBaseBackup(record: RunbookRecord, plan: BackupPlan, archiving
   return run;
 }
 
-async function proveBackup(record: RunbookRecord, plan: BackupPlan, need: BackupNeed, run: BaseBackupRun, archiving: boolean): Promise<BaseBackup> {
+async function proveBackup(
+  record: RunbookRecord, plan: BackupPlan, need: BackupNeed, run: BaseBackupRun, archiving: boolean, together: boolean,
+): Promise<BaseBackup> {
   const proof = archiving
-    ? await proveOnCurrentTimeline(record, plan, need)
+    ? await proveOnCurrentTimeline(record, plan, need, together)
     : await siteActivities(plan.site).s3ProveBackup({
       archive: plan.facts.archive, requiredLsn: need.requiredLsn, timeline: need.timeline, clusterRef: plan.ref,
     });

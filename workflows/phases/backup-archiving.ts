@@ -13,10 +13,16 @@ import { failureFacts } from './failures';
 import type { BackupNeed, BackupPlan } from './backup-checks';
 import type { RunbookRecord } from './runbook-record';
 import type { BaseBackup } from '../../activities/s3/backup-catalogue';
+import type { ArchivingLook } from '../../activities/postgres/archiver';
+
+/** The look checkArchiving judges; started early, it runs beside check-existing's reads instead of after them. */
+export function lookAtArchiver(plan: BackupPlan): Promise<ArchivingLook> {
+  return siteActivities(plan.site).postgresArchiverStatus({ ref: plan.ref, brokenAfterSeconds: plan.archiveBrokenAfterSeconds });
+}
 
 /** The archiver is looked at once before backup-push; a streak already longer than the limit refuses the run. */
-export async function checkArchiving(record: RunbookRecord, plan: BackupPlan): Promise<void> {
-  const look = await siteActivities(plan.site).postgresArchiverStatus({ ref: plan.ref, brokenAfterSeconds: plan.archiveBrokenAfterSeconds });
+export async function checkArchiving(record: RunbookRecord, plan: BackupPlan, early?: Promise<ArchivingLook>): Promise<void> {
+  const look = await (early ?? lookAtArchiver(plan));
   const { verdict, status } = look;
   const facts = {
     state: verdict.state, wal: verdict.wal, since: verdict.since, failedCount: status.failedCount,
@@ -39,8 +45,15 @@ export async function checkArchiving(record: RunbookRecord, plan: BackupPlan): P
  * inside the cluster while the tool ran; the tool failed and its retry ran on the new primary), only a backup of the
  * new timeline counts, and a missing one fails naming the change.
  */
-export async function proveOnCurrentTimeline(record: RunbookRecord, plan: BackupPlan, need: BackupNeed): Promise<BaseBackup> {
+export async function proveOnCurrentTimeline(
+  record: RunbookRecord, plan: BackupPlan, need: BackupNeed, readTogether = false,
+): Promise<BaseBackup> {
   const at = siteActivities(plan.site);
+  const prove = (timeline: number) => at.s3ProveBackup({ archive: plan.facts.archive, requiredLsn: need.requiredLsn, timeline, clusterRef: plan.ref });
+  // The timeline almost never changes during a backup: the proof on the old one is read beside the position, and
+  // read again on the new timeline only when it did change.
+  const onOldTimeline = readTogether ? prove(need.timeline) : undefined;
+  onOldTimeline?.catch(() => undefined);
   const pos = await at.postgresCurrentPosition({ ref: plan.ref });
   const changed = !pos.inRecovery && pos.timeline !== need.timeline;
   if (changed) {
@@ -50,7 +63,7 @@ export async function proveOnCurrentTimeline(record: RunbookRecord, plan: Backup
   }
   const timeline = changed ? pos.timeline : need.timeline;
   try {
-    return await at.s3ProveBackup({ archive: plan.facts.archive, requiredLsn: need.requiredLsn, timeline, clusterRef: plan.ref });
+    return await (!changed && onOldTimeline ? onOldTimeline : prove(timeline));
   } catch (err) {
     if (!changed || failureFacts(err).type !== 'BackupNotProvenError') throw err;
     throw ApplicationFailure.create({
