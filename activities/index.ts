@@ -10,6 +10,7 @@ import { createWaitForReplay } from './postgres/wait-for-replay';
 import { createCopyClusterSecrets } from './secrets/copy-cluster-secrets';
 import { createRunBaseBackup } from './walg/run-base-backup';
 import { createVerifyArchive } from './walg/verify-archive';
+import { createRetainBackups } from './walg/retain-backups';
 import { createProveBackup } from './s3/prove-backup';
 import { createRestoreProof } from './walg/restore-proof';
 import { createFindBackupAtOrAfter } from './s3/find-backup-at-or-after';
@@ -54,6 +55,7 @@ export function createSiteActivities(deps: ActivityDeps) {
     secretsCopyClusterSecrets: createCopyClusterSecrets(deps),
     walgRunBaseBackup: createRunBaseBackup(deps),
     walgVerifyArchive: createVerifyArchive(deps),
+    walgRetainBackups: createRetainBackups(deps),
     s3ProveBackup: createProveBackup(),
     walgRestoreProof: createRestoreProof(deps),
     s3FindBackupAtOrAfter: createFindBackupAtOrAfter(),

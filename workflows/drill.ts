@@ -4,10 +4,11 @@
 // real planned promote, failback and switchback as child runbooks with their approvals. Either way a report
 // (JSON and Markdown, with the trend of earlier drills) goes to the DR site's bucket, and a failed drill fails
 // the run after its report is written and its throwaway removed, so a Schedule pauses on it.
-import { CancellationScope } from '@temporalio/workflow';
+import { CancellationScope, patched } from '@temporalio/workflow';
 import { RUNBOOK_NAMES } from './contracts/runbooks';
 import type { DrillInput, DrillResult } from './contracts/drills';
 import { failBackAndSwitchBack, promoteRealStandby } from './phases/drill-disruptive';
+import { checkDrillArchives, failOnChildArchiveChecks } from './phases/drill-archive-check';
 import { validateDrill, type DrillPlan } from './phases/drill-plan';
 import {
   markSource, measureArchiveRpo, promoteThrowaway, proveBackup, provisionThrowaway, teardownThrowaway, verifyCopy, waitForMarker,
@@ -69,11 +70,17 @@ async function rehearseOnThrowaway(record: RunbookRecord, timeline: DrillTimelin
   await timeline.phase('verify-data', () => verifyCopy(record, plan, marker, findings));
   const b = await timeline.phase('prove-backup', () => proveBackup(record, plan, promoted.lsn, promoted.walPrefix));
   findings.backup = { name: b.backupName, finishLsn: b.finishLsn, sentinelKey: b.sentinelKey };
+  // Runs from before the check have no such step (patch marker).
+  if (patched('drill-archive-check')) {
+    await timeline.phase('check-archive', () => checkDrillArchives(record, plan, { walPrefix: promoted.walPrefix, backupName: b.backupName }));
+  }
 }
 
 async function rehearseRealCycle(record: RunbookRecord, timeline: DrillTimeline, plan: DrillPlan, marker: DrillMarker, findings: DrillFindings): Promise<void> {
   await timeline.phase('wait-for-marker', () => waitForMarker(record, plan, marker));
-  await timeline.phase('promote-standby', () => promoteRealStandby(record, plan, findings));
+  const promoted = await timeline.phase('promote-standby', () => promoteRealStandby(record, plan, findings));
   await timeline.phase('verify-data', () => verifyCopy(record, plan, marker, findings));
-  await timeline.phase('fail-back', () => failBackAndSwitchBack(record, plan, findings));
+  const failedBack = await timeline.phase('fail-back', () => failBackAndSwitchBack(record, plan, findings));
+  // The children checked their archives and paged on a gap; the drill fails on it too (runs since the patch).
+  if (patched('drill-archive-check')) failOnChildArchiveChecks(promoted, failedBack);
 }

@@ -16,6 +16,7 @@ import { keepStandbySlot, manageStandbySlots, releaseStandbySlot } from './phase
 import type { forceBackup } from './force-backup';
 import type { ArchiveCheck } from './contracts/archive-check';
 import { checkArchive } from './phases/archive-check';
+import { retainBackups } from './phases/retention';
 import type { promote } from './promote';
 
 export async function failbackReseed(input: FailbackInput): Promise<FailbackResult> {
@@ -51,6 +52,12 @@ export async function failbackReseed(input: FailbackInput): Promise<FailbackResu
     result.rejoinedAtLsn = await record.phase('catch-up', () => waitUntilFollowing(record, plan));
     if (patched('archive-check')) result.archiveCheck = await record.phase('check-archive', () => checkPrimaryArchive(record, plan));
     if (input.switchBack) result.switchBack = await record.phase('switch-back', () => switchBack(record, plan));
+    // Only after everything above succeeded: the primary (the former one again after a switchback) prunes its own
+    // archive. Runs from before this option never had it (patch marker).
+    if (input.retainBackups !== undefined && patched('failback-retention')) {
+      const primary = result.switchBack ? plan.former.ref : plan.primary.ref;
+      result.retention = await record.phase('retention', () => retainBackups(record, primary, input.retainBackups!, false));
+    }
     record.step('report', 'done', `${plan.former.ref} follows ${plan.primary.ref} (${result.strategy ?? 'already'}${result.rewound ? ', rewound' : ''}), caught up at ${result.rejoinedAtLsn}` +
       `${result.quarantine ? `; divergent WAL kept at ${result.quarantine.manifest}` : ''}${result.switchBack ? `; switched back: ${plan.former.ref} is primary again` : ''}.`);
     record.finish(plan.alreadyRejoined && !result.switchBack ? 'already' : 'succeeded');

@@ -7,3 +7,4 @@ export { fenceGuard } from './fence-guard';
 export { drill } from './drill';
 export { regionFailover } from './region-failover';
 export { standbyLag } from './standby-lag';
+export { retention } from './retention';

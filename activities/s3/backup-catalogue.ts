@@ -1,10 +1,14 @@
 // Reads a WAL-G archive in S3 (Spilo layout) the way a restore would see it: a base backup exists only when
-// its stop sentinel does, and backups are ordered by LSN and timeline, never by modification time.
-import { GetObjectCommand, ListObjectsV2Command, S3Client } from '@aws-sdk/client-s3';
+// its stop sentinel does, and backups are ordered by LSN and timeline, never by modification time. The backups
+// come from WAL-G itself (`backup-list --json --detail`); the newest archived segment is read from S3 directly (see
+// lastArchivedWal for why).
+import { ListObjectsV2Command, S3Client } from '@aws-sdk/client-s3';
 import { fromIni } from '@aws-sdk/credential-providers';
 import type { S3ArchiveConfig } from '../sites/sites-file';
 import { BadInputError, SiteUnreachableError } from '../../workflows/contracts/errors';
 import { formatLsn, lsnDiff, walSegmentEndLsn } from '../../workflows/contracts/lsn';
+import { runCommand, walgEnv } from '../sites/local/walg-env';
+import { walgBin } from '../sites/local/tools';
 
 export interface BaseBackup {
   name: string;
@@ -52,23 +56,6 @@ async function listObjects(s3: S3Client, bucket: string, prefix: string, topLeve
   return objects;
 }
 
-/** `work` on every item, at most `limit` at a time; results in the items' order. */
-async function mapLimited<T, R>(items: T[], limit: number, work: (item: T) => Promise<R>): Promise<R[]> {
-  const results: R[] = new Array(items.length);
-  let next = 0;
-  const lane = async () => {
-    while (next < items.length) {
-      const i = next++;
-      results[i] = await work(items[i]);
-    }
-  };
-  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, lane));
-  return results;
-}
-
-// Sentinels are read this many at a time: one round trip each, and an archive keeps tens of backups.
-const SENTINEL_READS_AT_ONCE = 8;
-
 function unreachable(cfg: S3ArchiveConfig, walPrefix: string, err: unknown): never {
   const e = err as { name?: string; message?: string };
   if (e?.name === 'NoSuchBucket') {
@@ -83,65 +70,48 @@ function unreachable(cfg: S3ArchiveConfig, walPrefix: string, err: unknown): nev
 // The WAL file name in `base_<WAL name>` starts with the timeline in 8 hex digits.
 const BACKUP_NAME = /^base_([0-9A-F]{8})([0-9A-F]{16})(_D_[0-9A-F]{24})?$/;
 
-/** Every complete base backup under the prefix, oldest first by finish LSN. */
+/**
+ * Every complete base backup under the prefix, oldest first by finish LSN, as WAL-G itself lists them
+ * (`backup-list --json --detail`: a backup is listed only when its stop sentinel exists, the same rule a restore
+ * follows), with the archive site's credentials. Not WAL-G's order: that is by modification time.
+ */
 export async function listCompleteBackups(cfg: S3ArchiveConfig, walPrefix: string): Promise<BaseBackup[]> {
-  const { bucket, key } = splitS3Url(walPrefix);
-  const s3 = s3ClientFor(cfg);
-  const dir = `${key}/basebackups_005/`;
-  let keys: string[];
-  try {
-    // Sentinels sit directly under basebackups_005/; the backups' tar partitions (most of the objects) are not listed.
-    keys = (await listObjects(s3, bucket, dir, true)).map((o) => o.key);
-  } catch (err) {
-    unreachable(cfg, walPrefix, err);
+  const { key } = splitS3Url(walPrefix);
+  const env = await walgEnv(cfg, walPrefix);
+  const r = await runCommand(walgBin(), ['backup-list', '--json', '--detail'], env, { timeoutMs: 120_000 }).catch((err: Error) => unreachable(cfg, walPrefix, err));
+  const output = `${r.stdout}\n${r.stderr}`;
+  if (r.exitCode !== 0) {
+    if (/No backups found/i.test(output)) return [];
+    if (/NoSuchBucket/.test(output)) unreachable(cfg, walPrefix, { name: 'NoSuchBucket' });
+    unreachable(cfg, walPrefix, { name: 'WalgBackupListFailed', message: `wal-g backup-list exit ${r.exitCode}: ${r.stderr.trim().split('\n').slice(-2).join(' | ').slice(0, 300)}` });
   }
-  const sentinels = keys.filter((k) => k.endsWith('_backup_stop_sentinel.json') && !k.slice(dir.length).includes('/'));
-  const read = await mapLimited(sentinels, SENTINEL_READS_AT_ONCE, async (sentinelKey): Promise<BaseBackup | null> => {
-    const name = sentinelKey.slice(dir.length).replace(/_backup_stop_sentinel\.json$/, '');
+  const text = r.stdout.trim();
+  if (!text || text === 'null') return [];
+  // system_identifier is a 64-bit integer: JSON.parse would round it, so it is read as the digits it is.
+  const rows = JSON.parse(text.replace(/"system_identifier"\s*:\s*(\d+)/g, '"system_identifier":"$1"')) as Array<Record<string, unknown>>;
+  const backups: BaseBackup[] = [];
+  for (const b of rows) {
+    const name = String(b.backup_name ?? '');
     const m = BACKUP_NAME.exec(name);
-    if (!m) return null;
-    let body: string;
-    try {
-      const obj = await s3.send(new GetObjectCommand({ Bucket: bucket, Key: sentinelKey }));
-      body = (await obj.Body?.transformToString()) ?? '';
-    } catch (err) {
-      unreachable(cfg, walPrefix, err);
-    }
-    const sentinel = parseSentinel(body);
-    return sentinel ? { name, timeline: parseInt(m[1], 16), sentinelKey, ...sentinel } : null;
-  });
-  const backups = read.filter((b): b is BaseBackup => b !== null);
+    // LSNs are integers (exact below 2^53 bytes of WAL, 8 PiB); a listing without them is not a backup we can place.
+    if (!m || typeof b.start_lsn !== 'number' || typeof b.finish_lsn !== 'number') continue;
+    backups.push({
+      name, timeline: parseInt(m[1], 16),
+      startLsn: formatLsn(BigInt(b.start_lsn)), finishLsn: formatLsn(BigInt(b.finish_lsn)),
+      finishTime: typeof b.finish_time === 'string' ? b.finish_time : undefined,
+      hostname: typeof b.hostname === 'string' ? b.hostname : undefined,
+      pgVersion: typeof b.pg_version === 'number' ? b.pg_version : undefined,
+      systemIdentifier: typeof b.system_identifier === 'string' ? b.system_identifier : undefined,
+      compressedSize: typeof b.compressed_size === 'number' ? b.compressed_size : undefined,
+      uncompressedSize: typeof b.uncompressed_size === 'number' ? b.uncompressed_size : undefined,
+      sentinelKey: `${key}/basebackups_005/${name}_backup_stop_sentinel.json`,
+    });
+  }
   return backups.sort((a, b) => compareLsn(a.finishLsn, b.finishLsn) || a.timeline - b.timeline);
 }
 
 function compareLsn(a: string, b: string): number {
   return Math.sign(lsnDiff(a, b));
-}
-
-// The stop sentinel of WAL-G 3.0.9 (checked on the binary): LSN, FinishLSN (integers), PgVersion, SystemIdentifier
-// (a 64-bit integer), sizes, and the extended metadata copied in (StartTime, FinishTime, Hostname, DataDir, ...).
-// JSON.parse is exact for LSNs below 2^53 bytes of WAL (8 PiB).
-function parseSentinel(body: string): Omit<BaseBackup, 'name' | 'timeline' | 'sentinelKey'> | undefined {
-  let j: Record<string, unknown>;
-  try {
-    j = JSON.parse(body) as Record<string, unknown>;
-  } catch {
-    return undefined;
-  }
-  const lsn = j.LSN;
-  const finish = j.FinishLSN;
-  if (typeof lsn !== 'number' || typeof finish !== 'number') return undefined;
-  return {
-    startLsn: formatLsn(BigInt(lsn)),
-    finishLsn: formatLsn(BigInt(finish)),
-    finishTime: typeof j.FinishTime === 'string' ? j.FinishTime : undefined,
-    hostname: typeof j.Hostname === 'string' ? j.Hostname : undefined,
-    pgVersion: typeof j.PgVersion === 'number' ? j.PgVersion : undefined,
-    // A 64-bit integer in the JSON: read its digits from the text, JSON.parse would round it.
-    systemIdentifier: /"SystemIdentifier"\s*:\s*"?(\d+)/.exec(body)?.[1],
-    compressedSize: typeof j.CompressedSize === 'number' ? j.CompressedSize : undefined,
-    uncompressedSize: typeof j.UncompressedSize === 'number' ? j.UncompressedSize : undefined,
-  };
 }
 
 export interface ArchivedWal {
@@ -152,7 +122,12 @@ export interface ArchivedWal {
   archivedAt: string | null;
 }
 
-/** The newest archived WAL segment and the LSN its end stands for, or null for an empty archive. */
+/**
+ * The newest archived WAL segment and the LSN its end stands for, or null for an empty archive.
+ * Read from S3, not from WAL-G: `wal-show` names each timeline's segment range but not when the newest segment
+ * landed, which standby-lag and region-failover's assessment need (the object's modification time), and it walks
+ * the whole WAL folder with its checks on each call, where this is one listing.
+ */
 export async function lastArchivedWal(cfg: S3ArchiveConfig, walPrefix: string): Promise<ArchivedWal | null> {
   const { bucket, key } = splitS3Url(walPrefix);
   let objects: Array<{ key: string; modified?: Date }>;

@@ -84,7 +84,7 @@ describe('drill', () => {
       expect(report.rpo.bytes).toBeGreaterThanOrEqual(0);
       expect(report.timeline.map((p) => `${p.phase}:${p.outcome}`)).toEqual([
         'validate:done', 'measure-rpo:done', 'mark-source:done', 'provision-throwaway:done', 'wait-for-marker:done',
-        'promote-throwaway:done', 'verify-data:done', 'prove-backup:done', 'teardown:done',
+        'promote-throwaway:done', 'verify-data:done', 'prove-backup:done', 'check-archive:done', 'teardown:done',
       ]);
 
       // The backup is proven under the throwaway's own prefix in the DR bucket, not the source's.
@@ -94,13 +94,18 @@ describe('drill', () => {
       expect((await listCompleteBackups(usS3(), throwawayPrefix)).map((b) => b.name)).toContain(report.backup!.name);
       expect(journal.map((e) => `${e.step}:${e.outcome}`)).toEqual([
         'validate-request:done', 'measure-rpo:done', 'mark-source:done', 'provision-throwaway:done', 'wait-for-marker:done',
-        'check-lineage:done', 'promote-throwaway:done', 'verify-data:done', 'prove-backup:done', 'teardown:done', 'write-report:done',
+        'check-lineage:done', 'promote-throwaway:done', 'verify-data:done', 'prove-backup:done', 'check-archive:done', 'check-archive:done',
+        'teardown:done', 'write-report:done',
       ]);
       // The copy's backup is proven by restore as well: restored in a scratch, replayed to a marker, amcheck passed.
       const proved = journal.find((e) => e.step === 'prove-backup')!;
       expect(proved.message).toMatch(/by its sentinel, and by restore: replayed to \S+, marker found, amcheck passed on \d+ btree indexes/);
       expect(proved.facts!.restoreProof).toMatchObject({ backupName: report.backup!.name, markerFound: true });
       expect((proved.facts!.restoreProof as { indexesChecked: number }).indexesChecked).toBeGreaterThan(0);
+      // WAL-G's wal-verify, read at the DR site: the source's archive (what a failover restores from) and the copy's own.
+      const checks = journal.filter((e) => e.step === 'check-archive');
+      expect(checks.map((e) => [e.facts!.walPrefix, e.facts!.status])).toEqual([[sourcePrefix, 'OK'], [throwawayPrefix, 'OK']]);
+      expect(checks[1].facts!.fromBackup).toBe(report.backup!.name);
 
       // Gone: cluster and credentials. The source: still the primary on its timeline, its archive got nothing of the copy's.
       expect(footprint(THROWAWAY)).toEqual({ clusterDir: false, secretsDir: false });

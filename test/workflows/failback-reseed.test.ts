@@ -210,13 +210,26 @@ describe('failback-reseed', () => {
       expect(former.driver.region.getCluster(former.cluster)).toEqual(before);
       expect(await roleOf(pair.source)).not.toBe('standby_leader');
 
-      const handle = await startFailback(h, { primary: pair.standby, formerPrimary: pair.source, strategy: 'reseed' });
+      // Two backups of the promoted primary, so that the retention step after the rejoin has one to delete.
+      const primary = driverOf(pair.standby);
+      const primaryArchive = (await primary.driver.describeCluster(primary.cluster))!.archive;
+      const primaryBackups = async () => (await listCompleteBackups(primaryArchive.s3, primaryArchive.walPrefix)).map((b) => b.name);
+      while ((await primaryBackups()).length < 2) expect((await primary.driver.region.backupPush(primary.cluster)).exitCode).toBe(0);
+      const backupsBefore = await primaryBackups();
+
+      const handle = await startFailback(h, { primary: pair.standby, formerPrimary: pair.source, strategy: 'reseed', retainBackups: 1 });
       await approveWhenAsked(handle, 'bob');
       const result = (await handle.result()) as FailbackResult;
       expect(result.strategy).toBe('reseed');
       expect(await roleOf(pair.source)).toBe('standby_leader');
       const onFormer = await ids(pair.source);
       for (const id of await ids(pair.standby)) expect(onFormer.has(id)).toBe(true);
+      // retainBackups: 1 ran last, on the primary's own prefix: only its newest backup (the one reseeded from) is left.
+      expect(result.retention).toMatchObject({ cluster: pair.standby, changed: true, keepApplied: 1 });
+      expect(result.retention!.kept.map((b) => b.name)).toEqual([backupsBefore[backupsBefore.length - 1]]);
+      expect(await primaryBackups()).toEqual([backupsBefore[backupsBefore.length - 1]]);
+      const steps = (await handle.query(getJournalQuery)).map((e) => `${e.step}:${e.outcome}`);
+      expect(steps.slice(-2)).toEqual(['retention:done', 'report:done']);
       process.stdout.write(`[failback reseed] phases ${JSON.stringify(result.phaseDurationsMs)}\n`);
       await saveHistory(handle, 'failback-reseed.reseed');
     });

@@ -2,6 +2,7 @@
 // start-workflow form, so every field is plain JSON and documented in the README. Bundle-safe.
 
 import type { ArchiveCheck } from './archive-check';
+import type { RetentionResult } from './retention';
 
 export type ReplicationMethod = 'archive' | 'stream' | 'both';
 
@@ -202,6 +203,11 @@ export interface FailbackInput {
   strategy: FailbackStrategy;
   /** Afterwards switch back to the original topology with the zero-loss planned switchover (its own approval). */
   switchBack?: boolean;
+  /**
+   * After a successful rejoin (and switchback), keep only the newest N full backups of the primary's own archive
+   * (the retention runbook's rules: never the newest backup of its current timeline). Absent: nothing is deleted.
+   */
+  retainBackups?: number;
   /** How long a human has to approve the rejoin. Default 3600. */
   approvalTimeoutSeconds?: number;
   limits?: {
@@ -229,6 +235,8 @@ export interface FailbackResult {
   switchBack: PromoteResult | null;
   /** WAL-G's check of the archive the rejoined standby replays from (null: no backup of the primary's timeline yet). */
   archiveCheck?: ArchiveCheck | null;
+  /** The retention pass of retainBackups, when asked for. */
+  retention?: RetentionResult | null;
   phaseDurationsMs: Record<string, number>;
 }
 
@@ -241,6 +249,7 @@ export const RUNBOOK_NAMES = {
   regionFailover: 'region-failover',
   drill: 'drill',
   standbyLag: 'standby-lag',
+  retention: 'retention',
 } as const;
 
 /** Workflow IDs are business keys: one run of a runbook per cluster at a time. */

@@ -35,7 +35,7 @@ export async function validateFailback(record: RunbookRecord, input: FailbackInp
     if (!input || typeof input !== 'object') {
       throw new BadInputError('input must be a JSON object: {"primary": "us/acid-demo", "formerPrimary": "eu/acid-demo", "strategy": "auto"}');
     }
-    rejectUnknownFields<FailbackInput>(input, { primary: true, formerPrimary: true, strategy: true, switchBack: true, approvalTimeoutSeconds: true, limits: true });
+    rejectUnknownFields<FailbackInput>(input, { primary: true, formerPrimary: true, strategy: true, switchBack: true, retainBackups: true, approvalTimeoutSeconds: true, limits: true });
     const primary = parseClusterRef(input.primary, 'primary');
     const former = parseClusterRef(input.formerPrimary, 'formerPrimary');
     if (sameCluster(primary, former)) throw new BadInputError('primary and formerPrimary name the same cluster');
@@ -43,6 +43,10 @@ export async function validateFailback(record: RunbookRecord, input: FailbackInp
     const approvalTimeoutSeconds = input.approvalTimeoutSeconds ?? 3600;
     if (typeof approvalTimeoutSeconds !== 'number' || !(approvalTimeoutSeconds > 0)) throw new BadInputError('approvalTimeoutSeconds must be > 0');
     if (input.switchBack !== undefined && typeof input.switchBack !== 'boolean') throw new BadInputError('switchBack must be true or false');
+    const keep = input.retainBackups;
+    if (keep !== undefined && (typeof keep !== 'number' || !Number.isInteger(keep) || keep < 1)) {
+      throw new BadInputError(`retainBackups must be a whole number of full backups >= 1 (got ${JSON.stringify(keep)}): leave it out to delete nothing`);
+    }
     // Checked here: the wait that uses it comes after the rejoin, too late to refuse.
     for (const [k, v] of Object.entries(input.limits ?? {})) {
       if (typeof v !== 'number' || !(v > 0)) throw new BadInputError(`limits.${k} must be a positive number of seconds`);

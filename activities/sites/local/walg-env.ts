@@ -257,6 +257,9 @@ export interface WalgBackup {
   startLsn: bigint;
   finishLsn: bigint;
   time: string;
+  finishTime: string | null;
+  /** Marked with `backup-mark`: WAL-G's delete keeps it and its WAL. */
+  permanent: boolean;
 }
 
 /**
@@ -278,6 +281,8 @@ export async function listBackups(env: Record<string, string>): Promise<WalgBack
     startLsn: BigInt(Number(b.start_lsn ?? 0)),
     finishLsn: BigInt(Number(b.finish_lsn ?? 0)),
     time: String(b.time ?? ''),
+    finishTime: typeof b.finish_time === 'string' ? b.finish_time : null,
+    permanent: b.is_permanent === true,
   }));
 }
 

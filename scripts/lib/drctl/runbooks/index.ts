@@ -6,6 +6,7 @@ import { forceBackup } from './force-backup';
 import { promote } from './promote';
 import { provisionStandby } from './provision-standby';
 import { regionFailover } from './region-failover';
+import { retention } from './retention';
 import type { RunbookCommandSpec } from './spec';
 
 export type { RunbookCommandSpec } from './spec';
@@ -17,4 +18,5 @@ export const RUNBOOK_COMMANDS: RunbookCommandSpec[] = [
   failback,
   regionFailover,
   drill,
+  retention,
 ];
