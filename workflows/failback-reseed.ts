@@ -137,8 +137,9 @@ async function rejoin(
         ref: plan.former.ref, sourceRef: plan.primary.ref, fromHost: streamingEndpoint, fromArchive: { archive }, ...withEpoch(epoch),
         ...(slotName ? { slotName } : {}),
       });
-      record.step('rewind', r.changed ? 'done' : 'already', `${plan.former.ref} restarted as a standby of ${plan.primary.ref}${r.rewound ? '; Patroni ran pg_rewind' : '; no rewind was needed'}.`,
-        { rewound: r.rewound, rewindLog: r.rewindLog.slice(-5) });
+      record.step('rewind', r.changed ? 'done' : 'already', `${plan.former.ref} restarted as a standby of ${plan.primary.ref}${r.rewound ? '; Patroni ran pg_rewind' : '; no rewind was needed'}.` +
+        `${walSourcesOfRewind(plan, r.targetWalFromArchive)}`,
+        { rewound: r.rewound, rewindLog: r.rewindLog.slice(-5), targetWalFromArchive: r.targetWalFromArchive ?? null, replaysFrom: archive.walPrefix });
       return { strategy, rewound: r.rewound };
     } catch (err) {
       const f = failureFacts(err);
@@ -148,6 +149,15 @@ async function rejoin(
   }
   await reseed(record, plan, state, epoch, slotName);
   return { strategy: 'reseed', rewound: false };
+}
+
+/** Where the WAL of the rewind came from: the former primary's own archive for its timeline, the primary's for what follows. */
+function walSourcesOfRewind(plan: FailbackPlan, wal: { prefix: string | null; fetched: string[]; missing: string[] } | undefined): string {
+  const own = wal?.fetched.length
+    ? ` pg_rewind read ${wal.fetched.length} WAL file(s) of ${plan.former.ref}'s own timeline (${wal.fetched[0]}..${wal.fetched[wal.fetched.length - 1]}) from its own archive ${wal.prefix}, since its pg_wal no longer held them.`
+    : '';
+  const missing = wal?.missing.length ? ` Not in that archive: ${wal.missing.join(', ')}.` : '';
+  return `${own}${missing} It replays ${plan.primary.ref}'s WAL from ${plan.primary.facts.archive.walPrefix}${plan.primary.facts.streamingEndpoint ? ' and by streaming' : ''}.`;
 }
 
 async function reseed(record: RunbookRecord, plan: FailbackPlan, state: FormerPrimaryState, epoch: number | undefined, slotName?: string): Promise<void> {

@@ -192,6 +192,11 @@ export interface DemoteResult {
   rewound: boolean;
   /** The `pg_rewind` lines of Patroni's logs written during this call, per member (for the journal). */
   rewindLog: string[];
+  /**
+   * WAL files of the former primary's own timeline that pg_rewind read from its own archive (its pg_wal no longer
+   * held them), and those it asked for and did not get. Absent where the driver cannot tell.
+   */
+  targetWalFromArchive?: { prefix: string | null; fetched: string[]; missing: string[] };
 }
 
 export interface ReseedRequest {

@@ -1,7 +1,7 @@
 // Switching a local cluster between standby and primary through Patroni's dynamic config: promotion
 // (standby_cluster removed) and demotion of a FENCED former primary into a standby of the promoted cluster
 // (standby_cluster written while paused, then resumed), as in patroni-recipes.md "Planned switchback".
-import { statSync } from 'node:fs';
+import { existsSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { Client, type ClientConfig } from 'pg';
 import { BadInputError, PreconditionFailedError, RewindFailedError, SiteUnreachableError } from '../../../workflows/contracts/errors';
@@ -20,6 +20,9 @@ import { leaderOf, patroniGet, type PatroniNodeStatus } from './patroni-api';
 import { probePort } from './pg-control';
 import { lookupUser } from './processes';
 import { parseS3Url, walgEnv, walgScriptPaths, writeWalgFiles } from './walg-env';
+import { armRewindRestore, disarmRewindRestore, rewindArchiveFetches, rewindRestorePath, rewindRestoreScript } from './rewind-wal';
+import { shq, writeFileAtomic } from './fs-util';
+import { walgBin } from './tools';
 
 export interface SwitchHandle extends RegionHandle {
   pgConfig(name: string, opts?: { member?: string }): Promise<ClientConfig>;
@@ -134,9 +137,9 @@ export async function demoteToStandby(
     // Done by an earlier call: its Patroni log lines count from when that call recorded the spec, so a retry
     // reports the rewind that call saw, and a pg_rewind that failed then fails this call too instead of a timeout.
     const specAt = statSync(join(clusterDir(region.cfg.dataDir, name), 'cluster.json')).mtime;
-    await waitFollowing(region, info, req, timeoutMs, specAt);
+    await withOwnWalDisarmed(region, info, () => waitFollowing(region, info, req, timeoutMs, specAt));
     const rw = rewindsSince(logsOf(region, info), specAt);
-    return { changed: false, rewound: rw.rewound, rewindLog: rw.lines };
+    return { changed: false, rewound: rw.rewound, rewindLog: rw.lines, targetWalFromArchive: rewindArchiveFetches(rw.lines) };
   }
 
   const states = memberStates(region, info);
@@ -180,19 +183,52 @@ export async function demoteToStandby(
     if (dcs.config.standby_cluster != null) await patchDynamicConfig(info, etcdPort, { standby_cluster: null });
     await patchDynamicConfig(info, etcdPort, { standby_cluster: section });
   }
-  await patchDynamicConfig(info, etcdPort, { pause: null });
-  await waitFollowing(region, info, req, timeoutMs, since);
-  // Another member (a replica whose data predates the fork) may win the standby leader race while the former
-  // leader is still rewinding: the report waits for every pg_rewind started here to end.
-  const rw = await pollUntil(
-    timeoutMs,
-    async () => {
-      const r = rewindsSince(logsOf(region, info), since);
-      return r.running.length ? null : r;
-    },
-    async () => ({ message: `${region.name}/${name}: pg_rewind still running ${timeoutMs} ms after the cluster followed ${req.sourceRef}`, facts: { cluster: name } }),
-  );
-  return { changed: true, rewound: rw.rewound, rewindLog: rw.lines };
+  armOwnWalForRewind(region, info);
+  const demoted = info;
+  const rw = await withOwnWalDisarmed(region, info, async () => {
+    await patchDynamicConfig(demoted, etcdPort, { pause: null });
+    await waitFollowing(region, demoted, req, timeoutMs, since);
+    // Another member (a replica whose data predates the fork) may win the standby leader race while the former
+    // leader is still rewinding: the report waits for every pg_rewind started here to end.
+    return pollUntil(
+      timeoutMs,
+      async () => {
+        const r = rewindsSince(logsOf(region, demoted), since);
+        return r.running.length ? null : r;
+      },
+      async () => ({ message: `${region.name}/${name}: pg_rewind still running ${timeoutMs} ms after the cluster followed ${req.sourceRef}`, facts: { cluster: name } }),
+    );
+  });
+  return { changed: true, rewound: rw.rewound, rewindLog: rw.lines, targetWalFromArchive: rewindArchiveFetches(rw.lines) };
+}
+
+/**
+ * A former primary that archives gets, until its demotion ends, a restore_command that pg_rewind alone may use: its
+ * OWN WAL from its own prefix, which a member that kept running after the fork has recycled (rewind-wal.ts).
+ */
+function armOwnWalForRewind(region: RegionHandle, info: LocalClusterInfo): void {
+  const dir = clusterDir(region.cfg.dataDir, info.name);
+  const ownEnv = join(dir, 'walg', 'archive.env');
+  if (!info.archive || !existsSync(ownEnv)) return;
+  const u = lookupUser(runAsOf(region));
+  const owner = { uid: u.uid, gid: u.gid };
+  writeFileAtomic(rewindRestorePath(dir), rewindRestoreScript(shq(walgBin()), ownEnv), 0o700, owner);
+  armRewindRestore(info.members.map((m) => m.dataDir), rewindRestorePath(dir), owner);
+}
+
+/** Runs `work` and takes the rewind's restore_command out again, whether the demotion succeeded or pg_rewind failed. */
+async function withOwnWalDisarmed<T>(region: RegionHandle, info: LocalClusterInfo, work: () => Promise<T>): Promise<T> {
+  const u = lookupUser(runAsOf(region));
+  const disarm = () => disarmRewindRestore(info.members.map((m) => m.dataDir), { uid: u.uid, gid: u.gid });
+  try {
+    const r = await work();
+    disarm();
+    return r;
+  } catch (err) {
+    // A timeout keeps it: Patroni may still be about to rewind a member, and a retry of the demotion disarms it.
+    if (err instanceof RewindFailedError) disarm();
+    throw err;
+  }
 }
 
 const logsOf = (region: RegionHandle, info: LocalClusterInfo) =>
