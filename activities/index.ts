@@ -14,7 +14,7 @@ import { createRetainBackups } from './walg/retain-backups';
 import { createProveBackup } from './s3/prove-backup';
 import { createRestoreProof } from './walg/restore-proof';
 import { createFindBackupAtOrAfter } from './s3/find-backup-at-or-after';
-import { createFenceCluster, createUnfenceCluster, createRemoveStandbyConfig, createDemoteToStandby, createReadEpoch } from './sites/fence-cluster';
+import { createFenceCluster, createUnfenceCluster, createRemoveStandbyConfig, createDemoteToStandby, createReadEpoch, createArchiveFinalWal } from './sites/fence-cluster';
 import { createVerifyWritable } from './postgres/verify-writable';
 import { createWaitForStreaming } from './postgres/wait-for-streaming';
 import { createLastArchivedWal } from './s3/last-archived-wal';
@@ -61,6 +61,7 @@ export function createSiteActivities(deps: ActivityDeps) {
     s3FindBackupAtOrAfter: createFindBackupAtOrAfter(),
     siteFenceCluster: createFenceCluster(deps),
     siteUnfenceCluster: createUnfenceCluster(deps),
+    siteArchiveFinalWal: createArchiveFinalWal(deps),
     siteRemoveStandbyConfig: createRemoveStandbyConfig(deps),
     siteDemoteToStandby: createDemoteToStandby(deps),
     siteReadEpoch: createReadEpoch(deps),

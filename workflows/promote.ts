@@ -14,6 +14,7 @@ import { ApprovalGate } from './phases/approval-gate';
 import { refuse } from './phases/failures';
 import { assessLoss, validatePromotion, type PromotionPlan } from './phases/promote-assess';
 import { awaitPromotionApproval, fenceOldPrimary, NOT_YET_FENCED, type Fence } from './phases/promote-fence';
+import type { FinalWalPath } from './phases/promote-final-wal';
 import { nextEpoch, withEpoch } from './phases/fencing-epoch';
 import { checkArchive } from './phases/archive-check';
 import { checkLineage, proveReplay } from './phases/promote-lineage';
@@ -22,6 +23,7 @@ import { RunbookRecord } from './phases/runbook-record';
 import { keepStandbySlot, manageStandbySlots, releaseStandbySlot } from './phases/standby-slots';
 import type { forceBackup } from './force-backup';
 import type { fenceGuard } from './fence-guard';
+import type { ArchiveLocation } from '../activities/sites/site-driver';
 
 export async function promote(input: PromoteInput): Promise<PromoteResult> {
   const record = new RunbookRecord(RUNBOOK_NAMES.promote, String(input?.cluster ?? 'unknown'));
@@ -69,7 +71,7 @@ export async function promote(input: PromoteInput): Promise<PromoteResult> {
     // stopped, and one that crashed before the fence (no final LSN) stopped at a moment nobody measured.
     const writeDowntimeMs = plan.mode === 'planned' && zeroLossProven(fence, fenced.caughtUp) && fence.startedAt !== null
       ? Date.parse(writable.writtenAt) - fence.startedAt : null;
-    if (plan.mode === 'planned') await record.phase('rejoin-old-primary', () => rejoinOldPrimary(record, plan, fence, epoch));
+    if (plan.mode === 'planned') await record.phase('rejoin-old-primary', () => rejoinOldPrimary(record, plan, fence, epoch, fenced.finalWal));
     const backup = plan.takeBackup ? await record.phase('first-backup', () => takeFirstBackup(record, plan, writable.lsn)) : null;
     // The new timeline's history starts in this prefix with that backup: WAL-G checks a restore of it reaches now.
     const archiveCheck = backup && patched('archive-check')
@@ -83,12 +85,12 @@ export async function promote(input: PromoteInput): Promise<PromoteResult> {
     record.step('report', 'done',
       `Promoted ${plan.target.ref}: writable ${rtoMs} ms after approval by ${approval.approver}, timeline ${assessed.standbyTimeline} -> ${writable.timeline}, ` +
       `loss ${measuredRpoBytes ?? estimate.bytes ?? 'unknown'} bytes${measuredRpoBytes === null ? ' (estimated)' : ''}, fence ${fence.state}` +
-      `${writeDowntimeMs === null ? '' : `, writes stopped for ${writeDowntimeMs} ms`}${backup ? `, first backup ${backup.backupName}` : ''}.`);
+      `${writeDowntimeMs === null ? '' : `, writes stopped for ${writeDowntimeMs} ms`}${fenced.finalWal === 'archived' ? ', final WAL through the archive' : ''}${backup ? `, first backup ${backup.backupName}` : ''}.`);
     record.finish('succeeded');
     return {
       cluster: plan.target.ref, source: plan.source?.ref ?? null, mode: plan.mode, alreadyPromoted: false, estimate,
       fence: fence.state, approval, timelineBefore: assessed.standbyTimeline, timelineAfter: writable.timeline,
-      rtoMs, writeDowntimeMs, measuredRpoBytes, backup, archiveCheck, fenceGuard: guard, fencingEpoch: epoch ?? null, phaseDurationsMs: record.durations(),
+      rtoMs, writeDowntimeMs, measuredRpoBytes, backup, archiveCheck, ...(fenced.finalWal ? { finalWal: fenced.finalWal } : {}), fenceGuard: guard, fencingEpoch: epoch ?? null, phaseDurationsMs: record.durations(),
     };
   } catch (err) {
     record.failed(err, { changedAnything: changing });
@@ -143,13 +145,16 @@ async function verifyPromoted(record: RunbookRecord, plan: PromotionPlan, timeli
   return w;
 }
 
-async function rejoinOldPrimary(record: RunbookRecord, plan: PromotionPlan, fence: Fence, epoch: number | undefined): Promise<void> {
+async function rejoinOldPrimary(
+  record: RunbookRecord, plan: PromotionPlan, fence: Fence, epoch: number | undefined, finalWal: FinalWalPath | null,
+): Promise<void> {
   const source = plan.source!;
   if (fence.state !== 'CONFIRMED') {
     record.step('rejoin-old-primary', 'skipped', `${source.ref} was not confirmed fenced: not rejoining it automatically (run failback-reseed).`);
     return;
   }
   const promoted = await siteActivities(plan.target.site).siteDescribeCluster({ ref: plan.target.ref });
+  if (finalWal === 'archived') return followThroughArchive(record, plan, promoted!.archive, epoch);
   // The pair turns around: the promoted cluster's slot on the old primary goes, the old primary's on it comes first.
   let slotName: string | undefined;
   if (manageStandbySlots()) {
@@ -162,6 +167,24 @@ async function rejoinOldPrimary(record: RunbookRecord, plan: PromotionPlan, fenc
   });
   record.step('rejoin-old-primary', r.changed ? 'done' : 'already',
     `${source.ref} ${r.changed ? 'now follows' : 'already followed'} ${plan.target.ref} as a standby (streaming from ${promoted!.streamingEndpoint.host}:${promoted!.streamingEndpoint.port}).`);
+}
+
+/**
+ * The old primary follows the new one the way the standby followed it: from the new primary's archive prefix only
+ * (no route between the regions but S3), on the latest timeline. It stopped cleanly at the checkpoint where the new
+ * timeline begins, so no pg_rewind runs; the journal says whether Patroni ran one anyway. No slot is kept for it:
+ * nothing streams, and an unused slot would hold WAL on the new primary forever.
+ */
+async function followThroughArchive(record: RunbookRecord, plan: PromotionPlan, archive: ArchiveLocation, epoch: number | undefined): Promise<void> {
+  const source = plan.source!;
+  if (manageStandbySlots()) await releaseStandbySlot(record, source, plan.target.ref, `${plan.target.ref} was promoted`);
+  const r = await siteLongActivities(source.site, 300).siteDemoteToStandby({
+    ref: source.ref, sourceRef: plan.target.ref, fromArchive: { archive }, ...withEpoch(epoch),
+  });
+  record.step('rejoin-old-primary', r.changed ? 'done' : 'already',
+    `${source.ref} ${r.changed ? 'now follows' : 'already followed'} ${plan.target.ref} as a standby from its archive ${archive.walPrefix} only ` +
+    `(restore_command, latest timeline), ${r.rewound ? 'but Patroni ran pg_rewind' : 'without pg_rewind'}.`,
+    { follow: 'archive', walPrefix: archive.walPrefix, rewound: r.rewound });
 }
 
 async function takeFirstBackup(record: RunbookRecord, plan: PromotionPlan, notBeforeLsn: string): Promise<ForceBackupResult> {

@@ -1,8 +1,9 @@
 import type { ActivityDeps } from '../deps';
 import { keepHeartbeating } from '../keep-heartbeating';
-import type { DemoteRequest, DemoteResult, FenceResult, SiteDriver, StoredEpoch } from '../sites/site-driver';
+import type { DemoteRequest, DemoteResult, FenceResult, FinalWalResult, SiteDriver, StoredEpoch } from '../sites/site-driver';
 import { parseClusterRef } from '../../workflows/contracts/clusters';
 import { SiteUnreachableError } from '../../workflows/contracts/errors';
+import { parseLsn } from '../../workflows/contracts/lsn';
 import { claimEpoch, staleEpoch } from './epoch';
 
 /**
@@ -81,5 +82,19 @@ export function createDemoteToStandby(deps: ActivityDeps) {
     const driver = deps.driverFor(site);
     await claimEpoch(driver, input.ref, cluster, epoch, `make it a standby of ${req.sourceRef}`);
     return keepHeartbeating(`demoting ${input.ref}`, () => driver.demoteToStandby(cluster, req));
+  };
+}
+
+/**
+ * Puts a fenced primary's final WAL (up to and including its shutdown checkpoint) into its archive, for a standby
+ * that only reads the archive. Carries the switchover's epoch: a newer switchover refuses it, nothing pushed.
+ */
+export function createArchiveFinalWal(deps: ActivityDeps) {
+  return async function siteArchiveFinalWal(input: { ref: string; finalLsn: string } & WithEpoch): Promise<FinalWalResult> {
+    const { site, cluster } = parseClusterRef(input.ref);
+    parseLsn(input.finalLsn);
+    const driver = deps.driverFor(site);
+    await checkEpoch(driver, input.ref, cluster, input.epoch, 'archive its final WAL');
+    return keepHeartbeating(`archiving the final WAL of ${input.ref}`, () => driver.archiveFinalWal(cluster, input.finalLsn));
   };
 }

@@ -2,7 +2,7 @@
 import { Client as PgClient } from 'pg';
 import type { LocalSiteConfig } from './sites-file';
 import type {
-  BaseBackupRun, ClusterFacts, ClusterListing, CreateStandbyRequest, DemoteRequest, DemoteResult, FenceResult, FormerPrimaryAssessment,
+  BaseBackupRun, ClusterFacts, ClusterListing, CreateStandbyRequest, DemoteRequest, DemoteResult, FenceResult, FinalWalResult, FormerPrimaryAssessment,
   QuarantineRequest, QuarantineResult, ReseedRequest, ReseedResult, SecretValue, SiteDriver, StandbySource,
   DeleteClusterResult, EpochClaim, StoredEpoch, ReplicationSlotRow, StandbySlotResult,
 } from './site-driver';
@@ -172,6 +172,11 @@ export class LocalSiteDriver implements SiteDriver {
       fromArchive: req.fromArchive && { s3: req.fromArchive.archive.s3, walPrefix: req.fromArchive.archive.walPrefix },
       slotName: req.slotName,
     });
+  }
+
+  /** The partial segment holding a fenced primary's shutdown checkpoint, pushed to its archive (local/final-wal.ts). */
+  async archiveFinalWal(cluster: string, finalLsn: string): Promise<FinalWalResult> {
+    return this.region.archiveFinalWal(cluster, finalLsn);
   }
 
   /** Control file, pg_waldump and pg_wal of the (former) leader, or SQL when it runs (local/former-primary.ts). */

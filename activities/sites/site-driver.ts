@@ -129,6 +129,18 @@ export interface FenceResult {
   detail: string;
 }
 
+/** The old primary's final WAL put in its archive after a clean stop (archive-only switchover). */
+export interface FinalWalResult {
+  /** false: the archive already held the shutdown checkpoint (an earlier attempt pushed it). */
+  changed: boolean;
+  /** The segment(s) holding the shutdown checkpoint record, pushed as they are in pg_wal (partial). */
+  segments: string[];
+  timeline: number;
+  /** Where the checkpoint record ends: the new timeline of a standby that replays it starts there. */
+  checkpointEndLsn: string;
+  walPrefix: string;
+}
+
 export interface DemoteRequest {
   /** The cluster it will follow, `<site>/<cluster>`. */
   sourceRef: string;
@@ -291,6 +303,11 @@ export interface SiteDriver {
    * superuser credentials against the source: they must equal the source's); `rewound` says whether it was.
    */
   demoteToStandby(cluster: string, req: DemoteRequest): Promise<DemoteResult>;
+  /**
+   * A fenced, cleanly stopped primary: put the segment holding its shutdown checkpoint (`finalLsn`, from the fence)
+   * into its archive, so a standby that only reads the archive can replay it. Already there is `changed: false`.
+   */
+  archiveFinalWal(cluster: string, finalLsn: string): Promise<FinalWalResult>;
   /** Read-only facts about a former primary for the rewind-or-reseed decision. Works with Patroni and Postgres dead. */
   assessFormerPrimary(cluster: string): Promise<FormerPrimaryAssessment>;
   /**

@@ -8,7 +8,7 @@ import { Client as PgClient, type ClientConfig } from 'pg';
 import type { ZalandoSiteConfig } from './sites-file';
 import type {
   ReplicationSlotRow, StandbySlotResult,
-  ArchiveLocation, BaseBackupRun, ClusterFacts, ClusterListing, CreateStandbyRequest, DemoteRequest, DemoteResult, FenceResult, FormerPrimaryAssessment,
+  ArchiveLocation, BaseBackupRun, ClusterFacts, ClusterListing, CreateStandbyRequest, DemoteRequest, DemoteResult, FenceResult, FinalWalResult, FormerPrimaryAssessment,
   QuarantineRequest, QuarantineResult, ReseedRequest, ReseedResult, SecretValue, SiteDriver, StandbySource, StreamingEndpoint,
   DeleteClusterResult, EpochClaim, StoredEpoch,
 } from './site-driver';
@@ -547,6 +547,14 @@ export class ZalandoSiteDriver implements SiteDriver {
   // Failback through the operator lives in zalando/failback.ts.
   demoteToStandby(cluster: string, req: DemoteRequest): Promise<DemoteResult> {
     return demoteToStandby(this, cluster, req);
+  }
+
+  /** Not built for pods yet: a planned switchover to an archive-only standby of a zalando cluster is refused. */
+  async archiveFinalWal(cluster: string): Promise<FinalWalResult> {
+    throw new PreconditionFailedError(
+      `${this.site}/${cluster}: pushing the final WAL segment after a fence is not built for zalando sites yet; give its standby a streaming path (method "both") or use mode "unplanned"`,
+      { cluster },
+    );
   }
 
   assessFormerPrimary(cluster: string): Promise<FormerPrimaryAssessment> {

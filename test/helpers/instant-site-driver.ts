@@ -120,6 +120,7 @@ export class InstantSiteDriver implements SiteDriver {
   fenceCluster(): never { return this.unsupported('fence'); }
   unfenceCluster(): never { return this.unsupported('fence'); }
   demoteToStandby(): never { return this.unsupported('demote'); }
+  archiveFinalWal(): never { return this.unsupported('archive final WAL'); }
   assessFormerPrimary(): never { return this.unsupported('assess former primaries'); }
   quarantineWal(): never { return this.unsupported('quarantine WAL'); }
   reseedAsStandby(): never { return this.unsupported('reseed'); }

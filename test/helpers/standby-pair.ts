@@ -25,13 +25,14 @@ export async function createSource(ref: string, opts: { members?: number } = {})
 
 /**
  * `eu/acid-<name>` archiving with a base backup, and `us/acid-<name>` streaming from it with archive fallback, both
- * with `members` members (default 2; 1 where a replica adds nothing to what a test proves).
+ * with `members` members (default 2; 1 where a replica adds nothing to what a test proves). `archiveOnly`: the
+ * standby has no streaming source at all, as across regions whose only path is S3.
  */
-export async function createStandbyPair(name: string, opts: { members?: number } = {}): Promise<StandbyPair> {
+export async function createStandbyPair(name: string, opts: { members?: number; archiveOnly?: boolean } = {}): Promise<StandbyPair> {
   const pair = { source: `eu/acid-${name}`, standby: `us/acid-${name}` };
   const src = driverOf(pair.source);
   const dst = driverOf(pair.standby);
-  const archive = await createSource(pair.source, opts);
+  const archive = await createSource(pair.source, { members: opts.members });
   for (const user of await src.driver.listSecretUsers(src.cluster)) {
     await dst.driver.writeSecret(dst.cluster, user, (await src.driver.readSecret(src.cluster, user))!);
   }
@@ -39,7 +40,7 @@ export async function createStandbyPair(name: string, opts: { members?: number }
   await dst.driver.createStandbyCluster({
     cluster: dst.cluster,
     sourceRef: pair.source,
-    fromHost: facts.streamingEndpoint,
+    ...(opts.archiveOnly ? {} : { fromHost: facts.streamingEndpoint }),
     fromArchive: { archive: facts.archive, backupName: (await listCompleteBackups(src.driver.cfg.s3, archive)).pop()!.name },
     ...(opts.members ? { like: { pgVersion: 15, instances: opts.members } } : {}),
   });

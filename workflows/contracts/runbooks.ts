@@ -180,6 +180,8 @@ export interface PromoteResult {
    * before the marker). Null when unplanned (the outage began with the loss).
    */
   writeDowntimeMs: number | null;
+  /** Planned: how the old primary's final WAL reached the standby (streamed, or its last segment pushed to the archive). */
+  finalWal?: 'streamed' | 'archived' | null;
   /** Bytes of WAL the source had that the promoted cluster does not (measured when the source was reachable). */
   measuredRpoBytes: number | null;
   backup: ForceBackupResult | null;

@@ -1,5 +1,6 @@
 // promote, before anything changes: what is being promoted, from which source, and how much data a promotion
 // now would lose, measured against the live source or, when it is gone, the newest WAL in its archive.
+import { patched } from '@temporalio/workflow';
 import { control, siteActivities, siteProbeActivities } from '../activity-proxies';
 import { parseClusterRef, type ClusterRef } from '../contracts/clusters';
 import { BadInputError, ClusterNotFoundError, PreconditionFailedError } from '../contracts/errors';
@@ -9,6 +10,9 @@ import type { ApprovalRecord, LossEstimate, PromoteInput, PromoteMode } from '..
 import { check, failureFacts, refuse } from './failures';
 import type { RunbookRecord } from './runbook-record';
 import type { ClusterFacts } from '../../activities/sites/site-driver';
+
+/** Planned switchovers of standbys that do not stream: the final WAL segment goes through the archive. */
+export const ARCHIVE_SWITCHOVER_PATCH = 'archive-only-switchover';
 
 export interface PromotionPlan {
   target: ClusterRef & { ref: string; facts: ClusterFacts };
@@ -88,7 +92,10 @@ export async function validatePromotion(record: RunbookRecord, input: PromoteInp
   if (!alreadyPromoted && !sourceRef) {
     refuse(new BadInputError(`${input.cluster} does not record which cluster it replays from: name it with "source": "<site>/<cluster>"`));
   }
-  if (!alreadyPromoted && parsed.mode === 'planned' && !facts.standbySource?.host) {
+  // A standby that replays the archive switches over through it (the fenced source pushes its final segment);
+  // runs started before that existed refused it (patch marker).
+  if (!alreadyPromoted && parsed.mode === 'planned' && !facts.standbySource?.host &&
+    !(facts.standbySource?.walPrefix && patched(ARCHIVE_SWITCHOVER_PATCH))) {
     refuse(new PreconditionFailedError(
       `${input.cluster} replays from the archive only: a planned switchover needs streaming (the source's last WAL segment never reaches the archive on shutdown); use mode "unplanned", or provision the standby with method "both"`,
     ));

@@ -6,6 +6,7 @@ import { siteActivities, siteLongActivities, siteProbeActivities } from '../acti
 import type { ApprovalRecord, FenceState, LossEstimate } from '../contracts/runbooks';
 import { failureFacts } from './failures';
 import { withEpoch } from './fencing-epoch';
+import { archiveFinalWal, chooseFinalWalPath, type FinalWalPath } from './promote-final-wal';
 import type { ApprovalGate } from './approval-gate';
 import type { PromotionPlan } from './promote-assess';
 import type { RunbookRecord } from './runbook-record';
@@ -22,16 +23,16 @@ export interface Fence {
   epoch?: number;
 }
 
-/** `caughtUp`: planned, the standby replayed past the old primary's shutdown checkpoint (the zero-loss proof). */
+/**
+ * `caughtUp`: planned, the standby replayed past the old primary's shutdown checkpoint (the zero-loss proof).
+ * `finalWal`: planned, whether that WAL was streamed or went through the archive (promote-final-wal.ts).
+ */
 export async function fenceOldPrimary(
   record: RunbookRecord, plan: PromotionPlan, estimate: LossEstimate, epoch?: number,
-): Promise<{ fence: Fence; estimate: LossEstimate; caughtUp: boolean }> {
+): Promise<{ fence: Fence; estimate: LossEstimate; caughtUp: boolean; finalWal: FinalWalPath | null }> {
   const source = plan.source!;
-  if (plan.mode === 'planned') {
-    // Checked before stopping anything: only a connected receiver gets the old primary's last WAL.
-    const s = await siteLongActivities(plan.target.site, 60).postgresWaitForStreaming({ ref: plan.target.ref, timeoutSeconds: 60 });
-    record.step('check-streaming', 'done', `Standby ${plan.target.ref} streams from ${s.senderHost}:${s.senderPort}.`);
-  }
+  // Checked before stopping anything: only a connected receiver gets the old primary's last WAL by streaming.
+  const finalWal = plan.mode === 'planned' ? await chooseFinalWalPath(record, plan) : null;
   let result: FenceResult | null = null;
   let why = '';
   const startedAt = Date.now();
@@ -49,7 +50,15 @@ export async function fenceOldPrimary(
     ? `Fenced ${source.ref}: ${result.detail} Fence ${fence.state}${result.finalLsn ? `, last checkpoint ${result.finalLsn}` : ''}.`
     : `Could not fence ${source.ref} (${why}): fence UNCONFIRMED — it may still take writes if its region comes back.`,
     { fence: fence.state, finalLsn: result?.finalLsn ?? null });
-  if (plan.mode !== 'planned' || !result?.finalLsn) return { fence, estimate, caughtUp: false };
+  if (plan.mode !== 'planned' || !result?.finalLsn) return { fence, estimate, caughtUp: false, finalWal };
+  if (finalWal === 'archived') {
+    try {
+      await archiveFinalWal(record, plan, { ...result, finalLsn: result.finalLsn }, epoch);
+    } catch (err) {
+      await liftFence(record, plan, fence, 'its final WAL did not reach the archive');
+      throw err;
+    }
+  }
 
   // Planned: the standby must replay everything the old primary wrote, up to its shutdown checkpoint. Writes are
   // stopped while it waits, so it looks every 100 ms: usually the standby is there already or within a few.
@@ -63,10 +72,11 @@ export async function fenceOldPrimary(
     await liftFence(record, plan, fence, 'the standby did not catch up');
     throw err;
   }
-  record.step('catch-up', 'done', `Standby ${plan.target.ref} replayed to ${caughtUp.replayedLsn}, past the old primary's last checkpoint ${result.finalLsn}: nothing will be lost.`,
-    { replayedLsn: caughtUp.replayedLsn, finalLsn: result.finalLsn });
+  record.step('catch-up', 'done', `Standby ${plan.target.ref} replayed to ${caughtUp.replayedLsn}, past the old primary's last checkpoint ${result.finalLsn}` +
+    `${finalWal === 'archived' ? ' (fetched from the archive by its restore_command)' : ''}: nothing will be lost.`,
+    { replayedLsn: caughtUp.replayedLsn, finalLsn: result.finalLsn, ...(finalWal === 'archived' ? { finalWal } : {}) });
   return {
-    fence, caughtUp: true,
+    fence, caughtUp: true, finalWal,
     estimate: { ...estimate, sourceLsn: result.finalLsn, standbyReplayedLsn: caughtUp.replayedLsn, bytes: 0, seconds: 0, withinPolicy: true },
   };
 }

@@ -21,12 +21,13 @@ import { leaderOf, patroniGet, type PatroniClusterMember, type PatroniClusterVie
 import { lookupUser } from './processes';
 import { ensureBucket } from './s3-server';
 import { SecretStore, type Credentials } from './secret-store';
-import type { DemoteResult, FenceResult, FormerPrimaryAssessment, QuarantineRequest, QuarantineResult, ReseedResult } from '../site-driver';
+import type { DemoteResult, FenceResult, FinalWalResult, FormerPrimaryAssessment, QuarantineRequest, QuarantineResult, ReseedResult } from '../site-driver';
 import { assessFormerPrimary } from './former-primary';
 import { quarantineWal } from './quarantine-wal';
 import { reseedAsStandby, type ReseedSpec } from './reseed';
 import { fenceCluster, unfenceCluster, type FenceOptions, type UnfenceOptions } from './fencing';
 import { demoteToStandby, promoteStandbyCluster, type DemoteSpec } from './standby-switch';
+import { archiveFinalWal } from './final-wal';
 import { runCommand, walgScriptPaths, walPrefixFor, type RunResult } from './walg-env';
 
 export type LocalRegionConfig = LocalSiteConfig & { name: string };
@@ -281,6 +282,10 @@ export class LocalRegion {
 
   demoteToStandby(name: string, req: DemoteSpec, opts?: { timeoutMs?: number }): Promise<DemoteResult> {
     return demoteToStandby(this, name, req, opts);
+  }
+
+  archiveFinalWal(name: string, finalLsn: string): Promise<FinalWalResult> {
+    return archiveFinalWal(this, name, finalLsn);
   }
 
   // ---- failback of a former primary (former-primary.ts, quarantine-wal.ts, reseed.ts) ----------------------
