@@ -28,9 +28,16 @@ export async function fenceOldPrimary(
 ): Promise<{ fence: Fence; estimate: LossEstimate; caughtUp: boolean }> {
   const source = plan.source!;
   if (plan.mode === 'planned') {
-    // Checked before stopping anything: only a connected receiver gets the old primary's last WAL.
-    const s = await siteLongActivities(plan.target.site, 60).postgresWaitForStreaming({ ref: plan.target.ref, timeoutSeconds: 60 });
-    record.step('check-streaming', 'done', `Standby ${plan.target.ref} streams from ${s.senderHost}:${s.senderPort}.`);
+    // Checked before stopping anything: only a connected receiver gets the old primary's last WAL, and only from the
+    // source's current leader (after a switchover inside the source, the standby's host may be a replica now).
+    const leader = patched('streaming-from-source-leader')
+      ? (await siteProbeActivities(source.site, plan.regionTimeoutSeconds).siteDescribeCluster({ ref: source.ref }))?.streamingEndpoint
+      : undefined;
+    const s = await siteLongActivities(plan.target.site, 60).postgresWaitForStreaming({
+      ref: plan.target.ref, timeoutSeconds: 60, ...(leader ? { sourceLeader: { sourceRef: source.ref, endpoint: leader } } : {}),
+    });
+    record.step('check-streaming', 'done', `Standby ${plan.target.ref} streams from ${s.senderHost}:${s.senderPort}` +
+      `${s.fromSourceLeader ? `, the leader of ${source.ref}` : ''}.`);
   }
   let result: FenceResult | null = null;
   let why = '';
