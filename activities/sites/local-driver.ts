@@ -4,7 +4,7 @@ import type { LocalSiteConfig } from './sites-file';
 import type {
   BaseBackupRun, ClusterFacts, ClusterListing, CreateStandbyRequest, DemoteRequest, DemoteResult, FenceResult, FormerPrimaryAssessment,
   QuarantineRequest, QuarantineResult, ReseedRequest, ReseedResult, SecretValue, SiteDriver, StandbySource,
-  DeleteClusterResult, EpochClaim, StoredEpoch, ReplicationSlotRow, StandbySlotResult,
+  DeleteClusterResult, EpochClaim, StoredEpoch, ReplicationSlotRow, StandbySlotResult, PromoteOutcome,
 } from './site-driver';
 import { patroniRole } from './site-driver';
 import { memberStateRunning } from './patroni-states';
@@ -148,7 +148,7 @@ export class LocalSiteDriver implements SiteDriver {
   }
 
   /** Promotion: `standby_cluster` removed from Patroni's config, then a writable primary awaited (NotReadyError). */
-  async removeStandbyConfig(cluster: string): Promise<{ changed: boolean }> {
+  async removeStandbyConfig(cluster: string): Promise<PromoteOutcome> {
     return this.region.promoteCluster(cluster);
   }
 

@@ -25,3 +25,15 @@ export function patroniMajorOf(version: string | undefined): number | null {
 /** The `spilo-role` Spilo gives the primary's pod under a Patroni of this version. */
 export const spiloPrimaryLabelFor = (version: string | undefined): 'master' | 'primary' =>
   (patroniMajorOf(version) ?? 0) >= 4 ? 'primary' : 'master';
+
+/**
+ * Patroni 4 has `patronictl promote-cluster`: a PATCH of `standby_cluster` to null sent to the leader's REST API,
+ * then a wait for the leader to run as primary. 3.0.2 has no such command; the same PATCH goes to any member.
+ */
+export const hasPromoteCluster = (version: string | undefined): boolean => (patroniMajorOf(version) ?? 0) >= 4;
+
+/** The promotion path as the journal and the run result name it. */
+export function promotePathFor(version: string | undefined): string {
+  if (!version) return 'Patroni version unknown: PATCH standby_cluster=null';
+  return hasPromoteCluster(version) ? `Patroni ${version}: promote-cluster semantics` : `Patroni ${version}: PATCH standby_cluster=null`;
+}

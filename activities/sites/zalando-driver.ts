@@ -7,13 +7,13 @@
 import { Client as PgClient, type ClientConfig } from 'pg';
 import type { ZalandoSiteConfig } from './sites-file';
 import type {
-  ReplicationSlotRow, StandbySlotResult,
+  ReplicationSlotRow, StandbySlotResult, PromoteOutcome,
   ArchiveLocation, BaseBackupRun, ClusterFacts, ClusterListing, CreateStandbyRequest, DemoteRequest, DemoteResult, FenceResult, FormerPrimaryAssessment,
   QuarantineRequest, QuarantineResult, ReseedRequest, ReseedResult, SecretValue, SiteDriver, StandbySource, StreamingEndpoint,
   DeleteClusterResult, EpochClaim, StoredEpoch,
 } from './site-driver';
 import { patroniRole } from './site-driver';
-import { isSpiloPrimaryLabel, memberStateRunning } from './patroni-states';
+import { isSpiloPrimaryLabel, memberStateRunning, promotePathFor } from './patroni-states';
 import { assessFormerPrimary, demoteToStandby, quarantineWal, reseedAsStandby } from './zalando/failback';
 import { dropZalandoSlot, ensureZalandoSlot, listZalandoSlots } from './zalando/slots';
 import { alreadyScaledDown, fencedMarkOf, fenceWithoutPatroni, unfenceScaledDown } from './zalando/fence-without-patroni';
@@ -390,7 +390,7 @@ export class ZalandoSiteDriver implements SiteDriver {
    * The operator's way first (remove spec.standby, wait for its rolling update), then Patroni checked directly:
    * the operator's own PATCH of standby_cluster is not retried when it fails, so the runbook makes it when needed.
    */
-  async removeStandbyConfig(cluster: string): Promise<{ changed: boolean }> {
+  async removeStandbyConfig(cluster: string): Promise<PromoteOutcome> {
     const pg = await this.getPostgresql(cluster);
     if (!pg) throw new PreconditionFailedError(`${this.site}/${cluster} does not exist`, { cluster });
     let changed = false;
@@ -401,6 +401,10 @@ export class ZalandoSiteDriver implements SiteDriver {
     }
     const leader = await this.leaderPod(cluster);
     if (!leader) throw new SiteUnreachableError(`${this.site}/${cluster}: no Patroni leader answers`, { cluster });
+    // Sent to the leader, as Patroni 4's promote-cluster does (3.x takes it the same way).
+    const node = await this.patroni<{ patroni?: { version?: string } }>(leader.pod, 'GET', '/patroni');
+    const patroniVersion = node?.body?.patroni?.version;
+    const outcome = () => ({ changed, ...(patroniVersion ? { patroniVersion } : {}), promotePath: promotePathFor(patroniVersion) });
     const config = await this.patroni<Record<string, unknown>>(leader.pod, 'GET', '/config');
     if (config?.body && config.body.standby_cluster != null) {
       const r = await this.patroni(leader.pod, 'PATCH', '/config', { standby_cluster: null });
@@ -410,7 +414,7 @@ export class ZalandoSiteDriver implements SiteDriver {
     const deadline = Date.now() + 120_000;
     while (Date.now() < deadline) {
       const l = await this.leaderPod(cluster);
-      if (l && patroniRole(l.member.role) === 'primary' && memberStateRunning(l.member.state)) return { changed };
+      if (l && patroniRole(l.member.role) === 'primary' && memberStateRunning(l.member.state)) return outcome();
       await sleep(500);
     }
     throw new WaitTimedOutError(`${this.site}/${cluster}: Patroni's leader did not become primary within 120 s of removing standby_cluster`, { cluster });

@@ -13,6 +13,7 @@ import {
   copySecrets, driverFor, log, patroniLogSince, patroniNode, sleep, sql, startRegions, stopRegions, tmp, waitFor, waitForMarker,
   walRecordAt, Writer,
 } from './switchover-helpers';
+import { expectedPromotePath } from '../helpers/patroni-version';
 
 const east = driverFor('east', 30100);
 const west = driverFor('west', 30200);
@@ -94,6 +95,7 @@ describe('planned switchover A (east) -> B (west), then A follows B', () => {
     const bAfter = await patroniNode(west, 'acid-b');
     log(`removeStandbyConfig(B): ${promoteMs} ms to /primary 200, first write ${firstWriteMs} ms; timeline ${bBefore.timeline} -> ${bAfter.timeline}`);
     expect(promote.changed).toBe(true);
+    expect(promote.promotePath).toMatch(expectedPromotePath());
     expect(PRIMARY_NODE_ROLES).toContain(bAfter.role);
     expect(bAfter.timeline).toBe((bBefore.timeline ?? 0) + 1);
     const history = (await sql<{ h: string }>(west, 'acid-b', `select pg_read_file('pg_wal/0000000${bAfter.timeline}.history') as h`))[0].h;
