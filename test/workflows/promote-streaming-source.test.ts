@@ -48,10 +48,13 @@ describe('promote (planned) checks where the standby streams from', () => {
     const candidate = members.find((m) => m.name !== oldLeader.name)!;
     expect(await until('standby streams from the source leader', async () => ((await senderPort(pair!.standby)) === oldLeader.pgPort ? true : null))).toBe(true);
 
-    const sw = await fetch(`${oldLeader.restUrl}/switchover`, {
-      method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ leader: oldLeader.name, candidate: candidate.name }),
-    });
-    expect(sw.status).toBe(200);
+    // Patroni answers 503 while the candidate is not yet a healthy, caught-up replica: asked again until it takes it.
+    expect(await until('the source takes a switchover to the candidate', async () => {
+      const sw = await fetch(`${oldLeader.restUrl}/switchover`, {
+        method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ leader: oldLeader.name, candidate: candidate.name }),
+      });
+      return sw.status === 200 ? sw.status : null;
+    })).toBe(200);
     await until('the candidate leads the source as a primary', async () =>
       ((await eu.region.leaderMember(cluster))?.name === candidate.name && (await roleOf(pair!.source)) === 'primary' ? true : null));
     // The standby's host still names the old leader, a replica now: it reconnects there and cascades.
