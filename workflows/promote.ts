@@ -65,7 +65,7 @@ export async function promote(input: PromoteInput): Promise<PromoteResult> {
     // the moment its site answers, even while this run is still promoting (runs before this change started it last).
     const guardFirst = fence.state === 'UNCONFIRMED' && patched('fence-guard-before-promotion');
     const earlyGuard = guardFirst ? await guardOldPrimary(record, plan, assessed.standbyTimeline + 1, epoch) : null;
-    await record.phase('promote', () => promoteStandby(record, plan, epoch));
+    const promotePath = await record.phase('promote', () => promoteStandby(record, plan, epoch));
     const writable = await record.phase('verify', () => verifyPromoted(record, plan, assessed.standbyTimeline));
     // Writes stopped at the fence only if it stopped the old primary cleanly: an unconfirmed one may never have
     // stopped, and one that crashed before the fence (no final LSN) stopped at a moment nobody measured.
@@ -90,7 +90,7 @@ export async function promote(input: PromoteInput): Promise<PromoteResult> {
     return {
       cluster: plan.target.ref, source: plan.source?.ref ?? null, mode: plan.mode, alreadyPromoted: false, estimate,
       fence: fence.state, approval, timelineBefore: assessed.standbyTimeline, timelineAfter: writable.timeline,
-      rtoMs, writeDowntimeMs, measuredRpoBytes, backup, archiveCheck, ...(fenced.finalWal ? { finalWal: fenced.finalWal } : {}), fenceGuard: guard, fencingEpoch: epoch ?? null, phaseDurationsMs: record.durations(),
+      rtoMs, writeDowntimeMs, measuredRpoBytes, backup, archiveCheck, ...(fenced.finalWal ? { finalWal: fenced.finalWal } : {}), fenceGuard: guard, fencingEpoch: epoch ?? null, promotePath, phaseDurationsMs: record.durations(),
     };
   } catch (err) {
     record.failed(err, { changedAnything: changing });
@@ -128,11 +128,14 @@ async function guardOldPrimary(
   return workflowId;
 }
 
-async function promoteStandby(record: RunbookRecord, plan: PromotionPlan, epoch: number | undefined): Promise<void> {
+async function promoteStandby(record: RunbookRecord, plan: PromotionPlan, epoch: number | undefined): Promise<string | null> {
   const r = await siteLongActivities(plan.target.site, 300).siteRemoveStandbyConfig({ ref: plan.target.ref, ...withEpoch(epoch) });
+  const path = r.promotePath ? ` (${r.promotePath})` : '';
   record.step('remove-standby-config', r.changed ? 'done' : 'already', r.changed
-    ? `Removed standby_cluster from ${plan.target.ref}'s Patroni config: its standby leader promoted.`
-    : `${plan.target.ref} had no standby_cluster left in Patroni's config (promoted by an earlier attempt).`);
+    ? `Removed standby_cluster from ${plan.target.ref}'s Patroni config: its standby leader promoted${path}.`
+    : `${plan.target.ref} had no standby_cluster left in Patroni's config (promoted by an earlier attempt)${path}.`,
+    r.promotePath ? { promotePath: r.promotePath, patroniVersion: r.patroniVersion ?? null } : undefined);
+  return r.promotePath ?? null;
 }
 
 async function verifyPromoted(record: RunbookRecord, plan: PromotionPlan, timelineBefore: number) {

@@ -1,6 +1,6 @@
 import type { ActivityDeps } from '../deps';
 import { keepHeartbeating } from '../keep-heartbeating';
-import type { DemoteRequest, DemoteResult, FenceResult, FinalWalResult, SiteDriver, StoredEpoch } from '../sites/site-driver';
+import type { DemoteRequest, DemoteResult, FenceResult, FinalWalResult, PromoteOutcome, SiteDriver, StoredEpoch } from '../sites/site-driver';
 import { parseClusterRef } from '../../workflows/contracts/clusters';
 import { SiteUnreachableError } from '../../workflows/contracts/errors';
 import { parseLsn } from '../../workflows/contracts/lsn';
@@ -66,7 +66,7 @@ export function createUnfenceCluster(deps: ActivityDeps) {
  * The promotion's epoch is recorded on it first (compare-and-set): a higher one stored meanwhile refuses.
  */
 export function createRemoveStandbyConfig(deps: ActivityDeps) {
-  return async function siteRemoveStandbyConfig(input: { ref: string } & WithEpoch): Promise<{ changed: boolean }> {
+  return async function siteRemoveStandbyConfig(input: { ref: string } & WithEpoch): Promise<PromoteOutcome> {
     const { site, cluster } = parseClusterRef(input.ref);
     const driver = deps.driverFor(site);
     await claimEpoch(driver, input.ref, cluster, input.epoch, 'promote it');

@@ -4,9 +4,10 @@ import type { LocalSiteConfig } from './sites-file';
 import type {
   BaseBackupRun, ClusterFacts, ClusterListing, CreateStandbyRequest, DemoteRequest, DemoteResult, FenceResult, FinalWalResult, FormerPrimaryAssessment,
   QuarantineRequest, QuarantineResult, ReseedRequest, ReseedResult, SecretValue, SiteDriver, StandbySource,
-  DeleteClusterResult, EpochClaim, StoredEpoch, ReplicationSlotRow, StandbySlotResult,
+  DeleteClusterResult, EpochClaim, StoredEpoch, ReplicationSlotRow, StandbySlotResult, PromoteOutcome,
 } from './site-driver';
 import { patroniRole } from './site-driver';
+import { memberStateRunning } from './patroni-states';
 import { runLocalBaseBackup } from './local/base-backup';
 import { LocalRegion } from './local/region';
 import { dropStandbySlot, ensureStandbySlot, replicationSlots } from './local/standby-slots';
@@ -47,8 +48,8 @@ export class LocalSiteDriver implements SiteDriver {
     const members = info.members.map((m) => {
       const seen = view?.members?.find((x) => x.name === m.name);
       let state = seen?.state ?? 'unreachable';
-      if (seen && refused.has(m.name) && ['running', 'streaming', 'starting'].includes(state)) state = 'stopped';
-      return { name: m.name, role: patroniRole(seen?.role), state, healthy: state === 'running' || state === 'streaming' };
+      if (seen && refused.has(m.name) && (memberStateRunning(state) || state === 'starting')) state = 'stopped';
+      return { name: m.name, role: patroniRole(seen?.role), state, healthy: memberStateRunning(state) };
     });
     const leader = view?.members?.find((x) => (x.role === 'leader' || x.role === 'standby_leader') && !refused.has(x.name));
     const leaderInfo = leader && info.members.find((m) => m.name === leader.name);
@@ -151,7 +152,7 @@ export class LocalSiteDriver implements SiteDriver {
   }
 
   /** Promotion: `standby_cluster` removed from Patroni's config, then a writable primary awaited (NotReadyError). */
-  async removeStandbyConfig(cluster: string): Promise<{ changed: boolean }> {
+  async removeStandbyConfig(cluster: string): Promise<PromoteOutcome> {
     return this.region.promoteCluster(cluster);
   }
 

@@ -80,6 +80,15 @@ export interface ClusterFacts {
   drill?: string;
 }
 
+/** What removing `standby_cluster` did, and on which Patroni (read from the leader's GET /patroni). */
+export interface PromoteOutcome {
+  changed: boolean;
+  /** `patroni.version` of the leader that was promoted; absent when it did not say. */
+  patroniVersion?: string;
+  /** e.g. "Patroni 4.1.5: promote-cluster semantics" or "Patroni 3.0.2: PATCH standby_cluster=null". */
+  promotePath?: string;
+}
+
 /** Endpoint a streaming standby connects to (the source leader, or a stable service in front of it). */
 export interface StreamingEndpoint {
   host: string;
@@ -292,7 +301,7 @@ export interface SiteDriver {
    */
   runBaseBackup(cluster: string, onProgress: (detail: string) => void, signal?: AbortSignal): Promise<BaseBackupRun>;
   /** PATCH Patroni's /config with {"standby_cluster": null}: the standby leader promotes. `changed: false` when none was set. */
-  removeStandbyConfig(cluster: string): Promise<{ changed: boolean }>;
+  removeStandbyConfig(cluster: string): Promise<PromoteOutcome>;
   /** Stop writes: pause Patroni (so it does not restart Postgres) and stop Postgres fast on every member, leader last. */
   fenceCluster(cluster: string): Promise<FenceResult>;
   /** Lift a fence: resume Patroni, which starts Postgres again in the role it had. */

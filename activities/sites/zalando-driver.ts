@@ -7,12 +7,13 @@
 import { Client as PgClient, type ClientConfig } from 'pg';
 import type { ZalandoSiteConfig } from './sites-file';
 import type {
-  ReplicationSlotRow, StandbySlotResult,
+  ReplicationSlotRow, StandbySlotResult, PromoteOutcome,
   ArchiveLocation, BaseBackupRun, ClusterFacts, ClusterListing, CreateStandbyRequest, DemoteRequest, DemoteResult, FenceResult, FinalWalResult, FormerPrimaryAssessment,
   QuarantineRequest, QuarantineResult, ReseedRequest, ReseedResult, SecretValue, SiteDriver, StandbySource, StreamingEndpoint,
   DeleteClusterResult, EpochClaim, StoredEpoch,
 } from './site-driver';
 import { patroniRole } from './site-driver';
+import { isSpiloPrimaryLabel, memberStateRunning, promotePathFor } from './patroni-states';
 import { assessFormerPrimary, demoteToStandby, quarantineWal, reseedAsStandby } from './zalando/failback';
 import { dropZalandoSlot, ensureZalandoSlot, listZalandoSlots } from './zalando/slots';
 import { alreadyScaledDown, fencedMarkOf, fenceWithoutPatroni, unfenceScaledDown } from './zalando/fence-without-patroni';
@@ -126,7 +127,8 @@ export class ZalandoSiteDriver implements SiteDriver {
 
   /** Patroni's view of the cluster and its dynamic config, from the first pod whose Patroni answers. */
   async patroniView(pods: PodObject[]): Promise<{ members: PatroniMember[]; config: Record<string, unknown> | null; via: PodObject } | null> {
-    const ordered = [...pods].sort((a, b) => Number(b.metadata.labels?.['spilo-role'] === 'master') - Number(a.metadata.labels?.['spilo-role'] === 'master'));
+    const primaryFirst = (p: PodObject) => Number(isSpiloPrimaryLabel(p.metadata.labels?.['spilo-role']));
+    const ordered = [...pods].sort((a, b) => primaryFirst(b) - primaryFirst(a));
     for (const pod of ordered) {
       const c = await this.patroni<{ members?: PatroniMember[] }>(pod, 'GET', '/cluster');
       if (c?.status === 200 && c.body?.members) {
@@ -162,9 +164,9 @@ export class ZalandoSiteDriver implements SiteDriver {
     const members = pods.map((p) => {
       const seen = view?.members.find((m) => m.name === p.metadata.name);
       const state = seen?.state ?? 'unreachable';
-      return { name: p.metadata.name, role: patroniRole(seen?.role), state, healthy: state === 'running' || state === 'streaming' };
+      return { name: p.metadata.name, role: patroniRole(seen?.role), state, healthy: memberStateRunning(state) };
     });
-    const leader = view?.members.find((m) => isLeader(m) && m.state === 'running');
+    const leader = view?.members.find((m) => isLeader(m) && memberStateRunning(m.state));
     const standbyConfig = view?.config ? view.config.standby_cluster : undefined;
     const isStandby = view?.config ? standbyConfig != null : !!pg.spec.standby;
     const standbySource: StandbySource | undefined = isStandby
@@ -339,7 +341,10 @@ export class ZalandoSiteDriver implements SiteDriver {
     return name;
   }
 
-  /** Until the operator says Running, a pod is labelled master, and Patroni on it reports a running standby_leader. */
+  /**
+   * Until the operator says Running, a pod is labelled as the primary (`master` on Spilo with Patroni 3, `primary` with 4),
+   * and Patroni on it reports a running standby_leader.
+   */
   async waitStandbyLeader(cluster: string, timeoutMs: number, onProgress?: (d: string) => void): Promise<void> {
     const deadline = Date.now() + timeoutMs;
     let last = '';
@@ -351,7 +356,7 @@ export class ZalandoSiteDriver implements SiteDriver {
         throw new PreconditionFailedError(`${this.site}/${cluster}: the operator reports ${status}; see its log and the postgresql object`, { cluster });
       }
       const pods = await this.pods(cluster);
-      const master = pods.find((p) => p.metadata.labels?.['spilo-role'] === 'master');
+      const master = pods.find((p) => isSpiloPrimaryLabel(p.metadata.labels?.['spilo-role']));
       const node = master ? await this.patroni<{ role?: string; state?: string }>(master, 'GET', '/patroni') : null;
       const now = `status ${status}, ${pods.length} pods, master ${master?.metadata.name ?? 'none'}, Patroni ${node?.body?.role ?? '?'}/${node?.body?.state ?? '?'}`;
       // Also every 20 s unchanged: the caller's progress is the activity's heartbeat.
@@ -385,7 +390,7 @@ export class ZalandoSiteDriver implements SiteDriver {
    * The operator's way first (remove spec.standby, wait for its rolling update), then Patroni checked directly:
    * the operator's own PATCH of standby_cluster is not retried when it fails, so the runbook makes it when needed.
    */
-  async removeStandbyConfig(cluster: string): Promise<{ changed: boolean }> {
+  async removeStandbyConfig(cluster: string): Promise<PromoteOutcome> {
     const pg = await this.getPostgresql(cluster);
     if (!pg) throw new PreconditionFailedError(`${this.site}/${cluster} does not exist`, { cluster });
     let changed = false;
@@ -396,6 +401,10 @@ export class ZalandoSiteDriver implements SiteDriver {
     }
     const leader = await this.leaderPod(cluster);
     if (!leader) throw new SiteUnreachableError(`${this.site}/${cluster}: no Patroni leader answers`, { cluster });
+    // Sent to the leader, as Patroni 4's promote-cluster does (3.x takes it the same way).
+    const node = await this.patroni<{ patroni?: { version?: string } }>(leader.pod, 'GET', '/patroni');
+    const patroniVersion = node?.body?.patroni?.version;
+    const outcome = () => ({ changed, ...(patroniVersion ? { patroniVersion } : {}), promotePath: promotePathFor(patroniVersion) });
     const config = await this.patroni<Record<string, unknown>>(leader.pod, 'GET', '/config');
     if (config?.body && config.body.standby_cluster != null) {
       const r = await this.patroni(leader.pod, 'PATCH', '/config', { standby_cluster: null });
@@ -405,7 +414,7 @@ export class ZalandoSiteDriver implements SiteDriver {
     const deadline = Date.now() + 120_000;
     while (Date.now() < deadline) {
       const l = await this.leaderPod(cluster);
-      if (l && patroniRole(l.member.role) === 'primary' && l.member.state === 'running') return { changed };
+      if (l && patroniRole(l.member.role) === 'primary' && memberStateRunning(l.member.state)) return outcome();
       await sleep(500);
     }
     throw new WaitTimedOutError(`${this.site}/${cluster}: Patroni's leader did not become primary within 120 s of removing standby_cluster`, { cluster });
@@ -446,7 +455,7 @@ export class ZalandoSiteDriver implements SiteDriver {
     const view = await this.patroniView(pods);
     if (!view) return fenceWithoutPatroni(this, cluster, pods, { container: CONTAINER, pgdata: PGDATA });
     const leaderName = view.members.find(isLeader)?.name;
-    const running = view.members.filter((m) => m.state === 'running' || m.state === 'streaming').map((m) => m.name);
+    const running = view.members.filter((m) => memberStateRunning(m.state)).map((m) => m.name);
     const wasPaused = view.config?.pause === true;
     if (!wasPaused) {
       const r = await this.patroni(view.via, 'PATCH', '/config', { pause: true });
@@ -500,7 +509,7 @@ export class ZalandoSiteDriver implements SiteDriver {
     const deadline = Date.now() + 120_000;
     while (Date.now() < deadline) {
       const l = await this.leaderPod(cluster);
-      if (l && l.member.state === 'running') return { changed: true };
+      if (l && memberStateRunning(l.member.state)) return { changed: true };
       await sleep(1000);
     }
     throw new NotReadyError(`${this.site}/${cluster}: Patroni resumed but no leader runs yet`, { cluster });

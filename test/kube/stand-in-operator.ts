@@ -16,6 +16,8 @@ import { clusterDir, withRegionLock, writeClusterFile, type StandbySpec } from '
 import { runAsOf } from '../../activities/sites/local/cluster-state';
 import { standbyClusterSection } from '../../activities/sites/local/patroni-config';
 import { lookupUser, startProcess, stopProcess } from '../../activities/sites/local/processes';
+import { patroniGet, type PatroniNodeStatus } from '../../activities/sites/local/patroni-api';
+import { spiloPrimaryLabelFor } from '../../activities/sites/patroni-states';
 import { pgBinDir, toolsBin } from '../../activities/sites/local/tools';
 import { walgEnv, walgScriptPaths, writeWalgFiles } from '../../activities/sites/local/walg-env';
 import type { LocalSiteConfig } from '../../activities/sites/sites-file';
@@ -219,9 +221,11 @@ export class StandInOperator {
     if (await this.syncScale(ns, region, pg)) return;
     const leader = await region.leaderMember(name);
     const cfg = this.spec.regions[ns];
+    // Labelled as Spilo labels under the Patroni the member runs: `master` with 3.x, `primary` with 4.x.
+    const leaderNode = leader ? await patroniGet<PatroniNodeStatus>(leader.restUrl, '/patroni') : null;
     for (const m of info.members) {
       const podName = m.name;
-      const role = leader?.name === m.name ? 'master' : 'replica';
+      const role = leader?.name === m.name ? spiloPrimaryLabelFor(leaderNode?.patroni?.version) : 'replica';
       const path = `/api/v1/namespaces/${ns}/pods/${podName}`;
       const got = await this.api('GET', path);
       const existing = got.status === 200 ? (got.body as { metadata: { labels?: Record<string, string> } }) : null;

@@ -80,13 +80,17 @@ async function eventually<T>(probe: () => Promise<T | null>, last: () => Promise
   return { notYet: await last() };
 }
 
-/** A slot named like a runbook's (`dr_...`) that is not active, or not for the cluster's current standby. */
+/** A slot named like a runbook's (`dr_...`) that is not active, or not for the cluster's current standby (a replica's copy of that one aside). */
 async function strayStandbySlots(refs: string[], standbyOf: Record<string, string | null>): Promise<Array<SlotRow & { cluster: string }>> {
   const stray: Array<SlotRow & { cluster: string }> = [];
   for (const ref of refs) {
     const expected = standbyOf[ref];
     for (const s of await slotsOn(ref)) {
       if (!s.slot.startsWith('dr_')) continue;
+      // Patroni 4 keeps a copy of every permanent physical slot on each replica (advanced from the leader's, so the
+      // slot survives a failover inside the cluster); 3.0.2 kept it on the leader only. A copy of the expected
+      // slot on a replica is that, not a leftover.
+      if (s.slot === expected && s.inRecovery) continue;
       if (s.slot !== expected || !s.active) stray.push({ cluster: ref, ...s });
     }
   }

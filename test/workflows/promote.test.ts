@@ -11,6 +11,7 @@ import { RUNBOOK_NAMES, type PromoteInput, type PromoteResult } from '../../work
 import { listCompleteBackups } from '../../activities/s3/backup-catalogue';
 import { withRunbookWorkers, type RunbookHarness } from '../helpers/runbook-workers';
 import { driverOf, roleOf, sql } from '../helpers/clusters';
+import { expectedPromotePath } from '../helpers/patroni-version';
 import { createStandbyPair, deleteStandbyPair, type StandbyPair } from '../helpers/standby-pair';
 import { startWriter } from '../helpers/writer';
 import { saveHistory } from '../helpers/histories';
@@ -54,6 +55,7 @@ describe('promote', () => {
       const result = (await handle.result()) as PromoteResult;
       await writer.stop();
       expect(result).toMatchObject({ alreadyPromoted: false, fence: 'CONFIRMED', measuredRpoBytes: 0 });
+      expect(result.promotePath).toMatch(expectedPromotePath());
       expect(result.timelineAfter).toBeGreaterThan(result.timelineBefore!);
       expect(result.rtoMs).toBeGreaterThanOrEqual(0);
       expect(result.writeDowntimeMs).toBeGreaterThan(0);

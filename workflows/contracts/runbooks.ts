@@ -191,6 +191,11 @@ export interface PromoteResult {
   fenceGuard: string | null;
   /** The fencing epoch this promotion recorded (also in the journal); null when none (already promoted, or a run from before epochs). */
   fencingEpoch?: number | null;
+  /**
+   * Which promotion ran, by the promoted leader's Patroni: "Patroni 4.1.5: promote-cluster semantics" or
+   * "Patroni 3.0.2: PATCH standby_cluster=null"; null when it did not say (or a run from before this field).
+   */
+  promotePath?: string | null;
   phaseDurationsMs: Record<string, number>;
 }
 

@@ -94,7 +94,7 @@ export async function promoteThrowaway(record: RunbookRecord, plan: DrillPlan, m
   const w = await siteLongActivities(plan.drSite, 120).postgresVerifyWritable({ ref: plan.copy.ref, markerId: `${marker.id}/writable`, runbook: RUNBOOK_NAMES.drill });
   const rtoMs = Math.max(0, Date.parse(w.writtenAt) - decidedAt);
   record.step('promote-throwaway', r.changed ? 'done' : 'already',
-    `Promoted ${plan.copy.ref}: first write accepted at ${w.lsn} on timeline ${w.timeline}, ${rtoMs} ms after the decision; it archives to ${own}.`,
+    `Promoted ${plan.copy.ref}${r.promotePath ? ` (${r.promotePath})` : ''}: first write accepted at ${w.lsn} on timeline ${w.timeline}, ${rtoMs} ms after the decision; it archives to ${own}.`,
     { rtoMs, lsn: w.lsn, timeline: w.timeline, walPrefix: own });
   return { rtoMs, lsn: w.lsn, walPrefix: own };
 }

@@ -6,7 +6,7 @@
 // Which path runs is decided by the standby itself (what it was provisioned with, and whether it streams now),
 // never by a caller's flag. Runs started before this existed required streaming (patch marker).
 import { patched } from '@temporalio/workflow';
-import { siteLongActivities } from '../activity-proxies';
+import { siteLongActivities, siteProbeActivities } from '../activity-proxies';
 import { failureFacts } from './failures';
 import { withEpoch } from './fencing-epoch';
 import { ARCHIVE_SWITCHOVER_PATCH, type PromotionPlan } from './promote-assess';
@@ -32,8 +32,16 @@ export async function chooseFinalWalPath(record: RunbookRecord, plan: PromotionP
     return 'archived';
   }
   try {
-    const s = await siteLongActivities(plan.target.site, 60).postgresWaitForStreaming({ ref: plan.target.ref, timeoutSeconds: 60 });
-    record.step('check-streaming', 'done', `Standby ${plan.target.ref} streams from ${s.senderHost}:${s.senderPort}.`);
+    // Only from the source's current leader: after a switchover inside the source, the standby's host may be a replica.
+    const source = plan.source!;
+    const leader = patched('streaming-from-source-leader')
+      ? (await siteProbeActivities(source.site, plan.regionTimeoutSeconds).siteDescribeCluster({ ref: source.ref }))?.streamingEndpoint
+      : undefined;
+    const s = await siteLongActivities(plan.target.site, 60).postgresWaitForStreaming({
+      ref: plan.target.ref, timeoutSeconds: 60, ...(leader ? { sourceLeader: { sourceRef: source.ref, endpoint: leader } } : {}),
+    });
+    record.step('check-streaming', 'done', `Standby ${plan.target.ref} streams from ${s.senderHost}:${s.senderPort}` +
+      `${s.fromSourceLeader ? `, the leader of ${source.ref}` : ''}.`);
     return 'streamed';
   } catch (err) {
     const f = failureFacts(err);

@@ -7,6 +7,7 @@ import type { MemberPaths } from './patroni-config';
 import { leaderOf, patroniGet, type PatroniClusterView, type PatroniNodeStatus } from './patroni-api';
 import { postmasterPid, readControlData, type ControlData } from './pg-control';
 import { isAlive } from './processes';
+import { PRIMARY_NODE_ROLES } from '../patroni-states';
 
 /** The parts of LocalRegion these operations use (kept narrow so region.ts can delegate without a cycle). */
 export interface RegionHandle {
@@ -138,7 +139,7 @@ export async function writableLeader(info: LocalClusterInfo): Promise<LocalMembe
     try {
       const r = await fetch(`${restUrl(m)}/primary`, { signal: AbortSignal.timeout(2_000) });
       await r.body?.cancel();
-      if (r.status === 200 && (await nodeRunsAs(m, ['master', 'primary']))) return m;
+      if (r.status === 200 && (await nodeRunsAs(m, [...PRIMARY_NODE_ROLES]))) return m;
     } catch {
       // not this one
     }

@@ -55,7 +55,7 @@ export async function readDynamicConfig(
   return { config: JSON.parse(kv.value) as DynamicConfig, via: 'etcd' };
 }
 
-async function patchViaPatroni(url: string, patch: DynamicConfig): Promise<DynamicConfig | null> {
+export async function patchViaPatroni(url: string, patch: DynamicConfig): Promise<DynamicConfig | null> {
   try {
     const r = await fetch(`${url}/config`, {
       method: 'PATCH',

@@ -15,6 +15,7 @@ import { logTail, nodeRunsAs, restUrl, waitReady } from './members';
 import { leaderOf } from './patroni-api';
 import { pgCtlStop, postmasterPid, probePort, readControlData } from './pg-control';
 import { isAlive, stopProcess } from './processes';
+import { PRIMARY_NODE_ROLES } from '../patroni-states';
 
 export interface FenceOptions {
   /** How long members get to report the pause before their Patroni is stopped instead. Default 20 s. */
@@ -191,7 +192,7 @@ async function restartPaused(region: RegionHandle, info: LocalClusterInfo, m: Lo
   // The paused Patroni takes (or keeps) the leader key once it sees a running primary.
   await pollUntil(
     timeoutMs,
-    async () => (leaderOf(await clusterView(info))?.name === member && (await nodeRunsAs(m, ['master', 'primary'])) ? true : null),
+    async () => (leaderOf(await clusterView(info))?.name === member && (await nodeRunsAs(m, [...PRIMARY_NODE_ROLES])) ? true : null),
     async () => ({
       message: `${member} of ${info.name} started but did not take the leader key (${describeView(await clusterView(info))}); ` +
         `last log lines:\n${logTail(region.memberPaths(info.name, member).logFile)}`,

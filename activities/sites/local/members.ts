@@ -6,6 +6,7 @@ import type { LocalClusterInfo, LocalMemberInfo } from './cluster-files';
 import type { MemberPaths } from './patroni-config';
 import { leaderOf, patroniGet, type PatroniClusterView, type PatroniNodeStatus } from './patroni-api';
 import { isAlive, lookupUser, startProcess, stopPid, stopProcess } from './processes';
+import { memberStateRunning, PRIMARY_NODE_ROLES } from '../patroni-states';
 import { CHILD_PATH, patroniBin } from './tools';
 
 export type ProgressFn = (p: { phase: string; detail: string }) => void;
@@ -138,21 +139,21 @@ export async function waitReady(
     }
     const view = await clusterView(info);
     const leader = leaderOf(view);
-    let ok = !!leader && leader.state === 'running';
+    let ok = !!leader && memberStateRunning(leader.state);
     const lm = leader ? info.members.find((m) => m.name === leader.name) : undefined;
     if (ok && leader?.role === 'leader') ok = !!lm && (await httpStatus(`${restUrl(lm)}/primary`)) === 200;
     // /cluster and /primary answer from Patroni's cached state (a leader whose Postgres was just stopped still
     // reads as running there); /patroni queries Postgres, so it is what proves the leader really runs.
-    if (ok && lm && leader) ok = await nodeRunsAs(lm, leader.role === 'leader' ? ['master', 'primary'] : ['standby_leader']);
+    if (ok && lm && leader) ok = await nodeRunsAs(lm, leader.role === 'leader' ? [...PRIMARY_NODE_ROLES] : ['standby_leader']);
     if (ok && view) {
-      ok = expected.every((m) => view.members.some((v) => v.name === m.name && (v.state === 'running' || v.state === 'streaming')));
+      ok = expected.every((m) => view.members.some((v) => v.name === m.name && memberStateRunning(v.state)));
       // The same staleness for replicas: a member resumed a moment ago still reads "running" in /cluster.
       for (const m of expected) if (ok && m.name !== leader?.name) ok = await nodeRunsAs(m);
     }
     // A replica whose Postgres cannot start under a running leader (seen after a former primary was demoted on
     // Patroni 3.0.2: "start failed" for minutes) is rebuilt from the leader, as `patronictl reinit` would:
     // a replica holds nothing the leader does not.
-    if (leader?.state === 'running' && view) {
+    if (leader && memberStateRunning(leader.state) && view) {
       for (const v of view.members) {
         const m = info.members.find((x) => x.name === v.name);
         if (m && v.name !== leader.name && v.state === 'start failed' && !reinitialized.has(v.name)) {

@@ -21,7 +21,7 @@ import { leaderOf, patroniGet, type PatroniClusterMember, type PatroniClusterVie
 import { lookupUser } from './processes';
 import { ensureBucket } from './s3-server';
 import { SecretStore, type Credentials } from './secret-store';
-import type { DemoteResult, FenceResult, FinalWalResult, FormerPrimaryAssessment, QuarantineRequest, QuarantineResult, ReseedResult } from '../site-driver';
+import type { DemoteResult, FenceResult, FinalWalResult, FormerPrimaryAssessment, QuarantineRequest, QuarantineResult, ReseedResult, PromoteOutcome } from '../site-driver';
 import { assessFormerPrimary } from './former-primary';
 import { quarantineWal } from './quarantine-wal';
 import { reseedAsStandby, type ReseedSpec } from './reseed';
@@ -276,7 +276,7 @@ export class LocalRegion {
     return unfenceCluster(this, name, opts);
   }
 
-  promoteCluster(name: string, opts?: { timeoutMs?: number }): Promise<{ changed: boolean }> {
+  promoteCluster(name: string, opts?: { timeoutMs?: number }): Promise<PromoteOutcome> {
     return promoteStandbyCluster(this, name, opts);
   }
 

@@ -11,6 +11,7 @@ import { clusterDir, clustersDir, type LocalClusterInfo, type LocalMemberInfo } 
 import { liveFacts } from './former-primary';
 import { restUrl } from './members';
 import { patroniGet, type PatroniNodeStatus } from './patroni-api';
+import { isPrimaryNodeRole } from '../patroni-states';
 import { postmasterPid, readControlData } from './pg-control';
 
 /** The parts of LocalRegion the guard uses. */
@@ -20,12 +21,11 @@ export interface GuardHandle {
   pgConfig(cluster: string, opts: { member?: string }): Promise<ClientConfig>;
 }
 
-const PRIMARY_ROLES = ['master', 'primary'];
 
 /** Why `m` counts as a primary right now, or null. Any one source saying so is enough: a refusal costs a rerun. */
 async function primaryEvidence(region: GuardHandle, info: LocalClusterInfo, m: LocalMemberInfo): Promise<string | null> {
   const node = await patroniGet<PatroniNodeStatus>(restUrl(m), '/patroni', 3_000);
-  if (node && PRIMARY_ROLES.includes(node.role) && node.state === 'running') return `Patroni reports ${m.name} running as ${node.role}`;
+  if (node && isPrimaryNodeRole(node.role) && node.state === 'running') return `Patroni reports ${m.name} running as ${node.role}`;
   if (postmasterPid(m.dataDir) === null) return null;
   // No superuser secret: no SQL, so the control file decides (never a connection with default settings).
   const cfg = await region.pgConfig(info.name, { member: m.name }).catch(() => null);

@@ -6,13 +6,14 @@ import { join } from 'node:path';
 import { Client, type ClientConfig } from 'pg';
 import { BadInputError, PreconditionFailedError, RewindFailedError, SiteUnreachableError } from '../../../workflows/contracts/errors';
 import type { S3ArchiveConfig } from '../sites-file';
-import type { DemoteResult } from '../site-driver';
+import type { DemoteResult, PromoteOutcome } from '../site-driver';
+import { hasPromoteCluster, promotePathFor } from '../patroni-states';
 import { clusterDir, withRegionLock, writeClusterFile, type LocalClusterInfo, type StandbySpec } from './cluster-files';
 import {
   clusterView, describeView, memberStates, needCluster, pollUntil, runAsOf, waitPauseSeen, waitRestAnswers,
   writableLeader, type RegionHandle,
 } from './cluster-state';
-import { patchDynamicConfig, patchThroughPatroni, readDynamicConfig, type DynamicConfig } from './dcs-config';
+import { patchDynamicConfig, patchThroughPatroni, patchViaPatroni, readDynamicConfig, type DynamicConfig } from './dcs-config';
 import { logTail, restUrl } from './members';
 import { rewindsSince } from './patroni-log';
 import { standbyClusterSection } from './patroni-config';
@@ -38,8 +39,11 @@ export async function promoteStandbyCluster(
   region: RegionHandle,
   name: string,
   opts: { timeoutMs?: number } = {},
-): Promise<{ changed: boolean }> {
+): Promise<PromoteOutcome> {
   const info = needCluster(region, name);
+  const leader = leaderOf(await clusterView(info));
+  const leaderMember = leader && info.members.find((m) => m.name === leader.name);
+  const patroniVersion = leaderMember ? (await patroniGet<PatroniNodeStatus>(restUrl(leaderMember), '/patroni'))?.patroni?.version : undefined;
   let config: DynamicConfig | null = null;
   for (const m of info.members) {
     config = await patroniGet<DynamicConfig>(restUrl(m), '/config');
@@ -49,7 +53,11 @@ export async function promoteStandbyCluster(
   if (!config) throw new SiteUnreachableError(`no Patroni of ${region.name}/${name} answers`, { site: region.name, cluster: name });
   let changed = false;
   if (config.standby_cluster != null) {
-    if (!(await patchThroughPatroni(info, { standby_cluster: null }))) {
+    // Patroni 4's promote-cluster sends the PATCH to the leader; on 3.0.2 any member takes it.
+    const patched = hasPromoteCluster(patroniVersion) && leaderMember
+      ? await patchViaPatroni(restUrl(leaderMember), { standby_cluster: null })
+      : await patchThroughPatroni(info, { standby_cluster: null });
+    if (!patched) {
       throw new SiteUnreachableError(`${region.name}/${name}: no Patroni accepted the config change`, { cluster: name });
     }
     changed = true;
@@ -65,7 +73,7 @@ export async function promoteStandbyCluster(
       facts: { cluster: name, paused: view?.pause === true },
     };
   }, WRITABLE_POLL_MS);
-  return { changed };
+  return { changed, ...(patroniVersion ? { patroniVersion } : {}), promotePath: promotePathFor(patroniVersion) };
 }
 
 export interface DemoteSpec {

@@ -40,4 +40,20 @@ export function walgBin(): string {
 }
 export const versitygwBin = (): string => need(join(toolsBin(), 'versitygw'), 'versitygw');
 export const etcdBin = (): string => need(process.env.DR_ETCD_BIN ?? findOnPath('etcd'), 'etcd');
-export const patroniBin = (): string => need(process.env.DR_PATRONI_BIN ?? findOnPath('patroni'), 'patroni');
+
+/** Which Patroni the local sites run: DR_PATRONI=4 (default) or 3; anything else is refused before a member starts. */
+export function patroniMajor(): 3 | 4 {
+  const v = process.env.DR_PATRONI ?? '4';
+  if (v === '4' || v === '3') return Number(v) as 3 | 4;
+  throw new PreconditionFailedError(`DR_PATRONI=${v} is not a Patroni this project runs: set 4 (default) or 3`, { what: 'DR_PATRONI' });
+}
+
+/**
+ * Patroni: DR_PATRONI_BIN wins; else DR_PATRONI=4 (default) is the 4.1 venv scripts/bootstrap installs into the tools
+ * folder, DR_PATRONI=3 is Debian's 3.0.2 on PATH.
+ */
+export function patroniBin(): string {
+  if (process.env.DR_PATRONI_BIN) return need(resolve(process.env.DR_PATRONI_BIN), 'patroni (DR_PATRONI_BIN)');
+  if (patroniMajor() === 3) return need(findOnPath('patroni'), 'patroni 3 (Debian, DR_PATRONI=3)');
+  return need(resolve(__dirname, '../../../.tools/patroni-4/bin/patroni'), 'patroni 4.1 (DR_PATRONI=4)');
+}

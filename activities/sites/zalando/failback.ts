@@ -12,6 +12,8 @@
 import type {
   DemoteRequest, DemoteResult, FormerPrimaryAssessment, QuarantineRequest, QuarantineResult, ReseedRequest, ReseedResult,
 } from '../site-driver';
+import { patroniRole } from '../site-driver';
+import { memberStateRunning } from '../patroni-states';
 import {
   BadInputError, ClusterNotFoundError, NotReadyError, PreconditionFailedError, RewindFailedError, SiteUnreachableError, WaitTimedOutError,
 } from '../../../workflows/contracts/errors';
@@ -261,7 +263,7 @@ async function recheckReseedTarget(d: ZalandoSiteDriver, cluster: string, assess
   const where = `${d.site}/${cluster}`;
   const pods = await d.pods(cluster);
   const view = await d.patroniView(pods);
-  const primaries = (view?.members ?? []).filter((m) => ['leader', 'master', 'primary'].includes(m.role) && m.state === 'running')
+  const primaries = (view?.members ?? []).filter((m) => patroniRole(m.role) === 'primary' && memberStateRunning(m.state))
     .map((m) => `Patroni reports ${m.name} running as ${m.role}`);
   for (const name of await accepting(d, pods)) {
     const pod = pods.find((p) => p.metadata.name === name)!;

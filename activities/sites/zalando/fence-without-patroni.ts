@@ -4,7 +4,8 @@
 // written where the operator itself keeps it: the postgresql object scaled to 0 instances (the operator removes
 // the pods and keeps it at 0; volumes stay), with the previous count in an annotation the operator never touches.
 // Only unfenceCluster (or a human) restores it.
-import type { FenceResult } from '../site-driver';
+import { patroniRole, type FenceResult } from '../site-driver';
+import { memberStateRunning } from '../patroni-states';
 import { NotReadyError } from '../../../workflows/contracts/errors';
 import { parseControlData } from '../local/pg-control';
 import type { PodObject, ZalandoSiteDriver } from '../zalando-driver';
@@ -20,7 +21,8 @@ export interface FencedMark {
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-const isPrimary = (role: string) => role === 'master' || role === 'primary';
+// A /cluster role (`leader`, `standby_leader`): `leader` is a primary, in every Patroni version.
+const isPrimary = (role: string) => patroniRole(role) === 'primary';
 
 async function writable(d: ZalandoSiteDriver, cluster: string): Promise<boolean> {
   return d.withLeaderSql(cluster, async (c) => (await c.query<{ r: boolean }>('SELECT pg_is_in_recovery() AS r')).rows[0].r === false).catch(() => false);
@@ -99,7 +101,7 @@ export async function unfenceScaledDown(d: ZalandoSiteDriver, cluster: string, m
   while (Date.now() < deadline) {
     const leader = (await d.pods(cluster)).length >= mark.instances ? await d.leaderPod(cluster) : null;
     // Patroni takes the leader key before Postgres leaves recovery: a primary is back only once it accepts writes.
-    if (leader && leader.member.state === 'running' && (!isPrimary(leader.member.role) || (await writable(d, cluster)))) return;
+    if (leader && memberStateRunning(leader.member.state) && (!isPrimary(leader.member.role) || (await writable(d, cluster)))) return;
     await sleep(1000);
   }
   throw new NotReadyError(`${d.site}/${cluster}: ${mark.instances} instance(s) restored, but no Patroni leader answers yet`, { cluster });

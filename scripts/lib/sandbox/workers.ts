@@ -43,6 +43,8 @@ export async function startWorker(layout: SandboxLayout, region: RegionName, bun
       DR_NOTIFY_FILE: join(layout.dir, 'notifications.jsonl'),
       AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true',
       ...(process.env.DR_TOOLS_BIN ? { DR_TOOLS_BIN: process.env.DR_TOOLS_BIN } : {}),
+      ...(process.env.DR_PATRONI ? { DR_PATRONI: process.env.DR_PATRONI } : {}),
+      ...(process.env.DR_PATRONI_BIN ? { DR_PATRONI_BIN: process.env.DR_PATRONI_BIN } : {}),
     },
     cwd: REPO,
     logFile,
