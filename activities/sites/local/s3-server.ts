@@ -15,6 +15,8 @@ import { CHILD_PATH, versitygwBin } from './tools';
 export interface S3Credentials {
   accessKeyId: string;
   secretAccessKey: string;
+  /** Set for temporary credentials (STS, web identity, SSO): without it their key pair is refused. */
+  sessionToken?: string;
 }
 
 /** Keys of the profile named by the site config (shared credentials file), or the SDK default chain. */
@@ -24,7 +26,7 @@ export async function resolveS3Credentials(s3: S3ArchiveConfig): Promise<S3Crede
     : fromNodeProviderChain();
   try {
     const c = await provider();
-    return { accessKeyId: c.accessKeyId, secretAccessKey: c.secretAccessKey };
+    return { accessKeyId: c.accessKeyId, secretAccessKey: c.secretAccessKey, ...(c.sessionToken ? { sessionToken: c.sessionToken } : {}) };
   } catch (err) {
     throw new BadInputError(
       `cannot resolve S3 credentials (profile ${s3.profile ?? '(default)'}${s3.credentialsFile ? ` in ${s3.credentialsFile}` : ''}): ${(err as Error).message}`,

@@ -41,6 +41,7 @@ export async function walgEnv(s3: S3ArchiveConfig, prefix: string): Promise<Reco
     AWS_ACCESS_KEY_ID: creds.accessKeyId,
     AWS_SECRET_ACCESS_KEY: creds.secretAccessKey,
   };
+  if (creds.sessionToken) env.AWS_SESSION_TOKEN = creds.sessionToken;
   if (s3.endpoint) env.AWS_ENDPOINT = s3.endpoint;
   if (s3.forcePathStyle) env.AWS_S3_FORCE_PATH_STYLE = 'true';
   return env;
