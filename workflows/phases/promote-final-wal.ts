@@ -35,7 +35,8 @@ export async function chooseFinalWalPath(record: RunbookRecord, plan: PromotionP
     // Only from the source's current leader: after a switchover inside the source, the standby's host may be a replica.
     const source = plan.source!;
     const leader = patched('streaming-from-source-leader')
-      ? (await siteProbeActivities(source.site, plan.regionTimeoutSeconds).siteDescribeCluster({ ref: source.ref }))?.streamingEndpoint
+      // A source site that stops answering here is the fence's to judge (it then reports UNCONFIRMED), not a reason to stop.
+      ? (await siteProbeActivities(source.site, plan.regionTimeoutSeconds).siteDescribeCluster({ ref: source.ref }).catch(() => null))?.streamingEndpoint
       : undefined;
     const s = await siteLongActivities(plan.target.site, 60).postgresWaitForStreaming({
       ref: plan.target.ref, timeoutSeconds: 60, ...(leader ? { sourceLeader: { sourceRef: source.ref, endpoint: leader } } : {}),
