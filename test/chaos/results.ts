@@ -5,8 +5,9 @@ import { join } from 'node:path';
 import { writeReliabilityReport } from '../../scripts/lib/reliability-report';
 import { REPO_ROOT, testLayout } from '../helpers/test-env';
 
-// In the suite's own folder, which the global setup wipes: the report is of this run only.
-export const RESULTS_FILE = () => join(testLayout().dir, 'chaos-results.jsonl');
+// In the suite's own folder, which the global setup wipes: the report is of this run only. scripts/test names one
+// file for all its concurrent shards (each appends whole lines), so the report covers every shard's faults.
+export const RESULTS_FILE = () => process.env.DR_TEST_CHAOS_RESULTS ?? join(testLayout().dir, 'chaos-results.jsonl');
 // docs/RELIABILITY.md only when asked (like DR_SAVE_HISTORIES): a partial run must not replace the committed table.
 export const REPORT_FILE = () => (process.env.DR_SAVE_RELIABILITY === '1' ? join(REPO_ROOT, 'docs', 'RELIABILITY.md') : join(testLayout().dir, 'RELIABILITY.md'));
 

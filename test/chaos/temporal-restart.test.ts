@@ -15,9 +15,10 @@ import { driverOf, roleOf } from '../helpers/clusters';
 import { withRunbookWorkers } from '../helpers/runbook-workers';
 import { testLayout } from '../helpers/test-env';
 import { recordFault } from './results';
+import { privatePort } from '../helpers/private-regions';
 
-// 22000-23999: outside the suite's own blocks whatever DR_TEST_PORT_BASE is (20000 or 25000 in practice).
-const PORT = 22950;
+// Outside the suite's own sandbox block; shifted with the private layouts so concurrent shards never share it.
+const PORT = privatePort(22950);
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 describe('chaos: Temporal server restart', () => {
