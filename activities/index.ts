@@ -27,6 +27,7 @@ import { createCountRows, createMarkAndCount } from './postgres/count-rows';
 import { createStoreDrillReport } from './s3/drill-reports';
 import { createAssessStandby, createListClusters } from './sites/region-inventory';
 import { createJoinPromotion } from './temporal/join-promotion';
+import { createParentDelegation } from './temporal/parent-delegation';
 import { createDropStandbySlot, createEnsureStandbySlot } from './sites/standby-slots';
 import { createArchiverStatus, createWaitForArchived } from './postgres/archiver';
 import { createStandbyLag } from './sites/standby-lag';
@@ -39,6 +40,7 @@ export function createControlActivities(deps: ActivityDeps) {
     siteListSites: createListSites(deps),
     notifyEscalation: createNotifyEscalation(),
     temporalJoinPromotion: createJoinPromotion(),
+    temporalParentDelegation: createParentDelegation(),
   };
 }
 

@@ -1,4 +1,4 @@
-// Time to writable: the promote runbook with its approval pre-given (`preApproval`, as region-failover gives it)
+// Time to writable: the promote runbook, approved by the bench as soon as its gate opens,
 // next to a raw Patroni `PATCH /config {"standby_cluster": null}` on the same sandbox, over fresh standby pairs.
 // Run against a running sandbox: `./scripts/sandbox up && npx tsx bench/promote-rto.ts [rounds]`.
 // Prints a table; asserts nothing (speed belongs here, not in tests).
@@ -7,6 +7,7 @@ import type { Client } from '@temporalio/client';
 import { startRunbook } from '../scripts/lib/runbook-client';
 import { RUNBOOK_NAMES, type PromoteInput, type PromoteResult } from '../workflows/contracts/runbooks';
 import { createStandbyPair, deleteStandbyPair } from '../test/helpers/standby-pair';
+import { approveWhenAsked } from '../test/helpers/approvals';
 import { driverOf } from '../test/helpers/clusters';
 import { printTable, rounds as roundsArg, sandboxClient, sleep } from './lib';
 
@@ -45,12 +46,10 @@ async function runbook(client: Client, ref: string): Promise<{ rtoMs: number; to
   const t0 = Date.now();
   const input: PromoteInput = {
     cluster: ref, mode: 'planned', takeBackup: false,
-    preApproval: {
-      decision: 'approved', approver: 'bench', ticket: 'BENCH', at: new Date().toISOString(),
-      acknowledgedDataLoss: false, acknowledgedUnconfirmedFence: false, via: 'delegated', delegatedBy: 'bench/promote-rto',
-    },
   };
   const handle = await startRunbook(client, { workflowType: 'promote', runbook: RUNBOOK_NAMES.promote, cluster: ref, input });
+  // The bench approves as soon as the gate opens (promote takes no approval in its input).
+  await approveWhenAsked(handle, 'bench', 'BENCH');
   const result = (await handle.result()) as PromoteResult;
   return { rtoMs: result.rtoMs!, totalMs: Date.now() - t0, phases: result.phaseDurationsMs };
 }
@@ -74,7 +73,7 @@ async function main(): Promise<void> {
   await client.connection.close();
   printTable(`${rounds} rounds on the sandbox`, 'ms', [
     ['raw Patroni PATCH /config -> first accepted INSERT', raw],
-    ['promote runbook (approval pre-given): approval -> first accepted write (RTO)', rto],
+    ['promote runbook (approved at the gate): approval -> first accepted write (RTO)', rto],
     ['promote runbook: start -> done (planned: fence + catch-up + promote + verify + rejoin, no backup)', total],
   ]);
 }

@@ -1,11 +1,12 @@
 // Planned switchback under a continuous writer that follows the primary: write downtime and rows lost, for the
-// promote runbook in planned mode (approval pre-given) next to the same switchover done by hand with Patroni and
+// promote runbook in planned mode (approved as soon as asked) next to the same switchover done by hand with Patroni and
 // pg_ctl: fence the primary, wait for the standby to replay its shutdown checkpoint, PATCH standby_cluster null.
 // Run against a running sandbox: `./scripts/sandbox up && npx tsx bench/switchback.ts [rounds]`. Asserts nothing.
 import type { Client } from '@temporalio/client';
 import { startRunbook } from '../scripts/lib/runbook-client';
 import { RUNBOOK_NAMES, type PromoteInput, type PromoteResult } from '../workflows/contracts/runbooks';
 import { createStandbyPair, deleteStandbyPair, type StandbyPair } from '../test/helpers/standby-pair';
+import { approveWhenAsked } from '../test/helpers/approvals';
 import { driverOf, sql } from '../test/helpers/clusters';
 import { startWriter, type Writer } from '../test/helpers/writer';
 import { lsnDiff } from '../workflows/contracts/lsn';
@@ -23,12 +24,10 @@ async function byRunbook(client: Client, pair: StandbyPair): Promise<{ gapMs: nu
   await sleep(2000);
   const input: PromoteInput = {
     cluster: pair.standby, mode: 'planned', takeBackup: false,
-    preApproval: {
-      decision: 'approved', approver: 'bench', ticket: 'BENCH', at: new Date().toISOString(),
-      acknowledgedDataLoss: false, acknowledgedUnconfirmedFence: false, via: 'delegated', delegatedBy: 'bench/switchback',
-    },
   };
   const handle = await startRunbook(client, { workflowType: 'promote', runbook: RUNBOOK_NAMES.promote, cluster: pair.standby, input });
+  // The bench approves as soon as the gate opens (promote takes no approval in its input).
+  await approveWhenAsked(handle, 'bench', 'BENCH');
   const result = (await handle.result()) as PromoteResult;
   await sleep(2000);
   await writer.stop();

@@ -4,11 +4,11 @@
 // to ask again when too many fail. Each promotion is the ordinary promote runbook as a child workflow.
 import { WorkflowExecutionAlreadyStartedError } from '@temporalio/common';
 import {
-  ApplicationFailure, condition, continueAsNew, ParentClosePolicy, proxyActivities, setHandler, startChild, workflowInfo,
+  ApplicationFailure, condition, continueAsNew, ParentClosePolicy, patched, proxyActivities, setHandler, startChild, workflowInfo,
 } from '@temporalio/workflow';
 import type { ControlActivities } from '../activities';
 import { control, siteActivities, siteProbeActivities } from './activity-proxies';
-import { decisionOf } from './contracts/approvals';
+import { decisionOf, delegatedApprovalQuery, NO_PUBLIC_DELEGATION_PATCH } from './contracts/approvals';
 import { parseClusterRef, zalandoClusterNameProblem } from './contracts/clusters';
 import { BadInputError, NON_RETRYABLE_ERROR_TYPES } from './contracts/errors';
 import { rejectUnknownFields } from './contracts/input-fields';
@@ -327,8 +327,11 @@ class Evacuation {
   private budgetDecision: FailureBudgetDecision | null = null;
   private budgetOpen = false;
   private currentTier: number | null = null;
+  /** Per standby, the approval its promotion asks this run for (delegatedApprovalQuery); never put in its input. */
+  private handedDown = new Map<string, ApprovalRecord>();
 
   constructor(private readonly record: RunbookRecord, private readonly plan: Plan, private readonly state: RegionFailoverCarry) {
+    setHandler(delegatedApprovalQuery, (cluster) => this.handedDown.get(cluster) ?? null);
     setHandler(resolveFailureBudgetUpdate, (d) => this.acceptBudgetDecision(d), {
       validator: (d) => {
         if (!this.budgetOpen) throw new Error('no failure-budget decision is pending in this evacuation');
@@ -486,10 +489,12 @@ class Evacuation {
   }
 
   private async startOrJoin(row: RegionClusterRow, workflowId: string, approval: ApprovalRecord): Promise<PromoteResult> {
+    const handDown = patched(NO_PUBLIC_DELEGATION_PATCH);
+    if (handDown) this.handedDown.set(row.standby!, approval);
     const promoteInput: PromoteInput = {
       cluster: row.standby!, mode: 'unplanned', source: row.cluster,
       dataLossPolicy: { maxBytes: this.plan.maxBytes, maxSeconds: this.plan.maxSeconds },
-      approvalTimeoutSeconds: this.plan.approvalTimeoutSeconds, takeBackup: this.plan.takeBackup, preApproval: approval,
+      approvalTimeoutSeconds: this.plan.approvalTimeoutSeconds, takeBackup: this.plan.takeBackup, ...(handDown ? {} : { preApproval: approval }),
       limits: { regionTimeoutSeconds: this.state.lostSiteReachable ? 30 : this.plan.regionTimeoutSeconds },
     };
     try {

@@ -106,8 +106,13 @@ const ROWS: Row[] = [
     'BadInputError', /approvalTimeoutSeconds must be > 0: a promotion always waits for a human/),
   row('promote: a source the standby does not replay from', 'promote', { cluster: STANDBY, mode: 'planned', source: 'eu/acid-demo' },
     'BadInputError', /source eu\/acid-demo is not the cluster us\/acid-bi replays from \(eu\/acid-bi\): leave "source" out, or name eu\/acid-bi/),
+  // Issue 16's forgery: a caller typing the approval a region-failover would hand down, to approve their own promotion.
+  row('promote: a forged delegated approval in the input', 'promote', {
+    cluster: STANDBY, mode: 'planned',
+    preApproval: { decision: 'approved', approver: 'mallory', ticket: 'NONE', delegatedBy: 'region-failover/eu' },
+  }, 'BadInputError', /preApproval is not accepted in the input: anyone who may start a run could approve their own promotion/),
   row('promote: a hand-typed preApproval', 'promote', { cluster: STANDBY, mode: 'unplanned', preApproval: 'yes' },
-    'BadInputError', /preApproval must be an approval record with "approver" and "ticket"/),
+    'BadInputError', /preApproval is not accepted in the input/),
 
   // force-backup
   row('force-backup: a standby', 'forceBackup', { cluster: STANDBY }, 'PreconditionFailedError',

@@ -65,15 +65,9 @@ it('stores a runbook input and result encrypted: unreadable without the key, dec
   try {
     const withCodec = new Client({ connection, dataConverter: payloadDataConverterFromEnv(env) });
     const withoutCodec = new Client({ connection });
-    // The marker rides only in the input (the pre-given approval's ticket and comment, unused on an "already"
-    // promotion): no activity argument, search attribute, journal line or failure message carries it.
-    const input: PromoteInput = {
-      cluster: SOURCE, mode: 'unplanned', takeBackup: false,
-      preApproval: {
-        decision: 'approved', approver: 'codec-test', ticket: marker, comment: marker, at: new Date().toISOString(),
-        acknowledgedDataLoss: false, acknowledgedUnconfirmedFence: false, via: 'delegated',
-      },
-    };
+    // The marker rides only in the input and the result (the source it names, which an "already" promotion only
+    // echoes): no activity argument in clear, search attribute, journal line or failure message carries it.
+    const input: PromoteInput = { cluster: SOURCE, source: `us/${marker}`, mode: 'unplanned', takeBackup: false };
     const workflowId = `codec-test/${prefix}`;
     const handle = await withCodec.workflow.start('promote', { workflowId, taskQueue: controlTaskQueue(prefix), args: [input] });
     const result = await handle.result() as PromoteResult;

@@ -8,9 +8,9 @@ import { startRunbook } from '../../scripts/lib/runbook-client';
 import { getPendingApprovalQuery, rejectSignal, type PendingApproval } from '../../workflows/contracts/approvals';
 import { getJournalQuery } from '../../workflows/contracts/journal';
 import { lsnAtOrAfter } from '../../workflows/contracts/lsn';
-import { RUNBOOK_NAMES, type ApprovalRecord, type PromoteInput, type PromoteResult } from '../../workflows/contracts/runbooks';
+import { RUNBOOK_NAMES, type PromoteInput, type PromoteResult } from '../../workflows/contracts/runbooks';
 import { lastArchivedWal, listCompleteBackups } from '../../activities/s3/backup-catalogue';
-import { approveWhenAsked } from '../helpers/approvals';
+import { approveIfAskedAgain, approveWhenAsked } from '../helpers/approvals';
 import { deleteCluster, driverOf, roleOf, sql, switchWalAndWaitArchived } from '../helpers/clusters';
 import { withRunbookWorkers, type RunbookHarness } from '../helpers/runbook-workers';
 import { createSource } from '../helpers/standby-pair';
@@ -21,12 +21,6 @@ const startPromote = (h: RunbookHarness, input: PromoteInput) =>
 
 const systemId = async (ref: string) => (await sql<{ id: string }>(ref, 'SELECT system_identifier::text AS id FROM pg_control_system()'))[0].id;
 const inRecovery = async (ref: string) => (await sql<{ r: boolean }>(ref, 'SELECT pg_is_in_recovery() AS r'))[0].r;
-
-/** An approval as region-failover hands it down: lets a run that asks nothing it does not cover go on unattended. */
-const PRE_APPROVAL: ApprovalRecord = {
-  decision: 'approved', approver: 'erin', ticket: 'INC-14', at: new Date().toISOString(),
-  acknowledgedDataLoss: true, acknowledgedUnconfirmedFence: true, via: 'delegated', delegatedBy: 'promote-lineage.test',
-};
 
 /** A standby of `sourceRef` at us that replays `archiveOf`'s archive only (no streaming), one member. */
 async function archiveStandby(standbyRef: string, sourceRef: string, archiveOf = sourceRef): Promise<void> {
@@ -107,8 +101,12 @@ describe('promote: lineage', () => {
     expect(await systemId(standby)).toBe(yId);
 
     await withRunbookWorkers(async (h) => {
-      const handle = await startPromote(h, { cluster: standby, mode: 'unplanned', takeBackup: false, preApproval: PRE_APPROVAL, limits: { regionTimeoutSeconds: 5 } });
+      const handle = await startPromote(h, { cluster: standby, mode: 'unplanned', takeBackup: false, limits: { regionTimeoutSeconds: 5 } });
+      // A human approves whatever gate opens, so a check that let the wrong standby through would promote it here
+      // (and fail the assertions below) instead of leaving the run waiting.
+      const approving = approveIfAskedAgain(handle, 'erin').catch(() => undefined);
       const err = await handle.result().then(() => undefined, (e: unknown) => e);
+      await approving;
       expect(err).toBeInstanceOf(WorkflowFailedError);
       const cause = (err as WorkflowFailedError).cause as { type?: string; message: string };
       expect(cause.type).toBe('PreconditionFailedError');

@@ -56,3 +56,16 @@ export const APPROVAL_DESCRIPTIONS = {
   approveSignal: 'Fire-and-forget approval for tools that cannot wait for an answer; same JSON as the approve update. An invalid one is recorded in the journal and ignored.',
   rejectSignal: 'Fire-and-forget rejection; same JSON as the reject update.',
 } as const;
+
+/**
+ * region-failover's answer to a promotion it started, asking for the approval that covers it: the approval record the
+ * evacuation's own gate accepted, narrowed to that cluster, or null. Only a child verifies and uses it (through
+ * temporalParentDelegation), never a caller: no approval rides in a runbook's input.
+ */
+export const delegatedApprovalQuery = defineQuery<ApprovalRecord | null, [string]>('delegatedApproval');
+
+/** New runs refuse an approval typed into the input and take a parent's approval only from the parent itself. */
+export const NO_PUBLIC_DELEGATION_PATCH = 'no-public-delegation';
+
+/** The workflow type whose approvals a child promotion may take over. */
+export const DELEGATING_WORKFLOW_TYPE = 'regionFailover';

@@ -121,8 +121,9 @@ export interface PromoteInput {
   /** Prove that first backup by restoring it as well (force-backup's verifyByRestore). Default false. */
   verifyBackupByRestore?: boolean;
   /**
-   * An approval already given for this promotion by a parent runbook (region-failover) on a human's decision. Used
-   * only when it covers what the gate requires (acknowledged loss, unconfirmed fence); otherwise the gate waits.
+   * Refused (BadInputError) since the no-public-delegation patch: an approval typed into the input would let anyone
+   * who may start a run approve their own promotion. Kept in the type only so that runs started before it replay.
+   * A region-failover's promotions ask their parent for its approval instead (delegatedApprovalQuery).
    */
   preApproval?: ApprovalRecord;
   limits?: {

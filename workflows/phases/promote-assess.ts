@@ -10,6 +10,7 @@ import type { ApprovalRecord, LossEstimate, PromoteInput, PromoteMode } from '..
 import { check, failureFacts, refuse } from './failures';
 import type { RunbookRecord } from './runbook-record';
 import type { ClusterFacts } from '../../activities/sites/site-driver';
+import { NO_PUBLIC_DELEGATION_PATCH } from '../contracts/approvals';
 
 /** Planned switchovers of standbys that do not stream: the final WAL segment goes through the archive. */
 export const ARCHIVE_SWITCHOVER_PATCH = 'archive-only-switchover';
@@ -26,7 +27,10 @@ export interface PromotionPlan {
   verifyBackupByRestore: boolean;
   regionTimeoutSeconds: number;
   catchUpTimeoutSeconds: number;
-  /** Given by a parent runbook on a human's decision (region-failover); the gate checks it covers what it requires. */
+  /**
+   * Runs started before the no-public-delegation patch only: an approval typed into the input. New runs refuse the
+   * field and ask the region-failover that started them instead (parent-approval.ts).
+   */
   preApproval: ApprovalRecord | null;
 }
 
@@ -38,6 +42,12 @@ const nonNegative = (v: unknown, field: string, dflt: number): number => {
 
 function preApprovalOf(a: ApprovalRecord | undefined): ApprovalRecord | null {
   if (a === undefined || a === null) return null;
+  if (patched(NO_PUBLIC_DELEGATION_PATCH)) {
+    throw new BadInputError(
+      'preApproval is not accepted in the input: anyone who may start a run could approve their own promotion. Remove it; ' +
+      'a human approves at the gate (update "approve"), and a region-failover hands its approval to the promotions it starts itself',
+    );
+  }
   if (typeof a !== 'object' || typeof a.approver !== 'string' || !a.approver.trim() || typeof a.ticket !== 'string' || !a.ticket.trim()) {
     throw new BadInputError('preApproval must be an approval record with "approver" and "ticket" (it is given by region-failover, not typed by hand)');
   }

@@ -8,6 +8,8 @@ import { failureFacts } from './failures';
 import { withEpoch } from './fencing-epoch';
 import { archiveFinalWal, chooseFinalWalPath, type FinalWalPath } from './promote-final-wal';
 import type { ApprovalGate } from './approval-gate';
+import { parentApproval } from './parent-approval';
+import { NO_PUBLIC_DELEGATION_PATCH } from '../contracts/approvals';
 import type { PromotionPlan } from './promote-assess';
 import type { RunbookRecord } from './runbook-record';
 import type { FenceResult } from '../../activities/sites/site-driver';
@@ -114,5 +116,5 @@ export async function awaitPromotionApproval(
     abortedMeans: 'nothing was promoted',
     nextStep: `start promote ${plan.target.ref} again and approve it, or decide not to promote`,
     undo: (why) => liftFence(record, plan, fence, why),
-  }, plan.preApproval);
+  }, plan.preApproval ?? (patched(NO_PUBLIC_DELEGATION_PATCH) ? await parentApproval(record, plan.target.ref) : null));
 }
