@@ -2,7 +2,7 @@
 // unknown, one built from another cluster's backup), eu's worker gone. One approval with the table, a promotion
 // refused by its lineage check that spends the failure budget, a promotion a human had already started (joined,
 // not duplicated), continue-as-new between tiers.
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { WorkflowHandleWithFirstExecutionRunId } from '@temporalio/client';
 import { approveUpdate } from '../../workflows/contracts/approvals';
@@ -16,7 +16,7 @@ import { listCompleteBackups } from '../../activities/s3/backup-catalogue';
 import { startRunbook } from '../../scripts/lib/runbook-client';
 import { pendingGate, updateRefusal } from '../helpers/approvals';
 import { deleteCluster, driverOf, roleOf, sql } from '../helpers/clusters';
-import { historyJson, HISTORIES_DIR } from '../helpers/histories';
+import { historyJson, HISTORIES_DIR, saveHistory } from '../helpers/histories';
 import { withRunbookWorkers, type RunbookHarness } from '../helpers/runbook-workers';
 import { createSource } from '../helpers/standby-pair';
 
@@ -160,6 +160,11 @@ describe('region-failover', () => {
       for (const n of ['acid-rfa', STREAMING_ONLY, 'acid-rfd']) await h.client.workflow.getHandle(`fence-guard/eu/${n}`).terminate('test over').catch(() => undefined);
       const desc = await handle.describe();
       process.stdout.write(`[region-failover] history: run 1 ${(await h.client.workflow.getHandle(handle.workflowId, handle.firstExecutionRunId).describe()).historyLength} events, final run ${desc.historyLength} events\n`);
+      // The evacuation handing its approval down through its delegatedApproval query (patch no-public-delegation),
+      // and a promotion taking it from its server-recorded parent: replayed by test/audit/replay.test.ts.
+      const handsDown = join(HISTORIES_DIR, 'region-failover.hands-down.json');
+      if (!existsSync(handsDown) || process.env.DR_SAVE_HISTORIES === '1') writeFileSync(handsDown, historyJson(handle.workflowId, handle.firstExecutionRunId));
+      await saveHistory(h.client.workflow.getHandle(`promote/us/${STREAMING_ONLY}`), 'promote.delegated-by-parent');
       if (process.env.DR_SAVE_HISTORIES === '1') {
         mkdirSync(HISTORIES_DIR, { recursive: true });
         writeFileSync(join(HISTORIES_DIR, 'region-failover.first-run.json'), historyJson(handle.workflowId, handle.firstExecutionRunId));
