@@ -2,21 +2,20 @@
 // non-retryable, with a message that says what to fix, and nothing in the world changed (Patroni config and
 // roles, marker rows, cluster files, secret files and their mtimes, S3 objects). One standby pair of 1-member
 // clusters and one set of workers serve every row, in order.
-import { createHmac, randomBytes } from 'node:crypto';
 import { mkdirSync, readFileSync, renameSync, rmSync, statSync, utimesSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { WorkflowFailedError, WorkflowUpdateFailedError } from '@temporalio/client';
 import { ApplicationFailure } from '@temporalio/common';
-import type { FastifyInstance } from 'fastify';
 import { listCompleteBackups } from '../../activities/s3/backup-catalogue';
-import { resolveBridgeConfig } from '../../scripts/lib/incident-bridge/config';
-import { buildBridge, GENERIC_ROUTE } from '../../scripts/lib/incident-bridge/server';
-import { approveUpdate, rejectUpdate } from '../../workflows/contracts/approvals';
+import { GENERIC_ROUTE } from '../../scripts/lib/incident-bridge/server';
+import { approveUpdate, getPendingApprovalQuery } from '../../workflows/contracts/approvals';
 import { pendingGate } from '../helpers/approvals';
 import { deleteCluster, driverOf } from '../helpers/clusters';
 import { withRunbookWorkers, type RunbookHarness } from '../helpers/runbook-workers';
 import { createSource } from '../helpers/standby-pair';
 import { testLayout } from '../helpers/test-env';
+import { startBridgeProcess, type BridgeProcess } from '../bridge/bridge-process';
+import { drHeaders, newKey, postTo, registerSecretsForAudit, type SignOptions, type TestKey } from '../bridge/signing';
 import { refusalOf } from './refusal';
 import { expectNothingChanged, snapshotWorld } from './world-snapshot';
 
@@ -217,42 +216,63 @@ describe('bad input to the runbooks', () => {
     }
   });
 
-  describe('decisions for a gate that is not open', () => {
-    let app: FastifyInstance;
-    const secret = randomBytes(32).toString('hex');
-    const post = async (body: unknown) => {
+  describe('decisions for a gate that is not open, and bridge requests it must not trust', () => {
+    // The bridge runs as deployed (its own process), each caller with its own key: "oncall" may do anything,
+    // "observer" only reject at eu, "chatty" anything but 2 requests an hour.
+    const oncall = newKey('oncall-tool');
+    const observer = newKey('observer-tool');
+    const chatty = newKey('chatty-tool');
+    const configPath = join(DIR, 'bridge.json');
+    const keyEnv = { DR_TEST_BI_KEY_ONCALL: oncall.secret, DR_TEST_BI_KEY_OBSERVER: observer.secret, DR_TEST_BI_KEY_CHATTY: chatty.secret };
+    let bridge: BridgeProcess | undefined;
+    const startBridge = async () => { bridge = await startBridgeProcess(configPath, BRIDGE_PORT, h.prefix, keyEnv, join(DIR, 'bridge.log')); };
+    const send = (body: unknown, key: TestKey = oncall, opts?: SignOptions) => {
       const text = JSON.stringify(body);
-      const ts = String(Math.floor(Date.now() / 1000));
-      const sig = createHmac('sha256', secret).update(`${ts}.${text}`).digest('hex');
-      const res = await fetch(`http://127.0.0.1:${BRIDGE_PORT}${GENERIC_ROUTE}`, {
-        method: 'POST', body: text, headers: { 'content-type': 'application/json', 'x-dr-timestamp': ts, 'x-dr-signature': `v1=${sig}` },
-      });
-      return { status: res.status, body: (await res.json()) as { ok: boolean; message?: string } };
+      return postTo(bridge!.baseUrl, GENERIC_ROUTE, text, drHeaders(text, key, opts));
     };
 
     beforeAll(async () => {
-      process.env.DR_TEST_BAD_INPUT_BRIDGE_SECRET = secret;
+      registerSecretsForAudit('bad-input-bridge', [oncall.secret, observer.secret, chatty.secret]);
+      const all = { action: ['start', 'approve', 'reject'], runbooks: ['*'], sites: ['*'] };
       writeFileSync(join(DIR, 'allow.json'), JSON.stringify({
-        identities: { 'pagerduty:PONCALL': { approver: 'oncall@example.com', may: [{ action: ['start', 'approve', 'reject'], runbooks: ['*'], sites: ['*'] }] } },
+        identities: {
+          'tool:oncall': { approver: 'oncall@example.com', may: [all] },
+          'tool:observer': { approver: 'observer@example.com', may: [{ action: 'reject', runbooks: ['*'], sites: ['eu'] }] },
+          'tool:chatty': { approver: 'chatty@example.com', may: [all] },
+        },
       }));
-      const config = resolveBridgeConfig({ secretEnv: 'DR_TEST_BAD_INPUT_BRIDGE_SECRET', allowListFile: 'allow.json', auditFile: 'audit.jsonl', windowSeconds: 300 }, DIR);
-      app = buildBridge({ client: h.client, config, taskQueue: h.taskQueue });
-      await app.listen({ host: '127.0.0.1', port: BRIDGE_PORT });
-    });
+      writeFileSync(configPath, JSON.stringify({
+        listen: { host: '127.0.0.1', port: BRIDGE_PORT }, allowListFile: 'allow.json', auditFile: 'audit.jsonl', replayStoreDir: 'replay',
+        windowSeconds: 900,
+        callers: {
+          [oncall.keyId]: { identity: 'tool:oncall', secretEnv: 'DR_TEST_BI_KEY_ONCALL' },
+          [observer.keyId]: { identity: 'tool:observer', secretEnv: 'DR_TEST_BI_KEY_OBSERVER' },
+          [chatty.keyId]: { identity: 'tool:chatty', secretEnv: 'DR_TEST_BI_KEY_CHATTY', rateLimit: { max: 2, windowSeconds: 3600 } },
+        },
+      }));
+      await startBridge();
+    }, 120_000);
     afterAll(async () => {
-      await app?.close();
+      await bridge?.stop();
     });
 
-    // One planned promotion waits at its gate (planned asks before it fences, so it has changed nothing); every
-    // wrong decision is refused while the world stays as it was before the promotion started, then it is rejected.
-    it('approval for another gate (Update and bridge), without a ticket, for an ended run, a bridge start with a string input: refused, nothing changed', async () => {
+    // One planned promotion, started through the bridge, waits at its gate (planned asks before it fences, so it has
+    // changed nothing); every wrong or untrusted request is refused while the world stays as it was before the
+    // promotion started; then the bridge rejects it, restarts, and the captured requests are sent again.
+    it('wrong gate, ended run, string input, another caller\'s key, another identity, stale, reused delivery id, over the rate limit, replays after a restart: refused, nothing changed', async () => {
       const before = await snapshotWorld();
-      const handle = await h.client.workflow.start('promote', {
-        workflowId: `promote/${STANDBY}`, taskQueue: h.taskQueue,
-        args: [{ cluster: STANDBY, mode: 'planned', approvalTimeoutSeconds: 600, takeBackup: false }],
-      });
-      expect((await pendingGate(handle)).gate).toBe('promote');
       const unchanged = async () => expect(await snapshotWorld()).toEqual(before);
+      const workflowId = `promote/${STANDBY}`;
+      const startText = JSON.stringify({ action: 'start', runbook: 'promote', ticket: 'INC-8', input: { cluster: STANDBY, mode: 'planned', approvalTimeoutSeconds: 600, takeBackup: false } });
+      const startHeaders = drHeaders(startText, oncall);
+      const started = await postTo(bridge!.baseUrl, GENERIC_ROUTE, startText, startHeaders);
+      expect(started).toMatchObject({ status: 200, body: { ok: true, workflowId } });
+      const handle = h.client.workflow.getHandle(workflowId);
+      expect((await pendingGate(handle)).gate).toBe('promote');
+      const stillOpen = async () => {
+        expect(await handle.query(getPendingApprovalQuery)).toMatchObject({ gate: 'promote' });
+        await unchanged();
+      };
       const updateRefusal = async (p: Promise<unknown>) => {
         const err = await p.then(() => { throw new Error('the decision was accepted but should have been refused'); }, (e: unknown) => e);
         expect(err).toBeInstanceOf(WorkflowUpdateFailedError);
@@ -263,28 +283,70 @@ describe('bad input to the runbooks', () => {
       // Update for the failback gate sent to the promotion.
       expect(await updateRefusal(handle.executeUpdate(approveUpdate, { args: [{ gate: 'failback', approver: 'alice', ticket: 'INC-8' }] })))
         .toMatch(/gate "failback" is not open \(the open gate is "promote"\)/);
-      await unchanged();
+      await stillOpen();
       // Update without a ticket.
       expect(await updateRefusal(handle.executeUpdate(approveUpdate, { args: [{ approver: 'alice', ticket: '' }] }))).toMatch(/ticket is missing/);
-      await unchanged();
+      await stillOpen();
       // Bridge: the same wrong gate.
-      let r = await post({ action: 'approve', identity: 'pagerduty:PONCALL', workflowId: `promote/${STANDBY}`, ticket: 'INC-8', gate: 'failback' });
-      expect(r).toEqual({ status: 409, body: { ok: false, message: expect.stringMatching(/gate "failback" is not open \(the open gate is "promote"\)/) } });
-      await unchanged();
+      const approval = { action: 'approve', workflowId, ticket: 'INC-8' };
+      let r = await send({ ...approval, gate: 'failback' });
+      expect(r).toMatchObject({ status: 409, body: { ok: false, message: expect.stringMatching(/gate "failback" is not open \(the open gate is "promote"\)/) } });
+      await stillOpen();
       // Bridge: a run that has ended (the refused force-backup of the standby above).
-      r = await post({ action: 'approve', identity: 'pagerduty:PONCALL', workflowId: `force-backup/${STANDBY}`, ticket: 'INC-8' });
-      expect(r).toEqual({ status: 409, body: { ok: false, message: `force-backup/${STANDBY} is not running (FAILED): no approval gate is open` } });
-      await unchanged();
+      r = await send({ ...approval, workflowId: `force-backup/${STANDBY}` });
+      expect(r).toMatchObject({ status: 409, body: { ok: false, message: `force-backup/${STANDBY} is not running (FAILED): no approval gate is open` } });
+      await stillOpen();
       // Bridge: a start whose input is a string, as a form field pasted without its object.
-      r = await post({ action: 'start', identity: 'pagerduty:PONCALL', runbook: 'promote', ticket: 'INC-8', input: STANDBY });
+      r = await send({ action: 'start', runbook: 'promote', ticket: 'INC-8', input: STANDBY });
       expect(r.status).toBe(422);
       expect(r.body.message).toMatch(/input is missing: the runbook's input as a JSON object/);
-      await unchanged();
+      await stillOpen();
 
-      await handle.executeUpdate(rejectUpdate, { args: [{ approver: 'alice', ticket: 'INC-8', comment: 'bad-input suite' }] });
+      // Signed with another caller's key under oncall's key id.
+      r = await send(approval, oncall, { signWith: observer.secret });
+      expect(r).toMatchObject({ status: 401, body: { message: expect.stringMatching(/^bad signature: X-DR-Signature is not the HMAC-SHA256 of .* with the key "oncall-tool"$/) } });
+      await stillOpen();
+      // Observer's own key, with a body naming oncall's identity: the key decides who asks.
+      r = await send({ ...approval, identity: 'tool:oncall' }, observer);
+      expect(r).toMatchObject({ status: 403, body: { message: 'the body names identity "tool:oncall", but key "observer-tool" proves "tool:observer": the identity comes from the key; leave "identity" out of the body' } });
+      await stillOpen();
+      r = await send(approval, observer);
+      expect(r).toMatchObject({ status: 403, body: { message: 'identity "tool:observer" may not approve promote runs at site "us"' } });
+      await stillOpen();
+      // A body re-signed (with the right key) under a timestamp outside the window.
+      r = await send(approval, oncall, { ts: Math.floor(Date.now() / 1000) - 1000 });
+      expect(r).toMatchObject({ status: 401, body: { message: expect.stringMatching(/^stale request: X-DR-Timestamp is 100\d s old \(window 900 s\)/) } });
+      await stillOpen();
+      // A new body, freshly signed, under the delivery id the start already used.
+      r = await send(approval, oncall, { deliveryId: startHeaders['x-dr-delivery-id'] });
+      expect(r).toMatchObject({ status: 401, body: { message: expect.stringMatching(/^replayed request: delivery .* of key "oncall-tool" was already received/) } });
+      await stillOpen();
+      // Chatty spends its 2 requests (each refused: wrong gate); the third is over its limit, oncall's is not.
+      for (let i = 0; i < 2; i++) expect((await send({ ...approval, gate: 'failback' }, chatty)).status).toBe(409);
+      r = await send(approval, chatty);
+      expect(r).toMatchObject({ status: 429, body: { message: expect.stringMatching(/^rate limit: key "chatty-tool" \(tool:chatty\) may send 2 requests in 3600 s; try again in \d+ s$/) } });
+      expect(Number(r.retryAfter)).toBeGreaterThan(0);
+      await stillOpen();
+      expect((await send({ ...approval, gate: 'failback' })).status).toBe(409);
+
+      const rejectText = JSON.stringify({ action: 'reject', workflowId, ticket: 'INC-8', comment: 'bad-input suite' });
+      const rejectHeaders = drHeaders(rejectText, oncall);
+      r = await postTo(bridge!.baseUrl, GENERIC_ROUTE, rejectText, rejectHeaders);
+      expect(r).toMatchObject({ status: 200, body: { record: { decision: 'rejected', approver: 'oncall@example.com' } } });
       const err = await handle.result().then(() => null, (e: unknown) => e);
       expect(err).toBeInstanceOf(WorkflowFailedError);
       expect(((err as WorkflowFailedError).cause as ApplicationFailure).type).toBe('ApprovalRejectedError');
+      await unchanged();
+      const { runId } = await handle.describe();
+
+      // A restart forgets nothing: the captured start and reject, sent again byte for byte, start and decide nothing.
+      await bridge!.stop();
+      await startBridge();
+      for (const [text, headers] of [[startText, startHeaders], [rejectText, rejectHeaders]] as const) {
+        r = await postTo(bridge!.baseUrl, GENERIC_ROUTE, text, headers);
+        expect(r).toMatchObject({ status: 401, body: { message: `replayed request: delivery ${headers['x-dr-delivery-id']} of key "oncall-tool" was already received; give every request its own X-DR-Delivery-Id` } });
+      }
+      expect(await handle.describe()).toMatchObject({ runId, status: { name: 'FAILED' } });
       await unchanged();
     });
   });

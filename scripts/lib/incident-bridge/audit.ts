@@ -1,5 +1,6 @@
 // The bridge's audit trail: one JSON line per call, accepted or not. It never holds a secret or a signature:
-// only who (the identity the caller claimed, and whether the request was authentic), what, on which run, and why.
+// only who (the key id and the identity it proved, or what an unauthenticated request claimed), what, on which run,
+// and why.
 import { appendFileSync, mkdirSync } from 'node:fs';
 import { appendFile } from 'node:fs/promises';
 import { dirname } from 'node:path';
@@ -9,8 +10,12 @@ export type AuditOutcome = 'accepted' | 'refused' | 'ignored' | 'failed';
 export interface AuditRecord {
   time: string;
   route: string;
-  /** The identity the call names (for a refused signature: what it claimed, unverified). */
+  /** The identity the verified key proved; null before verification (PagerDuty: the user the event names, unverified). */
   identity: string | null;
+  /** The key id (generic route: X-DR-Key-Id, as sent; PagerDuty: the subscription whose secret matched). */
+  keyId?: string;
+  /** X-DR-Delivery-Id, as sent (the route keeps at most 128 characters of either header). */
+  deliveryId?: string;
   /** Whether the request passed the signature, freshness and replay checks. */
   authenticated: boolean;
   action: string | null;

@@ -1,11 +1,12 @@
-// Configuration of the incident-tool bridge: one JSON file naming where the shared secrets come from (an
-// environment variable or a file, never the value itself), the allow-list of identities, the audit file and the
-// replay windows. Secrets are held in `Secret`, which prints and serializes as "[secret]".
+// Configuration of the incident-tool bridge: one JSON file naming every caller by key id (each with its own secret,
+// from an environment variable or a file, never the value itself) and the identity that key proves, the PagerDuty
+// subscriptions, the allow-list, the audit file, the replay store and the windows and rate limits. Secrets are held
+// in `Secret`, which prints and serializes as "[secret]".
 import { readFileSync, statSync } from 'node:fs';
 import { dirname, isAbsolute, resolve } from 'node:path';
 import { inspect } from 'node:util';
 
-/** A shared secret. Its value never reaches a log, an error message or JSON. */
+/** A caller's secret. Its value never reaches a log, an error message or JSON. */
 export class Secret {
   readonly #value: Buffer;
   constructor(value: Buffer) {
@@ -32,37 +33,68 @@ export interface SecretSource {
   secretFile?: string;
 }
 
+/** At most `max` authenticated requests per caller in a fixed window of `windowSeconds`. */
+export interface RateLimit {
+  max: number;
+  windowSeconds: number;
+}
+
+/** A caller of the generic route, by its key id (the X-DR-Key-Id header). */
+export interface CallerFile extends SecretSource {
+  /** The identity this key proves, as the allow-list names it (e.g. "opsgenie:prod"). */
+  identity: string;
+  rateLimit?: RateLimit;
+}
+
 /** The config file as written. Relative paths are relative to the file's folder. */
-export interface BridgeConfigFile extends SecretSource {
+export interface BridgeConfigFile {
   listen?: { host?: string; port?: number };
+  /** Key id -> the caller's identity and its own secret. Every integration gets its own key. */
+  callers: Record<string, CallerFile>;
   /** The allow-list (see AllowListFile). */
   allowListFile: string;
   /** Where every call is recorded, one JSON line each. */
   auditFile: string;
-  /** How far X-DR-Timestamp may be from the bridge's clock, and how long a signature is remembered. Default 300. */
+  /** Where used delivery ids are kept until their window has passed, so a restart does not forget them. */
+  replayStoreDir: string;
+  /** How far X-DR-Timestamp may be from the bridge's clock. Default 300. */
   windowSeconds?: number;
+  /** The default per-caller limit. Default 60 requests in 60 s. */
+  rateLimit?: RateLimit;
   /** How long a call may wait for Temporal before the bridge answers 504. Default 15. */
   temporalTimeoutSeconds?: number;
   /** The PagerDuty v3 webhook route; absent: the route answers 404. */
-  pagerduty?: SecretSource & {
+  pagerduty?: {
+    /** Subscription id -> its own secret (PagerDuty makes one per webhook subscription). */
+    subscriptions: Record<string, SecretSource & { rateLimit?: RateLimit }>;
     /** How old event.occurred_at may be, and how long an event id is remembered. Default: windowSeconds. */
     windowSeconds?: number;
   };
 }
 
+/** A verified key: who it proves, and its limit. */
+export interface CallerKey {
+  keyId: string;
+  identity: string;
+  secret: Secret;
+  rateLimit: RateLimit;
+}
+
 export interface BridgeConfig {
   listen: { host: string; port: number };
-  secret: Secret;
+  callers: Map<string, CallerKey>;
   allowListFile: string;
   auditFile: string;
+  replayStoreDir: string;
   windowSeconds: number;
   temporalTimeoutSeconds: number;
-  pagerduty: { secret: Secret; windowSeconds: number } | null;
+  pagerduty: { subscriptions: CallerKey[]; windowSeconds: number } | null;
 }
 
 export class BridgeConfigError extends Error {}
 
 const MIN_SECRET_BYTES = 16;
+const KEY_ID = /^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$/;
 
 function readSecret(src: SecretSource, what: string, baseDir: string, env: NodeJS.ProcessEnv): Secret {
   if (src.secretEnv && src.secretFile) throw new BridgeConfigError(`${what}: give secretEnv or secretFile, not both`);
@@ -92,6 +124,59 @@ function positive(v: unknown, field: string, dflt: number): number {
   return v;
 }
 
+function rateLimitOf(v: RateLimit | undefined, field: string, dflt: RateLimit): RateLimit {
+  if (v === undefined) return dflt;
+  if (!v || typeof v !== 'object' || !Number.isInteger(v.max) || v.max < 1) throw new BridgeConfigError(`${field}.max must be a whole number of requests, at least 1`);
+  return { max: v.max, windowSeconds: positive(v.windowSeconds, `${field}.windowSeconds`, 60) };
+}
+
+/** A shared secret defeats per-caller keys: whoever holds it could sign as either caller. */
+function refuseSharedSecrets(keys: CallerKey[]): void {
+  for (let i = 0; i < keys.length; i++) {
+    for (let j = i + 1; j < keys.length; j++) {
+      if (keys[i].secret.key().equals(keys[j].secret.key())) {
+        throw new BridgeConfigError(`keys "${keys[i].keyId}" and "${keys[j].keyId}" have the same secret: give every caller its own`);
+      }
+    }
+  }
+}
+
+function readCallers(file: BridgeConfigFile, baseDir: string, env: NodeJS.ProcessEnv, dfltLimit: RateLimit): Map<string, CallerKey> {
+  const legacy = file as { secretEnv?: unknown; secretFile?: unknown };
+  if (legacy.secretEnv !== undefined || legacy.secretFile !== undefined) {
+    throw new BridgeConfigError('one shared secret for every caller is no longer accepted: remove the top-level secretEnv/secretFile and give each ' +
+      'caller its own key under "callers": {"<key id>": {"identity": "...", "secretEnv" or "secretFile": "..."}}');
+  }
+  const entries = file.callers && typeof file.callers === 'object' && !Array.isArray(file.callers) ? Object.entries(file.callers) : null;
+  if (!entries) throw new BridgeConfigError('"callers" is missing: {"<key id>": {"identity": "...", "secretEnv" or "secretFile": "..."}}, one per integration');
+  const callers = new Map<string, CallerKey>();
+  for (const [keyId, c] of entries) {
+    if (!KEY_ID.test(keyId)) throw new BridgeConfigError(`caller key id "${keyId}": use 1-64 letters, digits, ".", "_", ":" or "-"`);
+    if (!c || typeof c.identity !== 'string' || c.identity.trim() === '') throw new BridgeConfigError(`caller "${keyId}" needs an "identity" (as the allow-list names it)`);
+    callers.set(keyId, {
+      keyId, identity: c.identity.trim(), secret: readSecret(c, `caller "${keyId}"`, baseDir, env),
+      rateLimit: rateLimitOf(c.rateLimit, `callers.${keyId}.rateLimit`, dfltLimit),
+    });
+  }
+  return callers;
+}
+
+function readPagerDuty(file: BridgeConfigFile, baseDir: string, env: NodeJS.ProcessEnv, dfltLimit: RateLimit, windowSeconds: number): BridgeConfig['pagerduty'] {
+  const pd = file.pagerduty;
+  if (!pd) return null;
+  const legacy = pd as { secretEnv?: unknown; secretFile?: unknown };
+  if (legacy.secretEnv !== undefined || legacy.secretFile !== undefined || !pd.subscriptions || typeof pd.subscriptions !== 'object') {
+    throw new BridgeConfigError('pagerduty: name each webhook subscription with its own secret: "subscriptions": {"<subscription id>": {"secretEnv" or "secretFile": "..."}}');
+  }
+  const subscriptions = Object.entries(pd.subscriptions).map(([id, s]): CallerKey => {
+    if (!KEY_ID.test(id)) throw new BridgeConfigError(`pagerduty subscription id "${id}": use 1-64 letters, digits, ".", "_", ":" or "-"`);
+    return { keyId: id, identity: `pagerduty-subscription:${id}`, secret: readSecret(s ?? {}, `pagerduty subscription "${id}"`, baseDir, env),
+      rateLimit: rateLimitOf(s?.rateLimit, `pagerduty.subscriptions.${id}.rateLimit`, dfltLimit) };
+  });
+  if (subscriptions.length === 0) throw new BridgeConfigError('pagerduty.subscriptions is empty: name at least one subscription, or leave "pagerduty" out');
+  return { subscriptions, windowSeconds: positive(pd.windowSeconds, 'pagerduty.windowSeconds', windowSeconds) };
+}
+
 /** Checks a config object and reads its secrets. `baseDir` resolves relative paths. */
 export function resolveBridgeConfig(file: BridgeConfigFile, baseDir: string, env: NodeJS.ProcessEnv = process.env): BridgeConfig {
   const path = (p: unknown, field: string) => {
@@ -101,19 +186,19 @@ export function resolveBridgeConfig(file: BridgeConfigFile, baseDir: string, env
   const windowSeconds = positive(file.windowSeconds, 'windowSeconds', 300);
   const port = file.listen?.port ?? 8787;
   if (!Number.isInteger(port) || port < 0 || port > 65535) throw new BridgeConfigError('listen.port must be a port number');
+  const dfltLimit = rateLimitOf(file.rateLimit, 'rateLimit', { max: 60, windowSeconds: 60 });
+  const callers = readCallers(file, baseDir, env, dfltLimit);
+  const pagerduty = readPagerDuty(file, baseDir, env, dfltLimit, windowSeconds);
+  refuseSharedSecrets([...callers.values(), ...(pagerduty?.subscriptions ?? [])]);
   const config: BridgeConfig = {
     listen: { host: file.listen?.host ?? '127.0.0.1', port },
-    secret: readSecret(file, 'the bridge secret', baseDir, env),
+    callers,
     allowListFile: path(file.allowListFile, 'allowListFile'),
     auditFile: path(file.auditFile, 'auditFile'),
+    replayStoreDir: path(file.replayStoreDir, 'replayStoreDir'),
     windowSeconds,
     temporalTimeoutSeconds: positive(file.temporalTimeoutSeconds, 'temporalTimeoutSeconds', 15),
-    pagerduty: file.pagerduty
-      ? {
-        secret: readSecret(file.pagerduty, 'pagerduty', baseDir, env),
-        windowSeconds: positive(file.pagerduty.windowSeconds, 'pagerduty.windowSeconds', windowSeconds),
-      }
-      : null,
+    pagerduty,
   };
   // Fail at start, not at the first call, when the allow-list is unusable.
   new AllowList(config.allowListFile).current();

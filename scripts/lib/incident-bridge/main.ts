@@ -22,8 +22,9 @@ async function main(): Promise<void> {
   const app = buildBridge({ client, config, taskQueue, logger: { level: process.env.DR_BRIDGE_LOG_LEVEL ?? 'info' } });
   const address = await app.listen({ host: config.listen.host, port: config.listen.port });
   const target = temporalTarget();
-  app.log.info(`incident bridge on ${address}: POST ${GENERIC_ROUTE}${config.pagerduty ? `, POST ${PAGERDUTY_ROUTE}` : ''}; ` +
-    `Temporal ${target.address} namespace ${target.namespace}, task queue ${taskQueue}; audit ${config.auditFile}`);
+  app.log.info(`incident bridge on ${address}: POST ${GENERIC_ROUTE} (${config.callers.size} caller keys)` +
+    `${config.pagerduty ? `, POST ${PAGERDUTY_ROUTE} (${config.pagerduty.subscriptions.length} subscriptions)` : ''}; ` +
+    `Temporal ${target.address} namespace ${target.namespace}, task queue ${taskQueue}; audit ${config.auditFile}, replay store ${config.replayStoreDir}`);
   let stopping = false;
   const stop = async (signal: string) => {
     if (stopping) return;

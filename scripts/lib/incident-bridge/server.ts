@@ -1,24 +1,31 @@
 // The incident-tool bridge: an HTTP endpoint incident tools call to approve, reject or start a runbook.
 //
-//   POST /v1/requests    the generic JSON form, signed with the bridge's own scheme (X-DR-Timestamp, X-DR-Signature)
-//   POST /v1/pagerduty   PagerDuty v3 webhooks (X-PagerDuty-Signature): a `/dr approve|reject ...` note
+//   POST /v1/requests    the generic JSON form, signed with the caller's own key (X-DR-Key-Id, X-DR-Timestamp,
+//                        X-DR-Delivery-Id, X-DR-Signature)
+//   POST /v1/pagerduty   PagerDuty v3 webhooks (X-PagerDuty-Signature, one secret per subscription): a
+//                        `/dr approve|reject ...` note
 //   GET  /healthz        liveness, unauthenticated, not audited
 //
-// Every call is checked in this order: signature over the raw body (401), freshness and replay (401), body (422),
-// the allow-list (403), then Temporal: no such run (404), no gate open / already decided / already running (409).
-// The approver recorded in an approval is the one the allow-list maps the caller's identity to, never a name the
-// body claims; the identity itself goes into the approval's comment. Every call ends as one line in the audit file.
+// Every call is checked in this order: key and signature over the raw body (401), freshness (401), the caller's
+// rate limit (429), replay of its delivery id, kept on disk across restarts (401), body (422; a body naming another
+// identity than the key's: 403), the allow-list (403), then Temporal: no such run (404), no gate open / already
+// decided / already running (409). The identity is the one the verified key proves (for PagerDuty: the user
+// PagerDuty names in the event its subscription signed), never one the body claims; the approver recorded is the one
+// the allow-list maps that identity to, and the identity goes into the approval's comment. Every call ends as one
+// line in the audit file.
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest, type FastifyServerOptions } from 'fastify';
 import { isGrpcServiceError, type Client } from '@temporalio/client';
 import { WorkflowNotFoundError } from '@temporalio/common';
 import { decideRunbook, DecisionRefusedError, RunbookAlreadyRunningError, startRunbook } from '../runbook-client';
 import { parseClusterRef } from '../../../workflows/contracts/clusters';
-import { RUNBOOK_NAMES } from '../../../workflows/contracts/runbooks';
 import type { ApprovalDecision } from '../../../workflows/contracts/approvals';
-import { AllowList, BRIDGE_ACTIONS, type BridgeAction, type BridgeConfig } from './config';
+import { AllowList, type BridgeConfig, type CallerKey } from './config';
 import { AuditLog, type AuditOutcome } from './audit';
-import { ReplayCache, verifyDrRequest, verifyPagerDutySignature, PAGERDUTY_SIGNATURE_HEADER } from './signatures';
+import { DR_DELIVERY_ID_HEADER, DR_KEY_ID_HEADER, verifyDrRequest, verifyPagerDutySignature, PAGERDUTY_SIGNATURE_HEADER } from './signatures';
 import { parsePagerDutyCommand, parsePagerDutyEnvelope } from './pagerduty';
+import { ReplayStore } from './replay-store';
+import { RateLimiter } from './rate-limit';
+import { isObj, parseJson, parseWorkflowId, Refusal, STARTABLE, validateGeneric, type DecisionRequest, type StartRequest } from './requests';
 
 export const GENERIC_ROUTE = '/v1/requests';
 export const PAGERDUTY_ROUTE = '/v1/pagerduty';
@@ -33,28 +40,16 @@ export interface BridgeOptions {
   logger?: FastifyServerOptions['logger'];
 }
 
-/** The runbooks a tool may start, and the input field naming the cluster the run is about (its workflow ID). */
-const STARTABLE: Record<string, { workflowType: string; clusterField: string }> = {
-  [RUNBOOK_NAMES.provisionStandby]: { workflowType: 'provisionStandby', clusterField: 'target' },
-  [RUNBOOK_NAMES.forceBackup]: { workflowType: 'forceBackup', clusterField: 'cluster' },
-  [RUNBOOK_NAMES.promote]: { workflowType: 'promote', clusterField: 'cluster' },
-  [RUNBOOK_NAMES.failbackReseed]: { workflowType: 'failbackReseed', clusterField: 'formerPrimary' },
-};
-const RUNBOOKS: string[] = Object.values(RUNBOOK_NAMES);
-
-/** A refusal with its HTTP status; the message says what to fix. */
-class Refusal extends Error {
-  constructor(readonly status: number, message: string) {
-    super(message);
-  }
-}
-
 interface CallContext {
   route: string;
+  /** The verified identity; before verification, null (PagerDuty: the user the unverified event names). */
   identity: string | null;
   authenticated: boolean;
   action: string | null;
   target: string | null;
+  /** The key id the request names (verified when authenticated is true). */
+  keyId?: string;
+  deliveryId?: string;
   approver?: string;
   eventId?: string;
   /** Released when the bridge fails on its side (5xx), so the sender's retry is not taken for a replay. */
@@ -64,41 +59,12 @@ interface CallContext {
 interface Answer {
   status: number;
   body: Record<string, unknown>;
+  headers?: Record<string, string>;
   outcome?: AuditOutcome;
   reason?: string;
 }
 
-interface DecisionRequest {
-  action: 'approve' | 'reject';
-  identity: string;
-  workflowId: string;
-  ticket: string;
-  comment?: string;
-  gate?: string;
-  acknowledgeDataLoss?: boolean;
-  acknowledgeUnconfirmedFence?: boolean;
-}
-
-interface StartRequest {
-  action: 'start';
-  identity: string;
-  runbook: string;
-  input: Record<string, unknown>;
-  ticket?: string;
-  comment?: string;
-}
-
 type Obj = Record<string, unknown>;
-const isObj = (v: unknown): v is Obj => !!v && typeof v === 'object' && !Array.isArray(v);
-const nonEmpty = (v: unknown): v is string => typeof v === 'string' && v.trim() !== '';
-
-function parseJson(raw: Buffer): unknown {
-  try {
-    return JSON.parse(raw.toString('utf8'));
-  } catch (err) {
-    throw new Refusal(422, `the body is not valid JSON (${(err as Error).message}): send one JSON object`);
-  }
-}
 
 /** What an unverified body claims, for the audit line only. */
 function claimed(raw: Buffer, pick: (body: Obj) => Partial<Pick<CallContext, 'identity' | 'action' | 'target'>>): Pick<CallContext, 'identity' | 'action' | 'target'> {
@@ -111,46 +77,6 @@ function claimed(raw: Buffer, pick: (body: Obj) => Partial<Pick<CallContext, 'id
   const p = isObj(body) ? pick(body) : {};
   const s = (v: unknown) => (typeof v === 'string' ? v : null);
   return { identity: s(p.identity), action: s(p.action), target: s(p.target) };
-}
-
-function validateGeneric(body: unknown): DecisionRequest | StartRequest {
-  if (!isObj(body)) throw new Refusal(422, 'the body must be a JSON object with "action" and "identity"');
-  const problems: string[] = [];
-  const { action } = body;
-  if (typeof action !== 'string' || !BRIDGE_ACTIONS.includes(action as BridgeAction)) {
-    problems.push(`action must be one of ${BRIDGE_ACTIONS.map((a) => `"${a}"`).join(', ')}${action === undefined ? '' : ` (got ${JSON.stringify(action)})`}`);
-  }
-  if (!nonEmpty(body.identity)) problems.push('identity is missing: the caller\'s identity as the allow-list names it, e.g. "pagerduty:PABC123"');
-  for (const f of ['comment', 'ticket'] as const) {
-    if (body[f] !== undefined && typeof body[f] !== 'string') problems.push(`${f} must be a string`);
-  }
-  if (action === 'approve' || action === 'reject') {
-    if (!nonEmpty(body.workflowId)) problems.push('workflowId is missing: the run to decide, "<runbook>/<site>/<cluster>", e.g. "promote/us/acid-demo"');
-    if (!nonEmpty(body.ticket)) problems.push('ticket is missing: name the incident or change ticket');
-    if (body.gate !== undefined && typeof body.gate !== 'string') problems.push('gate must be a string');
-    for (const f of ['acknowledgeDataLoss', 'acknowledgeUnconfirmedFence'] as const) {
-      if (body[f] !== undefined && typeof body[f] !== 'boolean') problems.push(`${f} must be true or false`);
-    }
-  } else if (action === 'start') {
-    if (!nonEmpty(body.runbook)) problems.push(`runbook is missing: one of ${Object.keys(STARTABLE).join(', ')}`);
-    if (!isObj(body.input)) problems.push('input is missing: the runbook\'s input as a JSON object (see the README)');
-  }
-  if (problems.length) throw new Refusal(422, problems.join('; '));
-  return body as unknown as DecisionRequest | StartRequest;
-}
-
-/** `<runbook>/<site>/<cluster>` → its runbook and site. */
-function parseWorkflowId(workflowId: string): { runbook: string; site: string } {
-  const slash = workflowId.indexOf('/');
-  const runbook = slash > 0 ? workflowId.slice(0, slash) : '';
-  if (!RUNBOOKS.includes(runbook)) {
-    throw new Refusal(422, `workflowId "${workflowId}" must be "<runbook>/<site>/<cluster>" with a runbook of ${RUNBOOKS.join(', ')}`);
-  }
-  try {
-    return { runbook, site: parseClusterRef(workflowId.slice(slash + 1), 'workflowId').site };
-  } catch (err) {
-    throw new Refusal(422, (err as Error).message);
-  }
 }
 
 function errorChain(err: unknown): { codes: unknown[]; text: string } {
@@ -178,7 +104,8 @@ export function buildBridge(opts: BridgeOptions): FastifyInstance {
   const { client, config, taskQueue } = opts;
   const allowList = new AllowList(config.allowListFile);
   const audit = new AuditLog(config.auditFile);
-  const replay = new ReplayCache();
+  const replay = new ReplayStore(config.replayStoreDir);
+  const rateLimiter = new RateLimiter();
   // PagerDuty allows 256 KB; nothing the bridge reads is near that.
   const app = Fastify({ logger: opts.logger ?? false, bodyLimit: 256 * 1024 });
 
@@ -195,7 +122,10 @@ export function buildBridge(opts: BridgeOptions): FastifyInstance {
       answer = await fn();
     } catch (err) {
       if (err instanceof Refusal) {
-        answer = { status: err.status, body: { ok: false, message: err.message }, outcome: err.status >= 500 ? 'failed' : 'refused', reason: err.message };
+        answer = {
+          status: err.status, body: { ok: false, message: err.message }, headers: err.headers,
+          outcome: err.status >= 500 ? 'failed' : 'refused', reason: err.message,
+        };
       } else {
         const { codes, text } = errorChain(err);
         const status = codes.includes(GRPC_DEADLINE_EXCEEDED) || /deadline exceeded/i.test(text) ? 504
@@ -206,7 +136,7 @@ export function buildBridge(opts: BridgeOptions): FastifyInstance {
         answer = { status, body: { ok: false, message }, outcome: 'failed', reason: message };
       }
     }
-    if (answer.status >= 500 && ctx.replayKey) replay.release(ctx.replayKey);
+    if (answer.status >= 500 && ctx.replayKey) await replay.release(ctx.replayKey);
     await audit.write({
       time: new Date().toISOString(),
       route: ctx.route,
@@ -217,21 +147,31 @@ export function buildBridge(opts: BridgeOptions): FastifyInstance {
       outcome: answer.outcome ?? 'accepted',
       status: answer.status,
       reason: answer.reason ?? null,
+      ...(ctx.keyId ? { keyId: ctx.keyId } : {}),
+      ...(ctx.deliveryId ? { deliveryId: ctx.deliveryId } : {}),
       ...(ctx.approver && answer.status === 200 ? { approver: ctx.approver } : {}),
       ...(ctx.eventId ? { eventId: ctx.eventId } : {}),
     });
-    return reply.code(answer.status).send(answer.body);
+    return reply.code(answer.status).headers(answer.headers ?? {}).send(answer.body);
   }
 
-  async function decide(ctx: CallContext, req: DecisionRequest, origin: string, ackHint = ''): Promise<Answer> {
+  /** The caller's allowance, then its delivery id: neither is spent by a request that fails verification. */
+  async function admit(ctx: CallContext, caller: CallerKey, replayKey: string, expiresAtMs: number, replayMessage: string): Promise<void> {
+    const rate = rateLimiter.take(caller);
+    if (!rate.ok) throw new Refusal(429, rate.reason, { 'retry-after': String(rate.retryAfterSeconds) });
+    if (!(await replay.claim(replayKey, expiresAtMs))) throw new Refusal(401, replayMessage);
+    ctx.replayKey = replayKey;
+  }
+
+  async function decide(ctx: CallContext, identity: string, req: DecisionRequest, origin: string, ackHint = ''): Promise<Answer> {
     const { runbook, site } = parseWorkflowId(req.workflowId);
-    const auth = allowList.authorize(req.identity, req.action, runbook, site);
+    const auth = allowList.authorize(identity, req.action, runbook, site);
     if (!auth.ok) throw new Refusal(403, auth.reason);
     ctx.approver = auth.approver;
     const decision: ApprovalDecision = {
       approver: auth.approver,
       ticket: req.ticket.trim(),
-      comment: `${req.comment?.trim() ? `${req.comment.trim()} ` : ''}(via the incident bridge, identity ${req.identity}${origin})`,
+      comment: `${req.comment?.trim() ? `${req.comment.trim()} ` : ''}(via the incident bridge, identity ${identity}${origin})`,
       ...(req.gate ? { gate: req.gate } : {}),
       ...(req.acknowledgeDataLoss !== undefined ? { acknowledgeDataLoss: req.acknowledgeDataLoss } : {}),
       ...(req.acknowledgeUnconfirmedFence !== undefined ? { acknowledgeUnconfirmedFence: req.acknowledgeUnconfirmedFence } : {}),
@@ -254,7 +194,7 @@ export function buildBridge(opts: BridgeOptions): FastifyInstance {
     return { status: 200, body: { ok: true, workflowId: req.workflowId, gate: decided.gate.gate, record: decided.record } };
   }
 
-  async function start(ctx: CallContext, req: StartRequest): Promise<Answer> {
+  async function start(ctx: CallContext, identity: string, req: StartRequest): Promise<Answer> {
     const spec = STARTABLE[req.runbook];
     if (!spec) throw new Refusal(422, `runbook "${req.runbook}" cannot be started here: one of ${Object.keys(STARTABLE).join(', ')}`);
     let site: string;
@@ -267,12 +207,12 @@ export function buildBridge(opts: BridgeOptions): FastifyInstance {
       throw new Refusal(422, (err as Error).message);
     }
     ctx.target = `${req.runbook}/${cluster}`;
-    const auth = allowList.authorize(req.identity, 'start', req.runbook, site);
+    const auth = allowList.authorize(identity, 'start', req.runbook, site);
     if (!auth.ok) throw new Refusal(403, auth.reason);
     ctx.approver = auth.approver;
     const handle = await temporal(() => startRunbook(client, {
       workflowType: spec.workflowType, runbook: req.runbook, cluster, input: req.input, taskQueue,
-      summary: `${req.runbook} ${cluster}: started by ${auth.approver} (${req.identity}) via the incident bridge${req.ticket ? `, ticket ${req.ticket}` : ''}`,
+      summary: `${req.runbook} ${cluster}: started by ${auth.approver} (${identity}) via the incident bridge${req.ticket ? `, ticket ${req.ticket}` : ''}`,
     })).catch((err: unknown) => {
       if (err instanceof RunbookAlreadyRunningError) throw new Refusal(409, err.message);
       throw err;
@@ -286,24 +226,27 @@ export function buildBridge(opts: BridgeOptions): FastifyInstance {
 
   app.post(GENERIC_ROUTE, async (request, reply) => {
     const raw = rawBody(request);
+    const header = (name: string) => {
+      const v = request.headers[name];
+      return typeof v === 'string' ? v.slice(0, 128) : undefined;
+    };
     const ctx: CallContext = {
-      route: GENERIC_ROUTE, authenticated: false,
-      ...claimed(raw, (b) => ({ identity: b.identity as string, action: b.action as string, target: b.workflowId as string })),
+      route: GENERIC_ROUTE, authenticated: false, keyId: header(DR_KEY_ID_HEADER), deliveryId: header(DR_DELIVERY_ID_HEADER),
+      ...claimed(raw, (b) => ({ action: b.action as string, target: b.workflowId as string })),
     };
     return respond(ctx, reply, async () => {
-      const verdict = verifyDrRequest(config.secret, request.headers, raw, config.windowSeconds);
+      const verdict = verifyDrRequest(config.callers, request.headers, raw, config.windowSeconds);
       if (!verdict.ok) throw new Refusal(401, verdict.reason);
-      if (!replay.claim(verdict.replayKey, verdict.expiresAtMs)) {
-        throw new Refusal(401, 'replayed request: this signature was already used; sign every request anew (with its own timestamp)');
-      }
-      ctx.replayKey = verdict.replayKey;
+      const { identity } = verdict.caller;
+      ctx.identity = identity;
+      await admit(ctx, verdict.caller, verdict.replayKey, verdict.expiresAtMs,
+        `replayed request: delivery ${verdict.deliveryId} of key "${verdict.caller.keyId}" was already received; give every request its own X-DR-Delivery-Id`);
       ctx.authenticated = true;
-      const req = validateGeneric(parseJson(raw));
-      ctx.identity = req.identity;
+      const req = validateGeneric(parseJson(raw), identity, verdict.caller.keyId);
       ctx.action = req.action;
-      if (req.action === 'start') return start(ctx, req);
+      if (req.action === 'start') return start(ctx, identity, req);
       ctx.target = req.workflowId;
-      return decide(ctx, req, '');
+      return decide(ctx, identity, req, '');
     });
   });
 
@@ -319,8 +262,9 @@ export function buildBridge(opts: BridgeOptions): FastifyInstance {
     return respond(ctx, reply, async () => {
       const pd = config.pagerduty;
       if (!pd) throw new Refusal(404, 'the PagerDuty route is not configured ("pagerduty" in the bridge config)');
-      const verdict = verifyPagerDutySignature(pd.secret, request.headers[PAGERDUTY_SIGNATURE_HEADER], raw);
+      const verdict = verifyPagerDutySignature(pd.subscriptions, request.headers[PAGERDUTY_SIGNATURE_HEADER], raw);
       if (!verdict.ok) throw new Refusal(401, verdict.reason);
+      ctx.keyId = verdict.caller.keyId;
       const parsed = parsePagerDutyEnvelope(parseJson(raw));
       if (!parsed.ok) throw new Refusal(422, parsed.reason);
       const ev = parsed.envelope;
@@ -330,10 +274,9 @@ export function buildBridge(opts: BridgeOptions): FastifyInstance {
       if (Math.abs(ageSeconds) > pd.windowSeconds) {
         throw new Refusal(401, `stale event: event.occurred_at is ${ageSeconds} s ${ageSeconds > 0 ? 'old' : 'in the future'} (window ${pd.windowSeconds} s)`);
       }
-      if (!replay.claim(`pagerduty:${ev.id}`, ev.occurredAtMs + (pd.windowSeconds + 1) * 1000)) {
-        throw new Refusal(401, `replayed event: event ${ev.id} was already received`);
-      }
-      ctx.replayKey = `pagerduty:${ev.id}`;
+      // The event id is inside the signed body (a redelivery repeats it); the X-Webhook-Id header is not signed.
+      await admit(ctx, verdict.caller, `pagerduty:${ev.id}`, ev.occurredAtMs + (pd.windowSeconds + 1) * 1000,
+        `replayed event: event ${ev.id} was already received`);
       ctx.authenticated = true;
       const ignored = (why: string): Answer => ({ status: 200, body: { ok: true, ignored: true, message: why }, outcome: 'ignored', reason: why });
       if (ev.eventType !== 'incident.annotated' || !ev.note) return ignored(`event type ${ev.eventType} carries no command`);
@@ -345,7 +288,7 @@ export function buildBridge(opts: BridgeOptions): FastifyInstance {
       ctx.target = cmd.workflowId;
       if (ev.note.trimmed) throw new Refusal(422, 'PagerDuty trimmed the note: write the /dr command in a shorter note');
       if (!ev.identity) throw new Refusal(403, 'the note was not written by a PagerDuty user (event.agent is not a user_reference)');
-      return decide(ctx, { ...cmd, identity: ev.identity }, `, PagerDuty incident ${ev.note.incidentId ?? '?'} note ${ev.note.id ?? '?'}`,
+      return decide(ctx, ev.identity, cmd, `, PagerDuty incident ${ev.note.incidentId ?? '?'} note ${ev.note.id ?? '?'}`,
         ' (in a PagerDuty note: add --ack-data-loss / --ack-unconfirmed-fence)');
     });
   });
