@@ -197,17 +197,17 @@ export async function ensureNamespace(server: KubeDevServer, namespace: string):
 }
 
 /**
- * Applies deploy/kubernetes/worker-rbac.yaml into `namespace` (ServiceAccount renamed to `serviceAccount`), asks
+ * Applies deploy/kubernetes/worker-rbac.yaml (or `rbac`, a Role rendered from a sites file) into `namespace` (ServiceAccount renamed to `serviceAccount`), asks
  * the TokenRequest API for a token of that ServiceAccount and adds user and context `dr-worker@<namespace>` to the
  * kubeconfig. Calling it again refreshes the token.
  */
 export async function addWorkerIdentity(
   server: KubeDevServer,
-  opts: { namespace: string; serviceAccount: string },
+  opts: { namespace: string; serviceAccount: string; rbac?: KubeObject[] },
 ): Promise<{ context: string; username: string }> {
   const { namespace, serviceAccount } = opts;
   await ensureNamespace(server, namespace);
-  for (const obj of readYamlDocuments(WORKER_RBAC_FILE)) {
+  for (const obj of opts.rbac ? structuredClone(opts.rbac) : readYamlDocuments(WORKER_RBAC_FILE)) {
     const metadata = obj.metadata as { name: string; namespace?: string };
     metadata.namespace = namespace;
     if (obj.kind === 'ServiceAccount') metadata.name = serviceAccount;

@@ -31,7 +31,7 @@ const patroniRole = async (backing: typeof euBacking, cluster: string) => (await
 
 beforeAll(async () => {
   const t0 = Date.now();
-  z = await startZalandoHarness('zalando', 31300);
+  z = await startZalandoHarness('zalando', 31300, { 'acid-zsrc': { users: ['app'] }, 'acid-zarc': { users: ['app'] }, 'acid-zstr': { users: ['app'] } });
   ({ euBacking, usBacking, operator, kube, sitesFile } = z);
   timings.harnessStartMs = Date.now() - t0;
 });
