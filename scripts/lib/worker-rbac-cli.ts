@@ -3,7 +3,10 @@
 import { Command } from 'commander';
 import { loadSites, type ZalandoSiteConfig } from '../../activities/sites/sites-file';
 import { BadInputError } from '../../workflows/contracts/errors';
-import { exampleWorkerRbacYaml, renderWorkerRbac, workerRbacYaml, type WorkerRbacOptions } from './worker-rbac';
+import { stringify } from 'yaml';
+import {
+  exampleWorkerRbacYaml, renderWorkerAdmissionPolicy, renderWorkerRbac, workerRbacYaml, type WorkerRbacOptions,
+} from './worker-rbac';
 
 const HEADER = (site: string, sitesFile: string) =>
   `The standby-runbooks worker's identity at site ${site}, rendered from ${sitesFile} by scripts/render-worker-rbac.\n` +
@@ -18,10 +21,11 @@ function main(argv: string[]): number {
     .option('--patroni-port <port...>', 'Patroni\'s REST port on the pods (default 8008, Spilo\'s)')
     .option('--service-account-namespace <ns>', 'where the ServiceAccount lives, if not in the site\'s namespace')
     .option('--json', 'one JSON document: { "sites": { "<site>": [objects] } }')
+    .option('--admission-policy', 'instead: the ValidatingAdmissionPolicy that pins the worker\'s creates to the listed names (a cluster admin applies it)')
     .option('--example', 'deploy/kubernetes/worker-rbac.yaml, from the example sites file in deploy/kubernetes/regions/eu/worker.yaml')
     .exitOverride();
   p.parse(argv);
-  const o = p.opts<{ sites?: string; site?: string; patroniPort?: string[]; serviceAccountNamespace?: string; json?: boolean; example?: boolean }>();
+  const o = p.opts<{ sites?: string; site?: string; patroniPort?: string[]; serviceAccountNamespace?: string; json?: boolean; example?: boolean; admissionPolicy?: boolean }>();
   if (o.example) {
     process.stdout.write(exampleWorkerRbacYaml());
     return 0;
@@ -37,8 +41,11 @@ function main(argv: string[]): number {
   }
   const sites = Object.values(loaded.sites).filter((s): s is ZalandoSiteConfig & { name: string } => s.kind === 'zalando' && (!o.site || s.name === o.site));
   if (sites.length === 0) throw new BadInputError(o.site ? `${loaded.path} has no zalando site "${o.site}"` : `${loaded.path} has no zalando site`);
+  const render = o.admissionPolicy ? renderWorkerAdmissionPolicy : renderWorkerRbac;
   if (o.json) {
-    process.stdout.write(`${JSON.stringify({ sites: Object.fromEntries(sites.map((s) => [s.name, renderWorkerRbac(s, opts)])) }, null, 2)}\n`);
+    process.stdout.write(`${JSON.stringify({ sites: Object.fromEntries(sites.map((s) => [s.name, render(s, opts)])) }, null, 2)}\n`);
+  } else if (o.admissionPolicy) {
+    process.stdout.write(sites.flatMap((s) => renderWorkerAdmissionPolicy(s, opts)).map((d) => stringify(d, { lineWidth: 0 })).join('---\n'));
   } else {
     process.stdout.write(sites.map((s) => workerRbacYaml(s, opts, HEADER(s.name, o.sites ?? '$DR_SITES_FILE'))).join('---\n'));
   }

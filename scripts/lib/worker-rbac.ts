@@ -137,6 +137,53 @@ export function renderWorkerRbac(site: Site, opts: WorkerRbacOptions = {}): Arra
   ];
 }
 
+/**
+ * What RBAC cannot do: pin the worker's creates to names. A ValidatingAdmissionPolicy (cluster-scoped: a cluster
+ * admin applies it) lets the worker create, in this site's namespace, only Opaque Secrets under the names its Role
+ * grants and postgresql objects of the listed clusters. Without it, a Secret of type service-account-token created
+ * under a listed name that does not exist yet would be filled with a token by Kubernetes and readable by the worker.
+ */
+export function renderWorkerAdmissionPolicy(site: Site, opts: WorkerRbacOptions = {}): Array<Record<string, unknown>> {
+  const clusters = Object.keys(site.clusters ?? {}).sort();
+  if (clusters.length === 0) throw new BadInputError(`site ${site.name} lists no "clusters" in the sites file: nothing to pin creates to`);
+  const user = `system:serviceaccount:${opts.serviceAccountNamespace ?? site.namespace}:${WORKER_IDENTITY}`;
+  const list = (names: string[]) => `[${names.map((n) => `'${n}'`).join(', ')}]`;
+  const name = `${WORKER_IDENTITY}-creates.${site.namespace}`;
+  const labels = { 'app.kubernetes.io/name': WORKER_IDENTITY, 'app.kubernetes.io/part-of': 'standby-runbooks' };
+  return [
+    {
+      apiVersion: 'admissionregistration.k8s.io/v1', kind: 'ValidatingAdmissionPolicy', metadata: { name, labels },
+      spec: {
+        failurePolicy: 'Fail',
+        matchConstraints: {
+          resourceRules: [
+            { apiGroups: [''], apiVersions: ['v1'], operations: ['CREATE'], resources: ['secrets'] },
+            { apiGroups: ['acid.zalan.do'], apiVersions: ['*'], operations: ['CREATE'], resources: ['postgresqls'] },
+          ],
+        },
+        matchConditions: [{ name: 'the-worker', expression: `request.userInfo.username == '${user}'` }],
+        validations: [
+          {
+            expression: `request.resource.resource != 'secrets' || (object.type == 'Opaque' && object.metadata.name in ${list(clusters.flatMap((c) => clusterSecretNames(site, c)))})`,
+            message: 'the worker creates only Opaque Secrets of the clusters its site lists (render the Role and this policy again after changing "clusters")',
+          },
+          {
+            expression: `request.resource.resource != 'postgresqls' || object.metadata.name in ${list(clusters)}`,
+            message: 'the worker creates only postgresql objects of the clusters its site lists (render the Role and this policy again after changing "clusters")',
+          },
+        ],
+      },
+    },
+    {
+      apiVersion: 'admissionregistration.k8s.io/v1', kind: 'ValidatingAdmissionPolicyBinding', metadata: { name, labels },
+      spec: {
+        policyName: name, validationActions: ['Deny'],
+        matchResources: { namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': site.namespace } } },
+      },
+    },
+  ];
+}
+
 const wrap = (text: string, width = 112): string[] => {
   const lines: string[] = [];
   let line = '';

@@ -12,10 +12,12 @@ import { parse } from 'yaml';
 import { credentialsSecretName } from '../../activities/sites/zalando-driver';
 import { loadSites, type ZalandoSiteConfig } from '../../activities/sites/sites-file';
 import {
-  addWorkerIdentity, credentialsFor, kubeRequest, readYamlDocuments, startKubeDevServer, stopKubeDevServer, WORKER_RBAC_FILE,
+  addWorkerIdentity, applyWorkerAdmissionPolicy, credentialsFor, kubeRequest, readYamlDocuments, startKubeDevServer, stopKubeDevServer, WORKER_RBAC_FILE,
   type KubeCredentials, type KubeObject,
 } from '../../scripts/lib/kube-dev-server';
-import { EXAMPLE_SITES_MANIFEST, exampleWorkerRbacYaml, renderWorkerRbac, workerRules } from '../../scripts/lib/worker-rbac';
+import {
+  EXAMPLE_SITES_MANIFEST, exampleWorkerRbacYaml, renderWorkerAdmissionPolicy, renderWorkerRbac, workerRules,
+} from '../../scripts/lib/worker-rbac';
 import { REPO_ROOT } from '../helpers/test-env';
 import { privatePort } from '../helpers/private-regions';
 
@@ -176,6 +178,39 @@ describe('the rendered Role, tried with real requests as the worker', () => {
   });
 });
 
+describe('the admission policy pins what RBAC cannot: the names the worker creates', () => {
+  const tokenSecret = (name: string) => ({
+    apiVersion: 'v1', kind: 'Secret', metadata: { name, annotations: { 'kubernetes.io/service-account.name': 'default' } }, type: 'kubernetes.io/service-account-token',
+  });
+  const pgObject = (name: string) => ({
+    apiVersion: 'acid.zalan.do/v1', kind: 'postgresql', metadata: { name },
+    spec: { teamId: 'acid', numberOfInstances: 1, postgresql: { version: '15' }, volume: { size: '1Gi' } },
+  });
+  const pgPath = `/apis/acid.zalan.do/v1/namespaces/${NS}/postgresqls`;
+
+  it('without it, the Role alone lets the worker create a service-account-token Secret under a name it may read', async () => {
+    const r = await kubeRequest(worker, 'POST', `${secretPath()}?dryRun=All`, { body: tokenSecret(`${MINE}-standby-s3`) });
+    expect(r.status).toBe(201);
+  });
+
+  it('with it: only Opaque Secrets and postgresql objects of the listed clusters; the admin is not bound by it', async () => {
+    await applyWorkerAdmissionPolicy(admin, worker, NS, renderWorkerAdmissionPolicy(SITE) as KubeObject[]);
+    const refused = [
+      ['a token Secret under a listed name', secretPath(), tokenSecret(`${MINE}-standby-s3`)],
+      ['an Opaque Secret under another name', secretPath(), { apiVersion: 'v1', kind: 'Secret', metadata: { name: 'elsewhere' }, type: 'Opaque', stringData: { k: 'v' } }],
+      ['a postgresql of a cluster not listed', pgPath, pgObject(OTHER)],
+    ] as const;
+    for (const [what, path, body] of refused) {
+      const r = await kubeRequest(worker, 'POST', path, { body });
+      expect({ what, status: r.status, message: r.body.message }).toEqual({ what, status: 422, message: expect.stringMatching(/ValidatingAdmissionPolicy .* denied request: the worker creates only/) });
+    }
+    const s3Copy = await kubeRequest(worker, 'POST', secretPath(), { body: { apiVersion: 'v1', kind: 'Secret', metadata: { name: `${MINE}-standby-s3` }, type: 'Opaque', stringData: { k: 'v' } } });
+    expect(s3Copy.status).toBe(201);
+    expect((await kubeRequest(worker, 'POST', pgPath, { body: pgObject(MINE) })).status).toBe(201);
+    expect((await kubeRequest(admin, 'POST', secretPath(), { body: { apiVersion: 'v1', kind: 'Secret', metadata: { name: 'by-admin' }, stringData: { k: 'v' } } })).status).toBe(201);
+  });
+});
+
 describe('the renderer', () => {
   it('every rule says why it is there, and the README lists every rule\'s resource and verbs', () => {
     const readme = readFileSync(join(REPO_ROOT, 'README.md'), 'utf8');
@@ -187,6 +222,18 @@ describe('the renderer', () => {
 
   it('refuses a site that lists no clusters', () => {
     expect(() => workerRules({ ...SITE, clusters: {} })).toThrow(/lists no "clusters"/);
+  });
+
+  it.each([
+    [{ Orders: {} }, /cluster "Orders" is not a name the operator can have/],
+    [{ 'acid-x': { members: 0 } }, /"members" must be a whole number from 1 to 16/],
+    [{ 'acid-x': { users: ['App-User'] } }, /"users" must be a list of Postgres role names/],
+    [['acid-x'], /"clusters" must be an object/],
+  ])('the sites file refuses bad "clusters" %j', (clusters, why) => {
+    const file = join(DIR, 'bad-clusters.json');
+    const { name: _name, ...site } = SITE;
+    writeFileSync(file, JSON.stringify({ sites: { eu: { ...site, clusters } } }));
+    expect(() => loadSites(file)).toThrow(why);
   });
 
   it('deploy/kubernetes/worker-rbac.yaml is what it renders from the eu example sites file (regions/eu/worker.yaml)', () => {

@@ -1,17 +1,18 @@
 // Two `zalando` sites (namespaces eu and us) on one REAL kube-apiserver, each backed by a private sandbox region
 // through the stand-in operator and kubelet; the worker authenticates with a real ServiceAccount token bound to
 // the Role scripts/render-worker-rbac renders from the harness's sites file: it names the clusters a test uses, and
-// nothing else, so a runbook that reaches past them is refused by the API server. On stop, every Secret value the harness saw is handed to the suite's
+// nothing else, so a runbook that reaches past them is refused by the API server; and its admission policy, which
+// lets the worker create only the Secrets and postgresql objects of those clusters. On stop, every Secret value the harness saw is handed to the suite's
 // secrets audit (test/audit/no-secrets.test.ts), so no run through the zalando driver may leak one either.
 import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { networkInterfaces } from 'node:os';
 import { join } from 'node:path';
 import {
-  addWorkerIdentity, kubeRequest, startKubeDevServer, stopKubeDevServer, type KubeDevServer,
+  addWorkerIdentity, applyWorkerAdmissionPolicy, credentialsFor, kubeRequest, startKubeDevServer, stopKubeDevServer, type KubeDevServer, type KubeObject,
 } from '../../scripts/lib/kube-dev-server';
 import type { LocalSiteDriver } from '../../activities/sites/local-driver';
 import type { ZalandoClusterGrant } from '../../activities/sites/sites-file';
-import { renderWorkerRbac } from '../../scripts/lib/worker-rbac';
+import { renderWorkerAdmissionPolicy, renderWorkerRbac } from '../../scripts/lib/worker-rbac';
 import { privatePort, privateRegions } from '../helpers/private-regions';
 import { AUDIT_SECRETS_DIR } from '../helpers/test-env';
 import { StandInOperator } from './stand-in-operator';
@@ -46,10 +47,10 @@ export async function startZalandoHarness(label: string, base: number, clusters:
   for (const ns of ['eu', 'us']) {
     // Each stand-in member's Patroni listens on its own port of the backing region (Spilo's all on 8008).
     const { first, last } = backingOf[ns].cfg.memberPorts;
-    const rbac = renderWorkerRbac({ name: ns, namespace: ns, s3CredentialsSecret: { name: 'dr-s3' }, clusters }, {
-      patroniPorts: Array.from({ length: last - first + 1 }, (_, i) => first + i),
-    }) as Parameters<typeof addWorkerIdentity>[1]['rbac'];
+    const site = { name: ns, namespace: ns, s3CredentialsSecret: { name: 'dr-s3' }, clusters };
+    const rbac = renderWorkerRbac(site, { patroniPorts: Array.from({ length: last - first + 1 }, (_, i) => first + i) }) as KubeObject[];
     contexts[ns] = (await addWorkerIdentity(kube, { namespace: ns, serviceAccount: 'dr-runbooks-worker', rbac })).context;
+    await applyWorkerAdmissionPolicy(kube.admin, credentialsFor(kube.kubeconfig, contexts[ns]), ns, renderWorkerAdmissionPolicy(site) as KubeObject[]);
     // The S3 keys Spilo pods of this region use, as the site's admin would have stored them.
     await admin('POST', `/api/v1/namespaces/${ns}/secrets`, {
       apiVersion: 'v1', kind: 'Secret', metadata: { name: 'dr-s3' },
