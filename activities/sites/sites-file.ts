@@ -151,8 +151,8 @@ function checkClusterGrants(clusters: unknown, bad: (what: string) => BadInputEr
     if (grant.members !== undefined && !(Number.isInteger(grant.members) && grant.members >= 1 && grant.members <= 16)) {
       throw bad(`cluster "${cluster}": "members" must be a whole number from 1 to 16`);
     }
-    if (grant.users !== undefined && !(Array.isArray(grant.users) && grant.users.every((u) => typeof u === 'string' && /^[a-z_][a-z0-9_]*$/.test(u)))) {
-      throw bad(`cluster "${cluster}": "users" must be a list of Postgres role names (lower case, digits, _)`);
+    if (grant.users !== undefined && !(Array.isArray(grant.users) && grant.users.every((u) => typeof u === 'string' && /^[a-z0-9_][-a-z0-9_]*$/.test(u)))) {
+      throw bad(`cluster "${cluster}": "users" must be a list of Postgres role names (lower case, digits, _ and -)`);
     }
   }
 }
