@@ -50,6 +50,30 @@ export interface ZalandoSiteConfig {
    * gets its STANDBY_AWS_* env from a copy of it, by reference. Never the keys themselves.
    */
   s3CredentialsSecret: { name: string; accessKeyIdKey?: string; secretAccessKeyKey?: string };
+  /**
+   * The clusters the worker may touch at this site, by name: the worker's Role is rendered from them
+   * (scripts/render-worker-rbac), so a cluster missing here is refused by the API server. Absent: a Role for the
+   * whole namespace must be written by hand.
+   */
+  clusters?: Record<string, ZalandoClusterGrant>;
+}
+
+/** What the rendered Role names of one cluster: its member pods and its users' credentials Secrets. */
+export interface ZalandoClusterGrant {
+  /** Pods `<cluster>-0` .. `<cluster>-<members-1>` (the operator's StatefulSet); default 2. */
+  members?: number;
+  /** Users besides `postgres` and `standby` whose Secrets the operator keeps (spec.users and the like). */
+  users?: string[];
+}
+
+/** Users whose Secrets every cluster of the operator has: its superuser and its replication user. */
+export const OPERATOR_SYSTEM_USERS = ['postgres', 'standby'];
+export const DEFAULT_CLUSTER_MEMBERS = 2;
+
+/** Every user whose credentials Secret the worker may read for `cluster` at this site, or null if not declared. */
+export function declaredUsers(site: Pick<ZalandoSiteConfig, 'clusters'>, cluster: string): string[] | null {
+  const grant = site.clusters?.[cluster];
+  return grant ? [...new Set([...OPERATOR_SYSTEM_USERS, ...(grant.users ?? [])])] : null;
 }
 
 export type SiteConfig = LocalSiteConfig | ZalandoSiteConfig;
@@ -105,6 +129,7 @@ export function loadSites(explicit?: string): LoadedSites {
       if (!site.namespace || !/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/.test(site.namespace)) throw bad('needs "namespace", a DNS label');
       if (!site.s3?.bucket) throw bad('needs "s3": { "bucket", "region", ... } of its archive');
       if (!site.s3CredentialsSecret?.name) throw bad('needs "s3CredentialsSecret": { "name" } (the Secret holding the S3 keys Spilo uses)');
+      checkClusterGrants(site.clusters, bad);
       sites[name] = {
         ...site,
         name,
@@ -116,6 +141,20 @@ export function loadSites(explicit?: string): LoadedSites {
     }
   }
   return { path, sites };
+}
+
+function checkClusterGrants(clusters: unknown, bad: (what: string) => BadInputError): void {
+  if (clusters === undefined) return;
+  if (!clusters || typeof clusters !== 'object' || Array.isArray(clusters)) throw bad('"clusters" must be an object: { "<cluster>": { "members", "users" } }');
+  for (const [cluster, grant] of Object.entries(clusters as Record<string, ZalandoClusterGrant>)) {
+    if (!/^[a-z]([-a-z0-9]*[a-z0-9])?$/.test(cluster) || cluster.length > 53) throw bad(`cluster "${cluster}" is not a name the operator can have (DNS-1035, at most 53)`);
+    if (grant.members !== undefined && !(Number.isInteger(grant.members) && grant.members >= 1 && grant.members <= 16)) {
+      throw bad(`cluster "${cluster}": "members" must be a whole number from 1 to 16`);
+    }
+    if (grant.users !== undefined && !(Array.isArray(grant.users) && grant.users.every((u) => typeof u === 'string' && /^[a-z0-9_][-a-z0-9_]*$/.test(u)))) {
+      throw bad(`cluster "${cluster}": "users" must be a list of Postgres role names (lower case, digits, _ and -)`);
+    }
+  }
 }
 
 /** A site that must be a local (sandbox) region, e.g. for the sandbox's own tooling. */

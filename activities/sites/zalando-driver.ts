@@ -5,7 +5,7 @@
 // no endpoint (the base backup, stopping and reading the control file of a fenced member). SQL goes to the pod
 // address (the worker runs in the cluster's network).
 import { Client as PgClient, type ClientConfig } from 'pg';
-import type { ZalandoSiteConfig } from './sites-file';
+import { declaredUsers, OPERATOR_SYSTEM_USERS, type ZalandoSiteConfig } from './sites-file';
 import type {
   ReplicationSlotRow, StandbySlotResult, PromoteOutcome,
   ArchiveLocation, BaseBackupRun, ClusterFacts, ClusterListing, CreateStandbyRequest, DemoteRequest, DemoteResult, FenceResult, FinalWalResult, FormerPrimaryAssessment,
@@ -254,13 +254,20 @@ export class ZalandoSiteDriver implements SiteDriver {
     });
   }
 
+  /**
+   * The users of `cluster` that have a credentials Secret here. Each Secret is read by name, never listed: a Role
+   * can name the Secrets it grants (scripts/render-worker-rbac), but a LIST cannot be limited to names. Which
+   * names: the operator's system users, the cluster's spec.users and the users the sites file declares for it.
+   */
   async listSecretUsers(cluster: string): Promise<string[]> {
-    const suffix = `.${cluster}.credentials.postgresql.acid.zalan.do`;
-    const secrets = await this.kube.list<KubeObject & { data?: Record<string, string> }>(this.kube.path('', 'secrets'), `cluster-name=${cluster}`);
-    return secrets
-      .filter((s) => s.metadata.name.endsWith(suffix) && s.data?.username)
-      .map((s) => Buffer.from(s.data!.username, 'base64').toString('utf8'))
-      .sort();
+    const pg = await this.getPostgresql(cluster);
+    const candidates = new Set([...(declaredUsers(this.cfg, cluster) ?? OPERATOR_SYSTEM_USERS), ...Object.keys(pg?.spec.users ?? {})]);
+    const found: string[] = [];
+    for (const user of candidates) {
+      const value = await this.readSecret(cluster, user);
+      if (value) found.push(value.username);
+    }
+    return found.sort();
   }
 
   createStandbyCluster(req: CreateStandbyRequest, onProgress?: (detail: string) => void): Promise<{ changed: boolean }> {

@@ -197,17 +197,17 @@ export async function ensureNamespace(server: KubeDevServer, namespace: string):
 }
 
 /**
- * Applies deploy/kubernetes/worker-rbac.yaml into `namespace` (ServiceAccount renamed to `serviceAccount`), asks
+ * Applies deploy/kubernetes/worker-rbac.yaml (or `rbac`, a Role rendered from a sites file) into `namespace` (ServiceAccount renamed to `serviceAccount`), asks
  * the TokenRequest API for a token of that ServiceAccount and adds user and context `dr-worker@<namespace>` to the
  * kubeconfig. Calling it again refreshes the token.
  */
 export async function addWorkerIdentity(
   server: KubeDevServer,
-  opts: { namespace: string; serviceAccount: string },
+  opts: { namespace: string; serviceAccount: string; rbac?: KubeObject[] },
 ): Promise<{ context: string; username: string }> {
   const { namespace, serviceAccount } = opts;
   await ensureNamespace(server, namespace);
-  for (const obj of readYamlDocuments(WORKER_RBAC_FILE)) {
+  for (const obj of opts.rbac ? structuredClone(opts.rbac) : readYamlDocuments(WORKER_RBAC_FILE)) {
     const metadata = obj.metadata as { name: string; namespace?: string };
     metadata.namespace = namespace;
     if (obj.kind === 'ServiceAccount') metadata.name = serviceAccount;
@@ -346,7 +346,25 @@ const KINDS: Record<string, { plural: string; namespaced: boolean }> = {
   Role: { plural: 'roles', namespaced: true },
   RoleBinding: { plural: 'rolebindings', namespaced: true },
   CustomResourceDefinition: { plural: 'customresourcedefinitions', namespaced: false },
+  ValidatingAdmissionPolicy: { plural: 'validatingadmissionpolicies', namespaced: false },
+  ValidatingAdmissionPolicyBinding: { plural: 'validatingadmissionpolicybindings', namespaced: false },
 };
+
+/**
+ * Applies the worker's admission policy (scripts/render-worker-rbac --admission-policy) and returns once the API
+ * server enforces it: a policy is picked up asynchronously, so a dry-run create the policy must refuse is polled.
+ */
+export async function applyWorkerAdmissionPolicy(admin: KubeCredentials, worker: KubeCredentials, namespace: string, objs: KubeObject[]): Promise<void> {
+  for (const obj of objs) await applyObject(admin, obj);
+  const probe = { apiVersion: 'v1', kind: 'Secret', metadata: { name: 'admission-policy-probe' }, type: 'Opaque', stringData: { k: 'v' } };
+  const deadline = Date.now() + 60_000;
+  for (let pause = 50; ; pause = Math.min(pause * 2, 1000)) {
+    const r = await kubeRequest(worker, 'POST', `/api/v1/namespaces/${namespace}/secrets?dryRun=All`, { body: probe });
+    if (r.status !== 201 && /ValidatingAdmissionPolicy/.test(r.body?.message ?? '')) return;
+    if (Date.now() > deadline) throw new Error(`the worker's admission policy is not enforced in ${namespace} after 60 s: HTTP ${r.status} ${r.body?.message ?? ''}`);
+    await new Promise((res) => setTimeout(res, pause));
+  }
+}
 
 export function readYamlDocuments(file: string): KubeObject[] {
   return parseAllDocuments(readFileSync(file, 'utf8'))

@@ -1,5 +1,6 @@
 // What the real Kubernetes API server (the project-built kube-apiserver v1.34.4 on Debian's etcd) does with the
-// Zalando operator's postgresql CRD and with the worker's least-privilege Role (deploy/kubernetes/worker-rbac.yaml):
+// Zalando operator's postgresql CRD and with the worker's least-privilege Role (deploy/kubernetes/worker-rbac.yaml,
+// rendered for the example clusters acid-orders and acid-billing; test/kube/worker-rbac.test.ts covers the names):
 // the facts the `zalando` site driver relies on, asserted against the server itself rather than assumed.
 // Independent of the suite's global setup (no Temporal, no sandbox regions): its own folder and ports 31000-31099.
 import { rmSync } from 'node:fs';
@@ -9,8 +10,16 @@ import { networkInterfaces, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
   addWorkerIdentity, credentialsFor, ensureNamespace, kubeRequest, POSTGRESQL_CRD_FILE, readYamlDocuments,
-  startKubeDevServer, stopKubeDevServer, WORKER_RBAC_FILE, type KubeCredentials, type KubeDevServer,
+  startKubeDevServer, stopKubeDevServer, WORKER_RBAC_FILE, type KubeCredentials, type KubeDevServer, type KubeObject,
 } from '../../scripts/lib/kube-dev-server';
+import { EXAMPLE_SITES_MANIFEST, renderWorkerRbac } from '../../scripts/lib/worker-rbac';
+import type { ZalandoSiteConfig } from '../../activities/sites/sites-file';
+
+/** Site eu of the example sites file (deploy/kubernetes/regions/eu/worker.yaml), the one worker-rbac.yaml is rendered from. */
+function exampleSite(): ZalandoSiteConfig & { name: string } {
+  const configMap = readYamlDocuments(EXAMPLE_SITES_MANIFEST).find((o) => o.kind === 'ConfigMap') as unknown as { data: Record<string, string> };
+  return { ...(JSON.parse(configMap.data['sites.json']).sites.eu as ZalandoSiteConfig), name: 'eu' };
+}
 
 const DIR = join(tmpdir(), 'dr-kube-apiserver-test');
 const PORTS = { etcdClientPort: privatePort(31079), etcdPeerPort: privatePort(31080), apiPort: privatePort(31443) };
@@ -50,7 +59,9 @@ beforeAll(async () => {
   process.stdout.write(`[kube] etcd + kube-apiserver ready, postgresql CRD established in ${((Date.now() - t0) / 1000).toFixed(1)}s\n`);
   admin = server.admin;
   await ensureNamespace(server, OTHER_NS);
-  const identity = await addWorkerIdentity(server, { namespace: NS, serviceAccount: SERVICE_ACCOUNT });
+  // The example Role, with the stand-in Patroni's port where Spilo's 8008 would be: pods/proxy names `<pod>:<port>`.
+  const rbac = renderWorkerRbac(exampleSite(), { patroniPorts: [POD_HTTP_PORT] }) as KubeObject[];
+  const identity = await addWorkerIdentity(server, { namespace: NS, serviceAccount: SERVICE_ACCOUNT, rbac });
   worker = credentialsFor(server.kubeconfig, identity.context);
   workerUser = identity.username;
 }, 120_000);
@@ -194,49 +205,66 @@ describe('optimistic concurrency', () => {
 });
 
 describe('RBAC: the worker, with its real ServiceAccount token, can do exactly what worker-rbac.yaml grants', () => {
-  /** What the zalando driver needs (kept in step with deploy/kubernetes/worker-rbac.yaml by the first test). */
-  const GRANTED: Array<{ group: string; resource: string; verbs: string[] }> = [
-    { group: 'acid.zalan.do', resource: 'postgresqls', verbs: ['get', 'list', 'watch', 'create', 'patch', 'delete'] },
-    { group: '', resource: 'secrets', verbs: ['get', 'list', 'create', 'patch'] },
-    { group: '', resource: 'pods', verbs: ['get', 'list'] },
-    { group: '', resource: 'pods/proxy', verbs: ['get', 'create', 'patch'] },
-    { group: '', resource: 'pods/exec', verbs: ['get', 'create'] },
-    { group: '', resource: 'pods/log', verbs: ['get'] },
-    { group: '', resource: 'services', verbs: ['get'] },
-    { group: 'apps', resource: 'statefulsets', verbs: ['get'] },
+  /**
+   * What the zalando driver needs (kept in step with deploy/kubernetes/worker-rbac.yaml by the first test), and the
+   * name each rule is asked with: empty where RBAC cannot limit the verb by name (create, list).
+   */
+  const GRANTED: Array<{ group: string; resource: string; verbs: string[]; name: string }> = [
+    { group: 'acid.zalan.do', resource: 'postgresqls', verbs: ['get', 'list'], name: '' },
+    { group: 'acid.zalan.do', resource: 'postgresqls', verbs: ['create'], name: '' },
+    { group: 'acid.zalan.do', resource: 'postgresqls', verbs: ['patch', 'delete'], name: 'acid-orders' },
+    { group: '', resource: 'secrets', verbs: ['get', 'patch'], name: 'standby.acid-billing.credentials.postgresql.acid.zalan.do' },
+    { group: '', resource: 'secrets', verbs: ['get'], name: 'postgres-pod-s3' },
+    { group: '', resource: 'secrets', verbs: ['create'], name: '' },
+    { group: '', resource: 'pods', verbs: ['list'], name: '' },
+    { group: '', resource: 'pods/proxy', verbs: ['get', 'create', 'patch'], name: `acid-billing-0:${POD_HTTP_PORT}` },
+    { group: '', resource: 'pods/exec', verbs: ['get', 'create'], name: 'acid-billing-2' },
+    { group: '', resource: 'pods/log', verbs: ['get'], name: 'acid-orders-1' },
+    { group: '', resource: 'services', verbs: ['get'], name: 'acid-billing' },
+    { group: 'apps', resource: 'statefulsets', verbs: ['get'], name: 'acid-billing' },
   ];
-  const DENIED: Array<{ namespace: string; group: string; resource: string; verb: string }> = [
-    { namespace: NS, group: '', resource: 'secrets', verb: 'delete' },
-    { namespace: OTHER_NS, group: '', resource: 'secrets', verb: 'get' },
+  const DENIED: Array<{ namespace: string; group: string; resource: string; verb: string; name?: string }> = [
+    { namespace: NS, group: '', resource: 'secrets', verb: 'delete', name: 'standby.acid-billing.credentials.postgresql.acid.zalan.do' },
+    { namespace: NS, group: '', resource: 'secrets', verb: 'list' },
+    { namespace: NS, group: '', resource: 'secrets', verb: 'get', name: 'standby.acid-unlisted.credentials.postgresql.acid.zalan.do' },
+    { namespace: OTHER_NS, group: '', resource: 'secrets', verb: 'get', name: 'standby.acid-billing.credentials.postgresql.acid.zalan.do' },
     { namespace: OTHER_NS, group: 'acid.zalan.do', resource: 'postgresqls', verb: 'get' },
+    { namespace: NS, group: 'acid.zalan.do', resource: 'postgresqls', verb: 'watch' },
+    { namespace: NS, group: 'acid.zalan.do', resource: 'postgresqls', verb: 'patch', name: 'acid-unlisted' },
     { namespace: NS, group: 'acid.zalan.do', resource: 'postgresqls', verb: 'deletecollection' },
-    { namespace: NS, group: 'acid.zalan.do', resource: 'postgresqls', verb: 'update' },
-    { namespace: NS, group: 'acid.zalan.do', resource: 'postgresqls/status', verb: 'patch' },
+    { namespace: NS, group: 'acid.zalan.do', resource: 'postgresqls', verb: 'update', name: 'acid-orders' },
+    { namespace: NS, group: 'acid.zalan.do', resource: 'postgresqls/status', verb: 'patch', name: 'acid-orders' },
     { namespace: NS, group: '', resource: 'pods', verb: 'create' },
-    { namespace: NS, group: '', resource: 'pods', verb: 'delete' },
-    { namespace: NS, group: '', resource: 'pods/proxy', verb: 'delete' },
+    { namespace: NS, group: '', resource: 'pods', verb: 'delete', name: 'acid-orders-0' },
+    { namespace: NS, group: '', resource: 'pods/proxy', verb: 'delete', name: `acid-billing-0:${POD_HTTP_PORT}` },
+    { namespace: NS, group: '', resource: 'pods/exec', verb: 'create', name: 'acid-unlisted-0' },
+    { namespace: NS, group: '', resource: 'pods/exec', verb: 'create', name: 'acid-orders-2' },
     { namespace: NS, group: '', resource: 'configmaps', verb: 'get' },
-    { namespace: NS, group: 'apps', resource: 'statefulsets', verb: 'patch' },
+    { namespace: NS, group: 'apps', resource: 'statefulsets', verb: 'patch', name: 'acid-billing' },
   ];
 
-  async function workerMay(a: { namespace: string; group: string; resource: string; verb: string }): Promise<boolean> {
+  async function workerMay(a: { namespace: string; group: string; resource: string; verb: string; name?: string }): Promise<boolean> {
     const [resource, subresource] = a.resource.split('/');
     const r = await kubeRequest(worker, 'POST', '/apis/authorization.k8s.io/v1/selfsubjectaccessreviews', {
       body: {
         apiVersion: 'authorization.k8s.io/v1',
         kind: 'SelfSubjectAccessReview',
-        spec: { resourceAttributes: { namespace: a.namespace, verb: a.verb, group: a.group, resource, subresource } },
+        spec: { resourceAttributes: { namespace: a.namespace, verb: a.verb, group: a.group, resource, subresource, name: a.name || undefined } },
       },
     });
     expect(r.status).toBe(201);
     return r.body.status.allowed === true;
   }
 
-  it('the Role in worker-rbac.yaml has exactly these rules', () => {
+  it('the Role in worker-rbac.yaml has exactly these rules, each naming what it grants where RBAC can', () => {
     const role = readYamlDocuments(WORKER_RBAC_FILE).find((o) => o.kind === 'Role') as unknown as {
-      rules: Array<{ apiGroups: string[]; resources: string[]; verbs: string[] }>;
+      rules: Array<{ apiGroups: string[]; resources: string[]; verbs: string[]; resourceNames?: string[] }>;
     };
-    expect(role.rules.map((r) => ({ group: r.apiGroups.join(), resource: r.resources.join(), verbs: r.verbs }))).toEqual(GRANTED);
+    expect(role.rules.map((r) => ({ group: r.apiGroups.join(), resource: r.resources.join(), verbs: r.verbs })))
+      .toEqual(GRANTED.map(({ name: _name, ...g }) => g));
+    // Without names only what RBAC cannot limit by name (create, list) and the get that comes with a list anyway.
+    expect(role.rules.filter((r) => !r.resourceNames).map((r) => `${r.verbs.join('+')} ${r.resources.join()}`))
+      .toEqual(['get+list postgresqls', 'create postgresqls', 'create secrets', 'list pods']);
   });
 
   it('the worker is the ServiceAccount, authenticated by its TokenRequest token', async () => {
@@ -251,26 +279,25 @@ describe('RBAC: the worker, with its real ServiceAccount token, can do exactly w
   const withGroupName = <T extends { group: string }>(a: T) => ({ ...a, groupName: a.group || 'core' });
 
   it.each(GRANTED.flatMap((g) => g.verbs.map((verb) => withGroupName({ ...g, verb }))))(
-    'SelfSubjectAccessReview allows $verb $resource ($groupName)',
+    'SelfSubjectAccessReview allows $verb $resource $name ($groupName)',
     async (a) => {
       expect(await workerMay({ namespace: NS, ...a })).toBe(true);
     },
   );
 
-  it.each(DENIED.map(withGroupName))('SelfSubjectAccessReview refuses $verb $resource ($groupName) in namespace $namespace', async (a) => {
+  it.each(DENIED.map(withGroupName))('SelfSubjectAccessReview refuses $verb $resource $name ($groupName) in namespace $namespace', async (a) => {
     expect(await workerMay(a)).toBe(false);
   });
 
-  it('postgresqls: create, get, list, watch, patch, delete really work', async () => {
-    const path = `${postgresqls()}/acid-by-worker`;
-    expect((await kubeRequest(worker, 'POST', postgresqls(), { body: postgresql('acid-by-worker') })).status).toBe(201);
+  it('postgresqls: create, get, list, patch, delete really work; watch (unused) is refused', async () => {
+    const path = `${postgresqls()}/acid-orders`;
+    expect((await kubeRequest(worker, 'POST', postgresqls(), { body: postgresql('acid-orders') })).status).toBe(201);
     expect((await kubeRequest(worker, 'GET', path)).body.spec.teamId).toBe('acid');
     const list = await kubeRequest(worker, 'GET', postgresqls());
     expect(list.status).toBe(200);
-    expect(list.body.items.map((i: { metadata: { name: string } }) => i.metadata.name)).toContain('acid-by-worker');
-    const watch = await kubeRequest(worker, 'GET', `${postgresqls()}?watch=1&timeoutSeconds=1&fieldSelector=metadata.name%3Dacid-by-worker`);
-    expect(watch.status).toBe(200);
-    expect(watch.text).toContain('"type":"ADDED"');
+    expect(list.body.items.map((i: { metadata: { name: string } }) => i.metadata.name)).toContain('acid-orders');
+    const watch = await kubeRequest(worker, 'GET', `${postgresqls()}?watch=1&timeoutSeconds=1&fieldSelector=metadata.name%3Dacid-orders`);
+    expect(watch.status).toBe(403);
     const fenced = await kubeRequest(worker, 'PATCH', path, { body: { spec: { numberOfInstances: 0 } } });
     expect(fenced.status).toBe(200);
     expect(fenced.body.spec.numberOfInstances).toBe(0);
@@ -278,12 +305,12 @@ describe('RBAC: the worker, with its real ServiceAccount token, can do exactly w
     expect((await kubeRequest(worker, 'GET', path)).status).toBe(404);
   });
 
-  it('secrets: create, get, list, patch work; delete is refused with 403 naming the verb and resource', async () => {
-    const name = 'standby.acid-demo-standby.credentials.postgresql.acid.zalan.do';
+  it('secrets: create, get, patch work on a named Secret; list and delete are refused with 403 naming the verb and resource', async () => {
+    const name = 'standby.acid-billing.credentials.postgresql.acid.zalan.do';
     const secret = { apiVersion: 'v1', kind: 'Secret', metadata: { name }, type: 'Opaque', stringData: { username: 'standby', password: 'x' } };
     expect((await kubeRequest(worker, 'POST', secrets(), { body: secret })).status).toBe(201);
     expect((await kubeRequest(worker, 'GET', `${secrets()}/${name}`)).body.data.username).toBe(Buffer.from('standby').toString('base64'));
-    expect((await kubeRequest(worker, 'GET', secrets())).status).toBe(200);
+    expect((await kubeRequest(worker, 'GET', secrets())).status).toBe(403);
     expect((await kubeRequest(worker, 'PATCH', `${secrets()}/${name}`, { body: { stringData: { password: 'y' } } })).status).toBe(200);
 
     const del = await kubeRequest(worker, 'DELETE', `${secrets()}/${name}`);
@@ -296,7 +323,7 @@ describe('RBAC: the worker, with its real ServiceAccount token, can do exactly w
   });
 
   describe('pods, services, statefulsets (created by admin, as the operator would)', () => {
-    const podName = 'acid-demo-standby-0';
+    const podName = 'acid-billing-0';
     let patroni: Server | undefined;
     let patroniRequests: IncomingMessage[] = [];
     /** A non-loopback address of this machine: the API server proxies only to global-unicast pod IPs. */
@@ -306,18 +333,18 @@ describe('RBAC: the worker, with its real ServiceAccount token, can do exactly w
       const pod = {
         apiVersion: 'v1',
         kind: 'Pod',
-        metadata: { name: podName, labels: { 'cluster-name': 'acid-demo-standby', 'spilo-role': 'standby_leader' } },
+        metadata: { name: podName, labels: { 'cluster-name': 'acid-billing', 'spilo-role': 'standby_leader' } },
         spec: { containers: [{ name: 'postgres', image: 'ghcr.io/zalando/spilo-17:4.0-p3', ports: [{ containerPort: 8008, name: 'patroni' }] }] },
       };
       expect((await kubeRequest(admin, 'POST', pods(), { body: pod })).status).toBe(201);
-      const service = { apiVersion: 'v1', kind: 'Service', metadata: { name: 'acid-demo-standby' }, spec: { ports: [{ port: 5432, name: 'postgresql' }] } };
+      const service = { apiVersion: 'v1', kind: 'Service', metadata: { name: 'acid-billing' }, spec: { ports: [{ port: 5432, name: 'postgresql' }] } };
       expect((await kubeRequest(admin, 'POST', `/api/v1/namespaces/${NS}/services`, { body: service })).status).toBe(201);
-      const labels = { 'cluster-name': 'acid-demo-standby' };
+      const labels = { 'cluster-name': 'acid-billing' };
       const statefulSet = {
         apiVersion: 'apps/v1',
         kind: 'StatefulSet',
-        metadata: { name: 'acid-demo-standby' },
-        spec: { serviceName: 'acid-demo-standby', replicas: 1, selector: { matchLabels: labels }, template: { metadata: { labels }, spec: pod.spec } },
+        metadata: { name: 'acid-billing' },
+        spec: { serviceName: 'acid-billing', replicas: 1, selector: { matchLabels: labels }, template: { metadata: { labels }, spec: pod.spec } },
       };
       expect((await kubeRequest(admin, 'POST', `/apis/apps/v1/namespaces/${NS}/statefulsets`, { body: statefulSet })).status).toBe(201);
     });
@@ -326,14 +353,14 @@ describe('RBAC: the worker, with its real ServiceAccount token, can do exactly w
       if (patroni) await new Promise((r) => patroni!.close(r));
     });
 
-    it('the worker gets and lists pods, gets the service and the statefulset', async () => {
-      expect((await kubeRequest(worker, 'GET', `${pods()}/${podName}`)).body.metadata.labels['spilo-role']).toBe('standby_leader');
-      const list = await kubeRequest(worker, 'GET', `${pods()}?labelSelector=cluster-name%3Dacid-demo-standby`);
+    it('the worker lists pods (a get by name, unused, is refused), gets the service and the statefulset', async () => {
+      expect((await kubeRequest(worker, 'GET', `${pods()}/${podName}`)).status).toBe(403);
+      const list = await kubeRequest(worker, 'GET', `${pods()}?labelSelector=cluster-name%3Dacid-billing`);
       expect(list.body.items).toHaveLength(1);
-      const service = await kubeRequest(worker, 'GET', `/api/v1/namespaces/${NS}/services/acid-demo-standby`);
+      const service = await kubeRequest(worker, 'GET', `/api/v1/namespaces/${NS}/services/acid-billing`);
       expect(service.status).toBe(200);
       expect(service.body.spec.clusterIP).toMatch(/^10\.96\./);
-      const sts = await kubeRequest(worker, 'GET', `/apis/apps/v1/namespaces/${NS}/statefulsets/acid-demo-standby`);
+      const sts = await kubeRequest(worker, 'GET', `/apis/apps/v1/namespaces/${NS}/statefulsets/acid-billing`);
       expect(sts.status).toBe(200);
       expect(sts.body.spec.replicas).toBe(1);
     });

@@ -124,21 +124,28 @@ describe('deploy/kubernetes against the real API server', () => {
     expect(binding.roleRef).toEqual({ apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name: (role.metadata as { name: string }).name });
     // The authorizer itself, for the identity the applied Deployment's pods get: one read and one write the driver needs.
     const user = `system:serviceaccount:deploy-${region}:${spec.serviceAccountName}`;
-    for (const [verb, resource, subresource] of [['get', 'postgresqls', ''], ['create', 'pods', 'exec'], ['delete', 'secrets', '']] as const) {
+    // Names from the example sites file the Role is rendered from (its "clusters": acid-orders, acid-billing).
+    const asked = [
+      ['get', 'postgresqls', '', 'acid-orders', true], ['create', 'pods', 'exec', 'acid-billing-2', true],
+      ['get', 'secrets', '', 'app.acid-orders.credentials.postgresql.acid.zalan.do', true],
+      ['get', 'secrets', '', 'app.acid-unlisted.credentials.postgresql.acid.zalan.do', false],
+      ['create', 'pods', 'exec', 'acid-unlisted-0', false], ['delete', 'secrets', '', 'postgres.acid-orders.credentials.postgresql.acid.zalan.do', false],
+    ] as const;
+    for (const [verb, resource, subresource, name, expected] of asked) {
       const review = await kubeRequest(admin, 'POST', '/apis/authorization.k8s.io/v1/subjectaccessreviews', {
         body: {
           apiVersion: 'authorization.k8s.io/v1', kind: 'SubjectAccessReview',
           spec: {
             user, groups: ['system:serviceaccounts', `system:serviceaccounts:deploy-${region}`],
             resourceAttributes: {
-              namespace: `deploy-${region}`, verb, resource, subresource,
+              namespace: `deploy-${region}`, verb, resource, subresource, name,
               group: resource === 'postgresqls' ? 'acid.zalan.do' : '',
             },
           },
         },
       });
-      expect({ verb, resource, subresource, allowed: review.body.status.allowed })
-        .toEqual({ verb, resource, subresource, allowed: verb !== 'delete' });
+      expect({ verb, resource, subresource, name, allowed: review.body.status.allowed })
+        .toEqual({ verb, resource, subresource, name, allowed: expected });
     }
   });
 

@@ -19,7 +19,7 @@ const admin = (method: string, path: string, body?: unknown) => z.admin(method, 
 const pgPath = (ns: string, name: string) => `/apis/acid.zalan.do/v1/namespaces/${ns}/postgresqls/${name}`;
 
 beforeAll(async () => {
-  z = await startZalandoHarness('zalando-drill', 31400);
+  z = await startZalandoHarness('zalando-drill', 31400, { 'acid-zdrl': { members: 1, users: ['app'] }, 'acid-zdrl-drill': { members: 1, users: ['app'] } });
 });
 
 afterAll(async () => {

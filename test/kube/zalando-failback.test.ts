@@ -81,7 +81,7 @@ function failback(h: RunbookHarness, input: FailbackInput) {
 
 beforeAll(async () => {
   const t0 = Date.now();
-  z = await startZalandoHarness('zalando-fb', 31600);
+  z = await startZalandoHarness('zalando-fb', 31600, { [NAME]: { members: 1 } });
   ({ euBacking, usBacking, operator, sitesFile } = z);
 
   // eu/acid-zfb with rows and a proven backup; us/acid-zfb its standby (archive and streaming).

@@ -38,7 +38,7 @@ async function takesWrites(id: number): Promise<boolean> {
 
 beforeAll(async () => {
   const t0 = Date.now();
-  z = await startZalandoHarness('zalando-fence', 29300);
+  z = await startZalandoHarness('zalando-fence', 29300, { [NAME]: { members: 1 } });
   await z.admin('POST', '/apis/acid.zalan.do/v1/namespaces/eu/postgresqls', {
     apiVersion: 'acid.zalan.do/v1', kind: 'postgresql', metadata: { name: NAME },
     spec: { teamId: 'acid', numberOfInstances: 1, postgresql: { version: '15' }, volume: { size: '1Gi' } },

@@ -1,14 +1,18 @@
 // Two `zalando` sites (namespaces eu and us) on one REAL kube-apiserver, each backed by a private sandbox region
 // through the stand-in operator and kubelet; the worker authenticates with a real ServiceAccount token bound to
-// deploy/kubernetes/worker-rbac.yaml. On stop, every Secret value the harness saw is handed to the suite's
+// the Role scripts/render-worker-rbac renders from the harness's sites file: it names the clusters a test uses, and
+// nothing else, so a runbook that reaches past them is refused by the API server; and its admission policy, which
+// lets the worker create only the Secrets and postgresql objects of those clusters. On stop, every Secret value the harness saw is handed to the suite's
 // secrets audit (test/audit/no-secrets.test.ts), so no run through the zalando driver may leak one either.
 import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { networkInterfaces } from 'node:os';
 import { join } from 'node:path';
 import {
-  addWorkerIdentity, kubeRequest, startKubeDevServer, stopKubeDevServer, type KubeDevServer,
+  addWorkerIdentity, applyWorkerAdmissionPolicy, credentialsFor, kubeRequest, startKubeDevServer, stopKubeDevServer, type KubeDevServer, type KubeObject,
 } from '../../scripts/lib/kube-dev-server';
 import type { LocalSiteDriver } from '../../activities/sites/local-driver';
+import type { ZalandoClusterGrant } from '../../activities/sites/sites-file';
+import { renderWorkerAdmissionPolicy, renderWorkerRbac } from '../../scripts/lib/worker-rbac';
 import { privatePort, privateRegions } from '../helpers/private-regions';
 import { AUDIT_SECRETS_DIR } from '../helpers/test-env';
 import { StandInOperator } from './stand-in-operator';
@@ -26,8 +30,11 @@ export interface ZalandoHarness {
   stop(timings: Record<string, number>): Promise<void>;
 }
 
-/** Ports base .. base+99: S3 base, regions base+10 / base+50, etcd base+4/+5, API server base+6, kubelet base+7. */
-export async function startZalandoHarness(label: string, base: number): Promise<ZalandoHarness> {
+/**
+ * Ports base .. base+99: S3 base, regions base+10 / base+50, etcd base+4/+5, API server base+6, kubelet base+7.
+ * `clusters`: the clusters (at both sites: a standby keeps its source's name) the worker's Role names.
+ */
+export async function startZalandoHarness(label: string, base: number, clusters: Record<string, ZalandoClusterGrant>): Promise<ZalandoHarness> {
   if (!HOST_IP) throw new Error('no non-loopback IPv4 address: pods/proxy refuses loopback pod IPs');
   const regions = privateRegions(label, base);
   const euBacking = regions.driverFor('eu-backing', base + 10);
@@ -36,8 +43,14 @@ export async function startZalandoHarness(label: string, base: number): Promise<
   const kube = await startKubeDevServer({ dir: join(regions.tmp, 'kube'), etcdClientPort: privatePort(base + 4), etcdPeerPort: privatePort(base + 5), apiPort: privatePort(base + 6) });
   const admin = (method: string, path: string, body?: unknown) => kubeRequest(kube.admin, method, path, { body });
   const contexts: Record<string, string> = {};
+  const backingOf: Record<string, LocalSiteDriver> = { eu: euBacking, us: usBacking };
   for (const ns of ['eu', 'us']) {
-    contexts[ns] = (await addWorkerIdentity(kube, { namespace: ns, serviceAccount: 'dr-runbooks-worker' })).context;
+    // Each stand-in member's Patroni listens on its own port of the backing region (Spilo's all on 8008).
+    const { first, last } = backingOf[ns].cfg.memberPorts;
+    const site = { name: ns, namespace: ns, s3CredentialsSecret: { name: 'dr-s3' }, clusters };
+    const rbac = renderWorkerRbac(site, { patroniPorts: Array.from({ length: last - first + 1 }, (_, i) => first + i) }) as KubeObject[];
+    contexts[ns] = (await addWorkerIdentity(kube, { namespace: ns, serviceAccount: 'dr-runbooks-worker', rbac })).context;
+    await applyWorkerAdmissionPolicy(kube.admin, credentialsFor(kube.kubeconfig, contexts[ns]), ns, renderWorkerAdmissionPolicy(site) as KubeObject[]);
     // The S3 keys Spilo pods of this region use, as the site's admin would have stored them.
     await admin('POST', `/api/v1/namespaces/${ns}/secrets`, {
       apiVersion: 'v1', kind: 'Secret', metadata: { name: 'dr-s3' },
@@ -45,7 +58,7 @@ export async function startZalandoHarness(label: string, base: number): Promise<
     });
   }
   const site = (ns: string, backing: LocalSiteDriver) => ({
-    kind: 'zalando', kubeconfig: kube.kubeconfig, context: contexts[ns], namespace: ns, s3: backing.cfg.s3, s3CredentialsSecret: { name: 'dr-s3' },
+    kind: 'zalando', kubeconfig: kube.kubeconfig, context: contexts[ns], namespace: ns, s3: backing.cfg.s3, s3CredentialsSecret: { name: 'dr-s3' }, clusters,
   });
   const sitesFile = join(regions.tmp, 'sites.json');
   writeFileSync(sitesFile, JSON.stringify({ sites: { eu: site('eu', euBacking), us: site('us', usBacking) } }, null, 2));

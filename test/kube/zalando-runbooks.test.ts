@@ -1,5 +1,5 @@
 // The runbooks through the zalando driver, against a REAL kube-apiserver (v1.34.4, RBAC on, the operator's CRD,
-// the worker authenticated by a real ServiceAccount token bound to deploy/kubernetes/worker-rbac.yaml). The
+// the worker authenticated by a real ServiceAccount token bound to the Role rendered from the harness's sites file). The
 // operator and the kubelet are stand-ins (test/kube/stand-in-operator.ts) whose pods are backed by real Patroni
 // members of two private sandbox regions, so a promotion through the driver really promotes a Postgres cluster and
 // a backup really lands in S3. Private ports 31300-31399 and a temp folder.
@@ -31,7 +31,7 @@ const patroniRole = async (backing: typeof euBacking, cluster: string) => (await
 
 beforeAll(async () => {
   const t0 = Date.now();
-  z = await startZalandoHarness('zalando', 31300);
+  z = await startZalandoHarness('zalando', 31300, { 'acid-zsrc': { users: ['app'] }, 'acid-zarc': { users: ['app'] }, 'acid-zstr': { users: ['app'] } });
   ({ euBacking, usBacking, operator, kube, sitesFile } = z);
   timings.harnessStartMs = Date.now() - t0;
 });

@@ -63,7 +63,7 @@ async function streamsThrough(holder: LocalSiteDriver, standby: LocalSiteDriver,
 
 beforeAll(async () => {
   const t0 = Date.now();
-  z = await startZalandoHarness('zalando-slots', 31800);
+  z = await startZalandoHarness('zalando-slots', 31800, { [NAME]: { users: ['app'] } });
   timings.harnessStartMs = Date.now() - t0;
   const created = await z.admin('POST', '/apis/acid.zalan.do/v1/namespaces/eu/postgresqls', {
     apiVersion: 'acid.zalan.do/v1', kind: 'postgresql', metadata: { name: NAME },

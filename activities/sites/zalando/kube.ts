@@ -36,7 +36,9 @@ export interface ExecResult {
   stderr: string;
 }
 
-const RBAC_FILE = 'deploy/kubernetes/worker-rbac.yaml';
+// The Role names the clusters, Secrets and pods it grants: a refusal may mean a cluster or member the sites file
+// does not list yet, so the message says where the Role comes from.
+const RBAC_FILE = 'rendered from the sites file\'s "clusters" by scripts/render-worker-rbac, as deploy/kubernetes/worker-rbac.yaml is';
 
 export class KubeAccess {
   readonly kc = new KubeConfig();
