@@ -4,7 +4,7 @@
 // comes up paused instead of starting Postgres and racing for the leader key.
 import { SiteUnreachableError } from '../../../workflows/contracts/errors';
 import type { LocalClusterInfo } from './cluster-files';
-import { etcdDeleteKey, etcdGet, etcdPutIfUnchanged } from './etcd';
+import { etcdGet, etcdPutIfUnchanged } from './etcd';
 import { restUrl } from './members';
 import { patroniGet } from './patroni-api';
 
@@ -12,9 +12,6 @@ export type DynamicConfig = Record<string, unknown>;
 export type ConfigVia = 'patroni' | 'etcd';
 
 const configKey = (scope: string) => `/service/${scope}/config`;
-// Where Patroni records the leader's last WAL position: `status` (2.1+), `optime/leader` (older, still read when
-// `status` is missing).
-const leaderPositionKeys = (scope: string) => [`/service/${scope}/status`, `/service/${scope}/optime/leader`];
 const leaderKey = (scope: string) => `/service/${scope}/leader`;
 
 function isObject(v: unknown): v is Record<string, unknown> {
@@ -114,20 +111,6 @@ export async function patchDynamicConfig(
     cluster: info.name,
     keys: Object.keys(patch),
   });
-}
-
-/**
- * Forgets the WAL position the cluster's last leader recorded, as when a cluster is turned into a standby of
- * another: that position lies on the history the cluster leaves (a diverged primary's is even ahead of anything the
- * new source will send for a long time), and a leaderless member whose position is more than maximum_lag_on_failover
- * behind it never takes part in the leader race (Patroni 4: "My wal position exceeds maximum replication lag").
- * A standby cluster created from scratch has no such key until its standby leader writes its own, which it does on
- * its first cycle. Only etcd holds it (no Patroni API writes it); returns the keys that existed.
- */
-export async function forgetLeaderPosition(info: LocalClusterInfo, etcdPort: number): Promise<string[]> {
-  const removed: string[] = [];
-  for (const key of leaderPositionKeys(info.name)) if (await etcdDeleteKey(etcdPort, key)) removed.push(key);
-  return removed;
 }
 
 /** The member named by the cluster's leader key in etcd, or null when no member holds it. */

@@ -14,8 +14,9 @@ import {
   writableLeader, type RegionHandle,
 } from './cluster-state';
 import {
-  forgetLeaderPosition, leaderKeyHolder, patchDynamicConfig, patchThroughPatroni, patchViaPatroni, readDynamicConfig, type DynamicConfig,
+  leaderKeyHolder, patchDynamicConfig, patchThroughPatroni, patchViaPatroni, readDynamicConfig, type DynamicConfig,
 } from './dcs-config';
+import { fitLeaderPositionToSource } from './leader-position';
 import { logTail, restUrl } from './members';
 import { rewindsSince } from './patroni-log';
 import { standbyClusterSection } from './patroni-config';
@@ -111,7 +112,7 @@ function sameSpec(a: StandbySpec | null, b: StandbySpec): boolean {
 /**
  * Makes a fenced cluster a standby of `req.sourceRef`: paused, `standby_cluster` written (streaming and/or the
  * restore wrapper on the new primary's own archive), the spec recorded in cluster.json, the old leader's last WAL
- * position removed from the DCS, resumed, and waited for until its leader is a standby_leader receiving from the
+ * position in the DCS lowered to where the source forked off, resumed, and waited for until its leader is a standby_leader receiving from the
  * new primary. Refuses a cluster whose Postgres runs (fence it first: Patroni < 4.1 demotes a running primary with
  * an immediate shutdown).
  *
@@ -195,10 +196,9 @@ export async function demoteToStandby(
     await patchDynamicConfig(info, etcdPort, { standby_cluster: section });
   }
   await waitLeaderKeyReleased(region, info, etcdPort);
-  // Postgres is down on every member, so no Patroni writes it back before a standby leader exists: left there, the
-  // old primary's last position keeps every member out of the standby leader race until the new source's WAL has
-  // passed it (forgetLeaderPosition).
-  await forgetLeaderPosition(info, etcdPort);
+  // A diverged former primary's last position, left as it is, keeps every member out of the standby leader race
+  // until the new source's WAL has passed it, rewound or not.
+  await fitLeaderPositionToSource(region, info, req.fromArchive);
   armOwnWalForRewind(region, info);
   const demoted = info;
   const rw = await withOwnWalDisarmed(region, info, async () => {
