@@ -12,6 +12,7 @@ export type DynamicConfig = Record<string, unknown>;
 export type ConfigVia = 'patroni' | 'etcd';
 
 const configKey = (scope: string) => `/service/${scope}/config`;
+const leaderKey = (scope: string) => `/service/${scope}/leader`;
 
 function isObject(v: unknown): v is Record<string, unknown> {
   return typeof v === 'object' && v !== null && !Array.isArray(v);
@@ -110,4 +111,9 @@ export async function patchDynamicConfig(
     cluster: info.name,
     keys: Object.keys(patch),
   });
+}
+
+/** The member named by the cluster's leader key in etcd, or null when no member holds it. */
+export async function leaderKeyHolder(info: LocalClusterInfo, etcdPort: number): Promise<string | null> {
+  return (await etcdGet(etcdPort, leaderKey(info.name)))?.value ?? null;
 }

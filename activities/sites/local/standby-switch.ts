@@ -13,7 +13,10 @@ import {
   clusterView, describeView, memberStates, needCluster, pollUntil, runAsOf, waitPauseSeen, waitRestAnswers,
   writableLeader, type RegionHandle,
 } from './cluster-state';
-import { patchDynamicConfig, patchThroughPatroni, patchViaPatroni, readDynamicConfig, type DynamicConfig } from './dcs-config';
+import {
+  leaderKeyHolder, patchDynamicConfig, patchThroughPatroni, patchViaPatroni, readDynamicConfig, type DynamicConfig,
+} from './dcs-config';
+import { fitLeaderPositionToSource } from './leader-position';
 import { logTail, restUrl } from './members';
 import { rewindsSince } from './patroni-log';
 import { standbyClusterSection } from './patroni-config';
@@ -108,9 +111,10 @@ function sameSpec(a: StandbySpec | null, b: StandbySpec): boolean {
 
 /**
  * Makes a fenced cluster a standby of `req.sourceRef`: paused, `standby_cluster` written (streaming and/or the
- * restore wrapper on the new primary's own archive), the spec recorded in cluster.json, resumed, and waited for
- * until its leader is a standby_leader receiving from the new primary. Refuses a cluster whose Postgres runs
- * (fence it first: Patroni < 4.1 demotes a running primary with an immediate shutdown).
+ * restore wrapper on the new primary's own archive), the spec recorded in cluster.json, the old leader's last WAL
+ * position in the DCS lowered to where the source forked off, resumed, and waited for until its leader is a standby_leader receiving from the
+ * new primary. Refuses a cluster whose Postgres runs (fence it first: Patroni < 4.1 demotes a running primary with
+ * an immediate shutdown).
  *
  * A former primary that crashed (region loss) and diverged after the fork point works the same way: its Patroni
  * processes are started paused, the config written, and on resume Patroni itself does crash recovery in single-user
@@ -191,6 +195,10 @@ export async function demoteToStandby(
     if (dcs.config.standby_cluster != null) await patchDynamicConfig(info, etcdPort, { standby_cluster: null });
     await patchDynamicConfig(info, etcdPort, { standby_cluster: section });
   }
+  await waitLeaderKeyReleased(region, info, etcdPort);
+  // A diverged former primary's last position, left as it is, keeps every member out of the standby leader race
+  // until the new source's WAL has passed it, rewound or not.
+  await fitLeaderPositionToSource(region, info, req.fromArchive);
   armOwnWalForRewind(region, info);
   const demoted = info;
   const rw = await withOwnWalDisarmed(region, info, async () => {
@@ -208,6 +216,30 @@ export async function demoteToStandby(
     );
   });
   return { changed: true, rewound: rw.rewound, rewindLog: rw.lines, targetWalFromArchive: rewindArchiveFetches(rw.lines) };
+}
+
+/**
+ * Until no member holds the leader key: a paused Patroni drops it on its first cycle after its Postgres stopped,
+ * and only then records that Postgres as stopped. Resumed before that, Patroni 4 takes the stop for a crash of the
+ * primary it leads and starts it as a primary again ("starting primary after failure", standby_cluster or not),
+ * then demotes it with a new shutdown checkpoint past the point where the new source's timeline forked off: a
+ * cluster that follows through the archive alone then finds no checkpoint to start from and has no host to
+ * pg_rewind against. Released, every member starts in recovery and the standby leader is chosen by a race.
+ */
+async function waitLeaderKeyReleased(region: RegionHandle, info: LocalClusterInfo, etcdPort: number): Promise<void> {
+  let holder: string | null = null;
+  // Patroni's loop_wait is 10 s and a dead holder's key lapses after its ttl (30 s).
+  const timeoutMs = 60_000;
+  await pollUntil(
+    timeoutMs,
+    async () => ((holder = await leaderKeyHolder(info, etcdPort)) === null ? true : null),
+    async () => ({
+      message: `${region.name}/${info.name}: ${holder} still holds the leader key ${timeoutMs} ms after its Postgres stopped; ` +
+        `resuming now would let its Patroni restart it as a primary. Last log lines of ${holder}:\n` +
+        logTail(region.memberPaths(info.name, holder ?? info.members[0].name).logFile),
+      facts: { cluster: info.name, leader: holder },
+    }),
+  );
 }
 
 /**
