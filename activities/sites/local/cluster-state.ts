@@ -115,6 +115,28 @@ export async function waitPauseSeen(members: MemberState[], timeoutMs: number): 
   }
 }
 
+/**
+ * Until every member's Patroni, paused, has itself seen its Postgres down (it then reports `stopped` and drops a
+ * leader key it held). Resumed before that, Patroni 4 takes the stop for a crash of the primary it still leads and
+ * restarts it READ-WRITE ("starting primary after failure") before it reads standby_cluster: writes the new primary
+ * never gets, then a demotion and a pg_rewind. Members not there yet are returned.
+ */
+export async function waitStopSeenPaused(members: LocalMemberInfo[], timeoutMs: number): Promise<Array<{ member: string; state: string }>> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const pending: Array<{ member: string; state: string }> = [];
+    for (const m of members) {
+      const st = await patroniGet<PatroniNodeStatus & { pause?: boolean }>(restUrl(m), '/patroni', 2_000);
+      if (st?.pause !== true || st.state !== 'stopped') {
+        pending.push({ member: m.name, state: st ? `${st.state}${st.pause === true ? '' : ', not paused'}` : 'no answer' });
+      }
+    }
+    if (!pending.length || Date.now() > deadline) return pending;
+    // Patroni looks once per loop_wait while paused; nobody can write meanwhile, so a relaxed poll is enough.
+    await sleep(500);
+  }
+}
+
 /** Until every member's REST API answers (Patroni just started); NotReadyError with a log tail otherwise. */
 export async function waitRestAnswers(region: RegionHandle, info: LocalClusterInfo, timeoutMs: number): Promise<void> {
   await pollUntil(

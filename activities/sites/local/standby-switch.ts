@@ -4,14 +4,14 @@
 import { existsSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { Client, type ClientConfig } from 'pg';
-import { BadInputError, PreconditionFailedError, RewindFailedError, SiteUnreachableError } from '../../../workflows/contracts/errors';
+import { BadInputError, NotReadyError, PreconditionFailedError, RewindFailedError, SiteUnreachableError } from '../../../workflows/contracts/errors';
 import type { S3ArchiveConfig } from '../sites-file';
 import type { DemoteResult, PromoteOutcome } from '../site-driver';
 import { hasPromoteCluster, promotePathFor } from '../patroni-states';
 import { clusterDir, withRegionLock, writeClusterFile, type LocalClusterInfo, type StandbySpec } from './cluster-files';
 import {
   clusterView, describeView, memberStates, needCluster, pollUntil, runAsOf, waitPauseSeen, waitRestAnswers,
-  writableLeader, type RegionHandle,
+  waitStopSeenPaused, writableLeader, type RegionHandle,
 } from './cluster-state';
 import { patchDynamicConfig, patchThroughPatroni, patchViaPatroni, readDynamicConfig, type DynamicConfig } from './dcs-config';
 import { logTail, restUrl } from './members';
@@ -30,6 +30,8 @@ export interface SwitchHandle extends RegionHandle {
 }
 
 const WRITABLE_POLL_MS = 50;
+/** Two of Patroni's paused loops (loop_wait 10 s) and a retry_timeout (10 s) of its stuck status query, with room. */
+const STOP_SEEN_TIMEOUT_MS = 60_000;
 
 /**
  * Removes `standby_cluster` (the standby leader promotes) and waits for a writable primary. Already promoted is
@@ -190,6 +192,14 @@ export async function demoteToStandby(
     // PATCH merges: a leftover section (another source) is removed first so no stale key survives.
     if (dcs.config.standby_cluster != null) await patchDynamicConfig(info, etcdPort, { standby_cluster: null });
     await patchDynamicConfig(info, etcdPort, { standby_cluster: section });
+  }
+  const notSeen = await waitStopSeenPaused(info.members, STOP_SEEN_TIMEOUT_MS);
+  if (notSeen.length) {
+    throw new NotReadyError(
+      `${region.name}/${name}: Patroni has not yet seen, paused, that Postgres is down on ${notSeen.map((p) => `${p.member} (${p.state})`).join(', ')}: ` +
+        'not resuming it (Patroni 4 would restart the old primary read-write first)',
+      { cluster: name, pending: notSeen },
+    );
   }
   armOwnWalForRewind(region, info);
   const demoted = info;
