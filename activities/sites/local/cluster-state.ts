@@ -7,6 +7,7 @@ import type { MemberPaths } from './patroni-config';
 import { leaderOf, patroniGet, type PatroniClusterView, type PatroniNodeStatus } from './patroni-api';
 import { postmasterPid, readControlData, type ControlData } from './pg-control';
 import { isAlive } from './processes';
+import { etcdGet } from './etcd';
 import { PRIMARY_NODE_ROLES } from '../patroni-states';
 
 /** The parts of LocalRegion these operations use (kept narrow so region.ts can delegate without a cycle). */
@@ -116,23 +117,18 @@ export async function waitPauseSeen(members: MemberState[], timeoutMs: number): 
 }
 
 /**
- * Until every member's Patroni, paused, has itself seen its Postgres down (it then reports `stopped` and drops a
- * leader key it held). Resumed before that, Patroni 4 takes the stop for a crash of the primary it still leads and
- * restarts it READ-WRITE ("starting primary after failure") before it reads standby_cluster: writes the new primary
- * never gets, then a demotion and a pg_rewind. Members not there yet are returned.
+ * Until no member holds the leader key: a paused Patroni that finds its Postgres down drops the key it held. Resumed
+ * while it still holds it, Patroni 4 takes the fence's stop for a crash of the primary it leads and restarts it
+ * READ-WRITE ("starting primary after failure") before it reads standby_cluster: writes the new primary never gets,
+ * then a demotion and a pg_rewind. Without the key no member can take that path (a replica never does). Returns the
+ * holder still there after timeoutMs, else null.
  */
-export async function waitStopSeenPaused(members: LocalMemberInfo[], timeoutMs: number): Promise<Array<{ member: string; state: string }>> {
+export async function waitLeaderKeyReleased(etcdPort: number, info: LocalClusterInfo, timeoutMs: number): Promise<string | null> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
-    const pending: Array<{ member: string; state: string }> = [];
-    for (const m of members) {
-      const st = await patroniGet<PatroniNodeStatus & { pause?: boolean }>(restUrl(m), '/patroni', 2_000);
-      if (st?.pause !== true || st.state !== 'stopped') {
-        pending.push({ member: m.name, state: st ? `${st.state}${st.pause === true ? '' : ', not paused'}` : 'no answer' });
-      }
-    }
-    if (!pending.length || Date.now() > deadline) return pending;
-    // Patroni looks once per loop_wait while paused; nobody can write meanwhile, so a relaxed poll is enough.
+    const holder = (await etcdGet(etcdPort, `/service/${info.name}/leader`))?.value ?? null;
+    if (holder === null || Date.now() > deadline) return holder;
+    // A paused Patroni looks once per loop_wait; nobody can write meanwhile, so a relaxed poll is enough.
     await sleep(500);
   }
 }

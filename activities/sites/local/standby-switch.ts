@@ -11,7 +11,7 @@ import { hasPromoteCluster, promotePathFor } from '../patroni-states';
 import { clusterDir, withRegionLock, writeClusterFile, type LocalClusterInfo, type StandbySpec } from './cluster-files';
 import {
   clusterView, describeView, memberStates, needCluster, pollUntil, runAsOf, waitPauseSeen, waitRestAnswers,
-  waitStopSeenPaused, writableLeader, type RegionHandle,
+  waitLeaderKeyReleased, writableLeader, type RegionHandle,
 } from './cluster-state';
 import { patchDynamicConfig, patchThroughPatroni, patchViaPatroni, readDynamicConfig, type DynamicConfig } from './dcs-config';
 import { logTail, restUrl } from './members';
@@ -31,7 +31,7 @@ export interface SwitchHandle extends RegionHandle {
 
 const WRITABLE_POLL_MS = 50;
 /** Two of Patroni's paused loops (loop_wait 10 s) and a retry_timeout (10 s) of its stuck status query, with room. */
-const STOP_SEEN_TIMEOUT_MS = 60_000;
+const LEADER_RELEASE_TIMEOUT_MS = 60_000;
 
 /**
  * Removes `standby_cluster` (the standby leader promotes) and waits for a writable primary. Already promoted is
@@ -110,8 +110,8 @@ function sameSpec(a: StandbySpec | null, b: StandbySpec): boolean {
 
 /**
  * Makes a fenced cluster a standby of `req.sourceRef`: paused, `standby_cluster` written (streaming and/or the
- * restore wrapper on the new primary's own archive), the spec recorded in cluster.json, resumed, and waited for
- * until its leader is a standby_leader receiving from the new primary. Refuses a cluster whose Postgres runs
+ * restore wrapper on the new primary's own archive), the spec recorded in cluster.json, resumed once no member holds
+ * the leader key, and waited for until its leader is a standby_leader receiving from the new primary. Refuses a cluster whose Postgres runs
  * (fence it first: Patroni < 4.1 demotes a running primary with an immediate shutdown).
  *
  * A former primary that crashed (region loss) and diverged after the fork point works the same way: its Patroni
@@ -193,12 +193,12 @@ export async function demoteToStandby(
     if (dcs.config.standby_cluster != null) await patchDynamicConfig(info, etcdPort, { standby_cluster: null });
     await patchDynamicConfig(info, etcdPort, { standby_cluster: section });
   }
-  const notSeen = await waitStopSeenPaused(info.members, STOP_SEEN_TIMEOUT_MS);
-  if (notSeen.length) {
+  const holder = await waitLeaderKeyReleased(etcdPort, info, LEADER_RELEASE_TIMEOUT_MS);
+  if (holder !== null) {
     throw new NotReadyError(
-      `${region.name}/${name}: Patroni has not yet seen, paused, that Postgres is down on ${notSeen.map((p) => `${p.member} (${p.state})`).join(', ')}: ` +
-        'not resuming it (Patroni 4 would restart the old primary read-write first)',
-      { cluster: name, pending: notSeen },
+      `${region.name}/${name}: ${holder} still holds the leader key ${LEADER_RELEASE_TIMEOUT_MS} ms after the pause: not resuming ` +
+        '(its Patroni has not yet seen its Postgres down; Patroni 4 would restart it read-write first)',
+      { cluster: name, leaderKeyHolder: holder },
     );
   }
   armOwnWalForRewind(region, info);

@@ -228,28 +228,25 @@ export async function demoteToStandby(d: ZalandoSiteDriver, cluster: string, req
     if (config?.standby_cluster != null) await patroniOrFail(d, cluster, view.via, { standby_cluster: null }, 'clearing standby_cluster');
     await patroniOrFail(d, cluster, view.via, { standby_cluster: operatorStandbySection(standby) }, 'writing standby_cluster');
   }
-  await waitStopSeenPaused(d, cluster, pods);
+  await waitLeaderKeyReleased(d, cluster, pods);
   await patroniOrFail(d, cluster, view.via, { pause: false }, 'resuming Patroni');
   const rw = await waitFollowing(d, cluster, req, since, timeoutMs);
   return { changed: true, rewound: rw.rewound, rewindLog: rw.lines };
 }
 
 /**
- * Resumes only once every pod's Patroni, paused, has seen its Postgres down (`stopped`; a leader key it held is
- * dropped then): resumed earlier, Patroni 4 restarts the old primary read-write first (local/cluster-state.ts
- * waitStopSeenPaused says why). Patroni looks once per loop_wait while paused; 60 s leaves room for two loops.
+ * Resumes only once no pod holds the leader key: a paused Patroni drops it when it finds its Postgres down; resumed
+ * while it still holds it, Patroni 4 restarts the old primary read-write first (local/cluster-state.ts
+ * waitLeaderKeyReleased says why). Patroni looks once per loop_wait while paused; 60 s leaves room for two loops.
  */
-async function waitStopSeenPaused(d: ZalandoSiteDriver, cluster: string, pods: PodObject[], timeoutMs = 60_000): Promise<void> {
+async function waitLeaderKeyReleased(d: ZalandoSiteDriver, cluster: string, pods: PodObject[], timeoutMs = 60_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
-    const pending: string[] = [];
-    for (const pod of pods) {
-      const st = (await d.patroni<{ state?: string; pause?: boolean }>(pod, 'GET', '/patroni'))?.body;
-      if (st?.pause !== true || st.state !== 'stopped') pending.push(`${pod.metadata.name} (${st ? `${st.state}${st.pause ? '' : ', not paused'}` : 'no answer'})`);
-    }
-    if (!pending.length) return;
+    const view = await d.patroniView(pods);
+    const holder = view ? view.members.find(isLeader)?.name ?? null : 'unknown (no Patroni answers)';
+    if (holder === null) return;
     if (Date.now() > deadline) {
-      throw new NotReadyError(`${d.site}/${cluster}: Patroni has not yet seen, paused, that Postgres is down in ${pending.join(', ')}: not resuming it`, { cluster, pending });
+      throw new NotReadyError(`${d.site}/${cluster}: ${holder} still holds the leader key ${timeoutMs} ms after the pause: not resuming`, { cluster, leaderKeyHolder: holder });
     }
     await sleep(500);
   }
