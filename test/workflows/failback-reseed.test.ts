@@ -14,7 +14,7 @@ import type { ReseedRequest, SiteDriver } from '../../activities/sites/site-driv
 import { startWriter } from '../helpers/writer';
 import { saveHistory } from '../helpers/histories';
 import { testLayout } from '../helpers/test-env';
-import { lastForkOf, partitionStandby, removeWalSegmentHolding, writeDivergentRows } from '../../scripts/lib/sandbox/faults';
+import { lastForkOf, partitionStandby, removeArchivedWalSegments, removeWalSegmentHolding, writeDivergentRows } from '../../scripts/lib/sandbox/faults';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -240,9 +240,12 @@ describe('failback-reseed', () => {
     const { acknowledged, divergent, promoted } = await loseSourceAndPromote(pair, { diverge: true });
     const former = driverOf(pair.source);
     const primarySide = driverOf(pair.standby);
-    // The WAL back to the fork point is gone from the former primary, as if recycled: a rewind cannot work.
+    // The WAL back to the fork point is gone from the former primary, as if recycled, and from its own archive, where
+    // pg_rewind --restore-target-wal would fetch it during the demotion: a rewind cannot work.
     const fork = await lastForkOf(primarySide.driver, primarySide.cluster, promoted.timelineAfter);
-    expect(removeWalSegmentHolding(former.driver, former.cluster, fork.timeline, fork.lsn).length).toBeGreaterThan(0);
+    const lost = removeWalSegmentHolding(former.driver, former.cluster, fork.timeline, fork.lsn);
+    expect(lost.length).toBeGreaterThan(0);
+    expect(await removeArchivedWalSegments(former.driver, former.cluster, lost)).not.toEqual([]);
     const oldPrefix = (await former.driver.describeCluster(former.cluster))!.archive.walPrefix;
     const s3 = former.driver.cfg.s3;
     const keysUnder = (url: string) => listKeys(s3, s3.bucket, `${splitS3Url(url).key}/`);

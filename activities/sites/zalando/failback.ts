@@ -228,9 +228,28 @@ export async function demoteToStandby(d: ZalandoSiteDriver, cluster: string, req
     if (config?.standby_cluster != null) await patroniOrFail(d, cluster, view.via, { standby_cluster: null }, 'clearing standby_cluster');
     await patroniOrFail(d, cluster, view.via, { standby_cluster: operatorStandbySection(standby) }, 'writing standby_cluster');
   }
+  await waitLeaderKeyReleased(d, cluster, pods);
   await patroniOrFail(d, cluster, view.via, { pause: false }, 'resuming Patroni');
   const rw = await waitFollowing(d, cluster, req, since, timeoutMs);
   return { changed: true, rewound: rw.rewound, rewindLog: rw.lines };
+}
+
+/**
+ * Resumes only once no pod holds the leader key: a paused Patroni drops it when it finds its Postgres down; resumed
+ * while it still holds it, Patroni 4 restarts the old primary read-write first (local/cluster-state.ts
+ * waitLeaderKeyReleased says why). Patroni looks once per loop_wait while paused; 60 s leaves room for two loops.
+ */
+async function waitLeaderKeyReleased(d: ZalandoSiteDriver, cluster: string, pods: PodObject[], timeoutMs = 60_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const view = await d.patroniView(pods);
+    const holder = view ? view.members.find(isLeader)?.name ?? null : 'unknown (no Patroni answers)';
+    if (holder === null) return;
+    if (Date.now() > deadline) {
+      throw new NotReadyError(`${d.site}/${cluster}: ${holder} still holds the leader key ${timeoutMs} ms after the pause: not resuming`, { cluster, leaderKeyHolder: holder });
+    }
+    await sleep(500);
+  }
 }
 
 // ---- reseed ---------------------------------------------------------------------------------------------------

@@ -10,7 +10,7 @@ import { startRunbook } from '../runbook-client';
 import { startWriter } from '../writer';
 import type { SandboxLayout } from './layout';
 import type { SandboxRegions } from './regions';
-import { lastForkOf, partitionStandby, removeWalSegmentHolding, writeDivergentRows } from './faults';
+import { lastForkOf, partitionStandby, removeArchivedWalSegments, removeWalSegmentHolding, writeDivergentRows } from './faults';
 import { startWorker, stopWorker } from './workers';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -104,7 +104,8 @@ export async function drCycle(
   if (opts.rewindImpossible) {
     const fork = await lastForkOf(us, usCluster, promoted.timelineAfter);
     const removed = removeWalSegmentHolding(eu, euCluster, fork.timeline, fork.lsn);
-    say(`   the WAL a rewind of ${source} needs is gone (as if recycled): removed ${removed.join(', ')}`);
+    const archived = await removeArchivedWalSegments(eu, euCluster, removed);
+    say(`   the WAL a rewind of ${source} needs is gone (as if recycled, and from its own archive): removed ${[...removed, ...archived].join(', ')}`);
   }
   await eu.region.startCluster(euCluster);
   await sleep(5000);

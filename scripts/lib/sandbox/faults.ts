@@ -2,9 +2,12 @@
 // primary keeps writing (so the old primary diverges), and the loss of the WAL a pg_rewind would need.
 import { rmSync } from 'node:fs';
 import { join } from 'node:path';
+import { DeleteObjectCommand } from '@aws-sdk/client-s3';
 import type { LocalSiteDriver } from '../../../activities/sites/local-driver';
 import { walFileRange, walFilesOf } from '../../../activities/sites/local/former-primary';
 import { readTimelineHistory } from '../../../activities/s3/timeline-history';
+import { listKeys, s3Client } from '../../../activities/sites/local/s3-server';
+import { parseS3Url } from '../../../activities/sites/local/walg-env';
 import { parseLsn } from '../../../workflows/contracts/lsn';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -81,4 +84,26 @@ export function removeWalSegmentHolding(driver: LocalSiteDriver, cluster: string
     }
   }
   return removed;
+}
+
+/**
+ * The same WAL gone from the cluster's OWN archive prefix too: a demotion lets pg_rewind fetch the former primary's
+ * recycled WAL from there (rewind-wal.ts), so WAL lost from pg_wal alone no longer makes a rewind impossible.
+ * `files` are WAL file names (removeWalSegmentHolding's `member:file` entries are accepted). Returns the keys deleted.
+ */
+export async function removeArchivedWalSegments(driver: LocalSiteDriver, cluster: string, files: string[]): Promise<string[]> {
+  const facts = await driver.describeCluster(cluster);
+  if (!facts) throw new Error(`no cluster ${cluster}`);
+  const { bucket, key } = parseS3Url(facts.archive.walPrefix);
+  const names = [...new Set(files.map((f) => f.slice(f.lastIndexOf(':') + 1)))];
+  const doomed: string[] = [];
+  // Whatever the compression suffix: every object of that segment under wal_005/.
+  for (const name of names) doomed.push(...await listKeys(facts.archive.s3, bucket, `${key}/wal_005/${name}`));
+  const s3 = await s3Client(facts.archive.s3);
+  try {
+    for (const k of doomed) await s3.send(new DeleteObjectCommand({ Bucket: bucket, Key: k }));
+  } finally {
+    s3.destroy();
+  }
+  return doomed;
 }
