@@ -14,7 +14,7 @@ import { PreconditionFailedError } from '../../workflows/contracts/errors';
 import { lastForkOf, partitionStandby, removeWalSegmentHolding, writeDivergentRows } from '../../scripts/lib/sandbox/faults';
 import { patchDynamicConfig } from '../../activities/sites/local/dcs-config';
 import { listKeys } from '../../activities/sites/local/s3-server';
-import { SOURCE_ANNOTATION, type PostgresqlObject } from '../../activities/sites/zalando-driver';
+import { SOURCE_ANNOTATION, type PostgresqlObject, type ZalandoSiteDriver } from '../../activities/sites/zalando-driver';
 import { getJournalQuery } from '../../workflows/contracts/journal';
 import { RUNBOOK_NAMES, type FailbackInput, type FailbackResult, type PromoteResult } from '../../workflows/contracts/runbooks';
 import { approveIfAskedAgain, approveWhenAsked } from '../helpers/approvals';
@@ -69,10 +69,24 @@ async function divergeLoseAndPromote(opts: { firstId: number }) {
     for (let i = 0; i < 20; i++) await sql(usBacking, NAME, 'INSERT INTO public.writes (id) VALUES ($1)', [opts.firstId + i]);
     await patchDynamicConfig(euBacking.region.getCluster(NAME)!, euBacking.cfg.etcd.clientPort, { pause: true });
     await euBacking.region.startCluster(NAME);
+    await euPatroniAnswersPaused();
     await h.addSiteWorker('eu');
-    expect(((await h.client.workflow.getHandle(promoted.fenceGuard!).result()) as { fenced: boolean }).fenced).toBe(true);
+    const guard = (await h.client.workflow.getHandle(promoted.fenceGuard!).result()) as { fenced: boolean; detail: string };
+    expect(guard.fenced).toBe(true);
+    expect(guard.detail).toMatch(/^Patroni paused, Postgres stopped/);
     return { divergent, promoted };
   }, { sitesFile, sites: ['us'] });
+}
+
+/**
+ * eu's region is back once its Patroni answers through its pods (paused: Postgres stays down), and only then its
+ * worker, so the guard fences through Patroni. Patroni 4.1 takes longer than 3.0 from its start to its REST API
+ * (heavier imports, and it first asks whether a member of its name already runs): a guard that came first found
+ * pods with no Patroni and fenced by scaling to 0 (zalando-fence.test.ts covers that), leaving no pod to fail back.
+ */
+async function euPatroniAnswersPaused(): Promise<void> {
+  const eu = createDriverFactory(loadSites(sitesFile))('eu') as ZalandoSiteDriver;
+  await waitFor(`${EU}'s Patroni answering, paused`, 120_000, async () => ((await eu.patroniView(await eu.pods(NAME)))?.config?.pause === true ? true : null));
 }
 
 function failback(h: RunbookHarness, input: FailbackInput) {
