@@ -14,21 +14,22 @@ export interface ParentDelegationInput {
 
 export type ParentDelegation =
   | { kind: 'approved'; record: ApprovalRecord; parentType: string }
-  | { kind: 'none'; why: string };
+  /** `fromEvacuation`: the parent is a region-failover (that holds nothing for this cluster); false for any other parent. */
+  | { kind: 'none'; why: string; fromEvacuation: boolean };
 
 export function createParentDelegation() {
   return async function temporalParentDelegation(input: ParentDelegationInput): Promise<ParentDelegation> {
     const handle = Context.current().client.workflow.getHandle(input.parent.workflowId, input.parent.runId);
     const description = await handle.describe();
     if (description.type !== DELEGATING_WORKFLOW_TYPE) {
-      return { kind: 'none', why: `the parent run ${input.parent.workflowId} is a ${description.type}, not a region-failover: only an evacuation hands its approval down` };
+      return { kind: 'none', why: `the parent run ${input.parent.workflowId} is a ${description.type}, not a region-failover: only an evacuation hands its approval down`, fromEvacuation: false };
     }
     // A long evacuation continues as new: the run that started this promotion answers from its own history then.
     if (description.status.name !== 'RUNNING' && description.status.name !== 'CONTINUED_AS_NEW') {
-      return { kind: 'none', why: `the parent region-failover ${input.parent.workflowId} is ${description.status.name.toLowerCase()}` };
+      return { kind: 'none', why: `the parent region-failover ${input.parent.workflowId} is ${description.status.name.toLowerCase()}`, fromEvacuation: true };
     }
     const record = await handle.query(delegatedApprovalQuery, input.cluster);
-    if (!record) return { kind: 'none', why: `the parent region-failover ${input.parent.workflowId} holds no approval for ${input.cluster}` };
+    if (!record) return { kind: 'none', why: `the parent region-failover ${input.parent.workflowId} holds no approval for ${input.cluster}`, fromEvacuation: true };
     return { kind: 'approved', record, parentType: description.type };
   };
 }

@@ -11,7 +11,9 @@ export async function parentApproval(record: RunbookRecord, cluster: string): Pr
   if (!parent) return null;
   const handed = await control.temporalParentDelegation({ parent: { workflowId: parent.workflowId, runId: parent.runId }, cluster });
   if (handed.kind === 'none') {
-    record.step('approval', 'waiting', `No approval handed down for ${cluster}: ${handed.why}. Waiting for a human.`);
+    // Another runbook's child (failback-reseed's switchback) asks a human as any run does: nothing to say. An
+    // evacuation that holds nothing for this cluster is worth a line: someone expected it to be covered.
+    if (handed.fromEvacuation) record.step('delegated-approval', 'skipped', `No approval handed down for ${cluster}: ${handed.why}. Waiting for a human.`);
     return null;
   }
   // The parent named by the server, not whatever the record says about where it came from.
