@@ -3,16 +3,16 @@
 // checkpoint is reported as the fence reports it, the standby replays it, is promoted, and the demoted side follows
 // it with no pg_rewind; the later demote step finds it done. Then the undo (a rejected switchover): standby_cluster
 // removed, the demoted primary takes writes again. On Patroni 3.0.2 (DR_PATRONI=3) the driver declines, changing
-// nothing. Private layout: its own port block (31000-31299) and temp folder.
+// nothing. Private layout: its own port block (30800-30949) and temp folder.
 import { rmSync } from 'node:fs';
 import { PRIMARY_NODE_ROLES } from '../../activities/sites/patroni-states';
 import { privateRegions, sleep, sql, waitFor } from '../helpers/private-regions';
 import { lsnAtOrAfter } from '../../workflows/contracts/lsn';
 import { copySecrets, patroniLogSince, patroniNode, walRecordAt, Writer } from './switchover-helpers';
 
-const regions = privateRegions('native-demote', 31000);
-const east = regions.driverFor('east', 31100);
-const west = regions.driverFor('west', 31200);
+const regions = privateRegions('native-demote', 30800);
+const east = regions.driverFor('east', 30850);
+const west = regions.driverFor('west', 30900);
 const log = regions.log;
 const LSN = /^[0-9A-F]+\/[0-9A-F]+$/;
 const patroni3 = process.env.DR_PATRONI === '3';
