@@ -14,7 +14,8 @@ import { createRetainBackups } from './walg/retain-backups';
 import { createProveBackup } from './s3/prove-backup';
 import { createRestoreProof } from './walg/restore-proof';
 import { createFindBackupAtOrAfter } from './s3/find-backup-at-or-after';
-import { createFenceCluster, createUnfenceCluster, createRemoveStandbyConfig, createDemoteToStandby, createReadEpoch, createArchiveFinalWal } from './sites/fence-cluster';
+import { createFenceCluster, createUnfenceCluster, createRemoveStandbyConfig, createDemoteToStandby, createReadEpoch, createArchiveFinalWal,
+  createStopWritesForSwitchover, createUndoNativeDemotion } from './sites/fence-cluster';
 import { createVerifyWritable } from './postgres/verify-writable';
 import { createWaitForStreaming } from './postgres/wait-for-streaming';
 import { createLastArchivedWal } from './s3/last-archived-wal';
@@ -62,6 +63,8 @@ export function createSiteActivities(deps: ActivityDeps) {
     walgRestoreProof: createRestoreProof(deps),
     s3FindBackupAtOrAfter: createFindBackupAtOrAfter(),
     siteFenceCluster: createFenceCluster(deps),
+    siteStopWritesForSwitchover: createStopWritesForSwitchover(deps),
+    siteUndoNativeDemotion: createUndoNativeDemotion(deps),
     siteUnfenceCluster: createUnfenceCluster(deps),
     siteArchiveFinalWal: createArchiveFinalWal(deps),
     siteRemoveStandbyConfig: createRemoveStandbyConfig(deps),

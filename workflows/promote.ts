@@ -90,7 +90,8 @@ export async function promote(input: PromoteInput): Promise<PromoteResult> {
     return {
       cluster: plan.target.ref, source: plan.source?.ref ?? null, mode: plan.mode, alreadyPromoted: false, estimate,
       fence: fence.state, approval, timelineBefore: assessed.standbyTimeline, timelineAfter: writable.timeline,
-      rtoMs, writeDowntimeMs, measuredRpoBytes, backup, archiveCheck, ...(fenced.finalWal ? { finalWal: fenced.finalWal } : {}), fenceGuard: guard, fencingEpoch: epoch ?? null, promotePath, phaseDurationsMs: record.durations(),
+      rtoMs, writeDowntimeMs, measuredRpoBytes, backup, archiveCheck, ...(fenced.finalWal ? { finalWal: fenced.finalWal } : {}), fenceGuard: guard, fencingEpoch: epoch ?? null, promotePath,
+      ...(fence.demotePath ? { demotePath: fence.demotePath } : {}), phaseDurationsMs: record.durations(),
     };
   } catch (err) {
     record.failed(err, { changedAnything: changing });
@@ -168,8 +169,10 @@ async function rejoinOldPrimary(
     ref: source.ref, sourceRef: plan.target.ref, fromHost: promoted!.streamingEndpoint, fromArchive: { archive: promoted!.archive }, ...withEpoch(epoch),
     ...(slotName ? { slotName } : {}),
   });
+  const native = fence.native ? `, demoted by Patroni's demote-cluster before the promotion, ${r.rewound ? 'but Patroni ran pg_rewind' : 'no pg_rewind'}` : '';
   record.step('rejoin-old-primary', r.changed ? 'done' : 'already',
-    `${source.ref} ${r.changed ? 'now follows' : 'already followed'} ${plan.target.ref} as a standby (streaming from ${promoted!.streamingEndpoint.host}:${promoted!.streamingEndpoint.port}).`);
+    `${source.ref} ${r.changed ? 'now follows' : 'already followed'} ${plan.target.ref} as a standby (streaming from ${promoted!.streamingEndpoint.host}:${promoted!.streamingEndpoint.port}${native}).`,
+    fence.native ? { follow: 'stream', rewound: r.rewound, demotePath: fence.demotePath ?? null } : undefined);
 }
 
 /**

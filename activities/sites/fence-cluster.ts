@@ -1,8 +1,9 @@
 import type { ActivityDeps } from '../deps';
 import { keepHeartbeating } from '../keep-heartbeating';
-import type { DemoteRequest, DemoteResult, FenceResult, FinalWalResult, PromoteOutcome, SiteDriver, StoredEpoch } from '../sites/site-driver';
+import type { DemoteRequest, DemoteResult, FenceResult, FinalWalResult, PromoteOutcome, SiteDriver, StoredEpoch, SwitchoverStop } from '../sites/site-driver';
+import { demotePathFor } from './patroni-states';
 import { parseClusterRef } from '../../workflows/contracts/clusters';
-import { SiteUnreachableError } from '../../workflows/contracts/errors';
+import { PreconditionFailedError, SiteUnreachableError } from '../../workflows/contracts/errors';
 import { parseLsn } from '../../workflows/contracts/lsn';
 import { claimEpoch, staleEpoch } from './epoch';
 
@@ -37,17 +38,63 @@ export function createFenceCluster(deps: ActivityDeps) {
   return async function siteFenceCluster(input: { ref: string } & WithEpoch): Promise<FenceResult> {
     const { site, cluster } = parseClusterRef(input.ref);
     const driver = deps.driverFor(site);
-    let unverified: string | null = null;
-    try {
-      await claimEpoch(driver, input.ref, cluster, input.epoch, 'fence it');
-    } catch (err) {
-      // The fence must still work with the region's DCS down (Patroni and Postgres may be running without it);
-      // a stale epoch found there is a refusal, an unreadable one is said in the result.
-      if (!(err instanceof SiteUnreachableError)) throw err;
-      unverified = err.message;
-    }
+    const unverified = await claimFenceEpoch(driver, input.ref, cluster, input.epoch);
     const r = await keepHeartbeating(`fencing ${input.ref}`, () => driver.fenceCluster(cluster));
-    return unverified === null ? r : { ...r, detail: `${r.detail} Fencing epoch ${input.epoch} not checked: ${unverified}.` };
+    return withUnverified(r, input.epoch, unverified);
+  };
+}
+
+/** null when the epoch was claimed; the reason when the DCS could not be read (the fence goes on regardless). */
+async function claimFenceEpoch(driver: SiteDriver, ref: string, cluster: string, epoch: number | undefined): Promise<string | null> {
+  try {
+    await claimEpoch(driver, ref, cluster, epoch, 'fence it');
+    return null;
+  } catch (err) {
+    // The fence must still work with the region's DCS down (Patroni and Postgres may be running without it);
+    // a stale epoch found there is a refusal, an unreadable one is said in the result.
+    if (!(err instanceof SiteUnreachableError)) throw err;
+    return err.message;
+  }
+}
+
+const withUnverified = <T extends FenceResult>(r: T, epoch: number | undefined, unverified: string | null): T =>
+  unverified === null ? r : { ...r, detail: `${r.detail} Fencing epoch ${epoch} not checked: ${unverified}.` };
+
+/**
+ * A planned switchover's old primary stops taking writes: where its Patroni can (>= 4), by demoting the running
+ * primary into a standby of the promoting cluster (demote-cluster), else (or when the driver has no such operation,
+ * the DCS is down, or Patroni is paused) by the fence. Either way under the promotion's epoch, and the result says
+ * which path ran.
+ */
+export function createStopWritesForSwitchover(deps: ActivityDeps) {
+  return async function siteStopWritesForSwitchover(input: { ref: string } & DemoteRequest & WithEpoch): Promise<SwitchoverStop> {
+    const { site, cluster } = parseClusterRef(input.ref);
+    const { ref: _ref, epoch, ...req } = input;
+    const driver = deps.driverFor(site);
+    const unverified = await claimFenceEpoch(driver, input.ref, cluster, epoch);
+    const native = unverified === null && driver.demoteRunningPrimary
+      ? await keepHeartbeating(`demoting ${input.ref}`, () => driver.demoteRunningPrimary!(cluster, req))
+      : null;
+    if (native?.native) return { ...native, demotePath: demotePathFor(native.patroniVersion, true) };
+    const r = await keepHeartbeating(`fencing ${input.ref}`, () => driver.fenceCluster(cluster));
+    const why = native ? ` Not demoted by Patroni: ${native.why}.` : '';
+    return {
+      ...withUnverified({ ...r, detail: `${r.detail}${why}` }, epoch, unverified),
+      native: false,
+      demotePath: demotePathFor(native?.patroniVersion, false),
+      ...(native?.patroniVersion ? { patroniVersion: native.patroniVersion } : {}),
+    };
+  };
+}
+
+/** Undoes a native demotion this switchover did (rejection, no catch-up): standby_cluster removed, it promotes back. */
+export function createUndoNativeDemotion(deps: ActivityDeps) {
+  return async function siteUndoNativeDemotion(input: { ref: string } & WithEpoch): Promise<{ changed: boolean }> {
+    const { site, cluster } = parseClusterRef(input.ref);
+    const driver = deps.driverFor(site);
+    await checkEpoch(driver, input.ref, cluster, input.epoch, 'undo its demotion');
+    if (!driver.undoNativeDemotion) throw new PreconditionFailedError(`site ${site} has no native demotion to undo`, { site });
+    return keepHeartbeating(`undoing the demotion of ${input.ref}`, () => driver.undoNativeDemotion!(cluster));
   };
 }
 

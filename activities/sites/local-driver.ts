@@ -175,6 +175,20 @@ export class LocalSiteDriver implements SiteDriver {
     });
   }
 
+  /** Patroni >= 4's demote-cluster on the running primary, writes proven stopped (local/native-demote.ts). */
+  async demoteRunningPrimary(cluster: string, req: DemoteRequest) {
+    return this.region.demoteRunningPrimary(cluster, {
+      sourceRef: req.sourceRef,
+      fromHost: req.fromHost,
+      fromArchive: req.fromArchive && { s3: req.fromArchive.archive.s3, walPrefix: req.fromArchive.archive.walPrefix },
+      slotName: req.slotName,
+    });
+  }
+
+  async undoNativeDemotion(cluster: string): Promise<{ changed: boolean }> {
+    return this.region.undoNativeDemotion(cluster);
+  }
+
   /** The partial segment holding a fenced primary's shutdown checkpoint, pushed to its archive (local/final-wal.ts). */
   async archiveFinalWal(cluster: string, finalLsn: string): Promise<FinalWalResult> {
     return this.region.archiveFinalWal(cluster, finalLsn);

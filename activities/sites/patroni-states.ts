@@ -37,3 +37,18 @@ export function promotePathFor(version: string | undefined): string {
   if (!version) return 'Patroni version unknown: PATCH standby_cluster=null';
   return hasPromoteCluster(version) ? `Patroni ${version}: promote-cluster semantics` : `Patroni ${version}: PATCH standby_cluster=null`;
 }
+
+/**
+ * Patroni 4 has `patronictl demote-cluster`: `standby_cluster` written on a RUNNING primary cluster demotes it
+ * cleanly (fast shutdown, shutdown checkpoint archived when it archives, restarted as standby leader). 3.0.2 would
+ * demote with an immediate shutdown, so a switchover fences it first instead.
+ */
+export const hasDemoteCluster = (version: string | undefined): boolean => (patroniMajorOf(version) ?? 0) >= 4;
+
+/** How a planned switchover stopped the old primary's writes, as the journal and the run result name it. */
+export function demotePathFor(version: string | undefined, native: boolean): string {
+  const v = version ? `Patroni ${version}` : 'Patroni version unknown';
+  return native
+    ? `${v}: demote-cluster (standby_cluster on the running primary, clean shutdown)`
+    : `${v}: fence (pause and fast stop), standby_cluster after the promotion`;
+}

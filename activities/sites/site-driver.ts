@@ -131,12 +131,26 @@ export interface FenceResult {
   /** true when every member was seen refusing connections after the fence. */
   confirmed: boolean;
   /** What was done: Patroni paused and Postgres stopped, or it was already down. */
-  method: 'paused-and-stopped' | 'already-stopped';
+  method: 'paused-and-stopped' | 'already-stopped' | 'demoted-to-standby';
   /** The former leader's last checkpoint LSN after a clean (fast) shutdown; null when unknown. */
   finalLsn: string | null;
   cleanShutdown: boolean;
   detail: string;
 }
+
+/** A running primary demoted by its own Patroni (>= 4) into a standby cluster: writes stopped as by a fence. */
+export interface NativeDemoteOutcome extends FenceResult {
+  native: true;
+  patroniVersion?: string;
+}
+
+/** What stopped a planned switchover's old primary: Patroni's own demotion, or the fence where it has none. */
+export type SwitchoverStop = FenceResult & {
+  native: boolean;
+  /** e.g. "Patroni 4.1.5: demote-cluster (...)" or "Patroni 3.0.2: fence (...)" (patroni-states.ts demotePathFor). */
+  demotePath: string;
+  patroniVersion?: string;
+};
 
 /** The old primary's final WAL put in its archive after a clean stop (archive-only switchover). */
 export interface FinalWalResult {
@@ -312,6 +326,13 @@ export interface SiteDriver {
    * superuser credentials against the source: they must equal the source's); `rewound` says whether it was.
    */
   demoteToStandby(cluster: string, req: DemoteRequest): Promise<DemoteResult>;
+  /**
+   * Where the cluster's Patroni can (>= 4, demote-cluster): demote the RUNNING primary into a standby of
+   * req.sourceRef and prove writes stopped; `{ native: false }` with nothing changed where it cannot. Absent on
+   * drivers without it (the switchover then fences). `undoNativeDemotion` promotes it back (standby_cluster removed).
+   */
+  demoteRunningPrimary?(cluster: string, req: DemoteRequest): Promise<NativeDemoteOutcome | { native: false; patroniVersion?: string; why: string }>;
+  undoNativeDemotion?(cluster: string): Promise<{ changed: boolean }>;
   /**
    * A fenced, cleanly stopped primary: put the segment holding its shutdown checkpoint (`finalLsn`, from the fence)
    * into its archive, so a standby that only reads the archive can replay it. Already there is `changed: false`.

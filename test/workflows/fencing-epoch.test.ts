@@ -112,16 +112,23 @@ describe('fencing epoch', () => {
       // The worker's own activities, on the sandbox's sites, run as a worker would run them.
       const sites = loadSites(testLayout().sitesFile);
       const acts = createSiteActivities({ sites, driverFor: createDriverFactory(sites) });
-      const fenceInput = old.siteFenceCluster[0] as { ref: string; epoch?: number };
+      // A planned run stops the old primary's writes with siteStopWritesForSwitchover (Patroni 4: its demote-cluster);
+      // runs from before it, and an unplanned one, fence with siteFenceCluster under the same ref and epoch.
+      const stopInput = old.siteStopWritesForSwitchover?.[0] as unknown as Parameters<typeof acts.siteStopWritesForSwitchover>[0] | undefined;
+      const fenceInput = (stopInput ? { ref: stopInput.ref, epoch: stopInput.epoch } : old.siteFenceCluster[0]) as { ref: string; epoch?: number };
       const demoteInput = old.siteDemoteToStandby[0] as unknown as Parameters<typeof acts.siteDemoteToStandby>[0];
       // What the first run would have sent to lift its fence (rejection, timeout): the fence's ref and epoch.
       const unfenceInput = { ...fenceInput };
       log(`replaying run 1's fence ${JSON.stringify(fenceInput)}, unfence, demote ${JSON.stringify({ ref: demoteInput.ref, epoch: (demoteInput as { epoch?: number }).epoch })}`);
-      // All three are tried before anything is asserted, so a step that acts shows what it did to the pair.
+      // All of them are tried before anything is asserted, so a step that acts shows what it did to the pair.
       const outcomes: Array<{ name: string; err: Error | null; result?: unknown }> = [];
       for (const [name, call] of [
         ['siteUnfenceCluster', () => acts.siteUnfenceCluster(unfenceInput)],
         ['siteFenceCluster', () => acts.siteFenceCluster(fenceInput)],
+        ...(stopInput ? [
+          ['siteStopWritesForSwitchover', () => acts.siteStopWritesForSwitchover(stopInput)],
+          ['siteUndoNativeDemotion', () => acts.siteUndoNativeDemotion(unfenceInput)],
+        ] as const : []),
         ['siteDemoteToStandby', () => acts.siteDemoteToStandby(demoteInput)],
       ] as const) {
         outcomes.push(await new MockActivityEnvironment().run(call as () => Promise<unknown>).then(

@@ -11,16 +11,24 @@ import { RUNBOOK_NAMES, type PromoteInput, type PromoteResult } from '../../work
 import { listCompleteBackups } from '../../activities/s3/backup-catalogue';
 import { withRunbookWorkers, type RunbookHarness } from '../helpers/runbook-workers';
 import { driverOf, roleOf, sql } from '../helpers/clusters';
-import { expectedPromotePath } from '../helpers/patroni-version';
+import { expectedDemotePath, expectedPromotePath, patroniNativeDemote } from '../helpers/patroni-version';
 import { createStandbyPair, deleteStandbyPair, type StandbyPair } from '../helpers/standby-pair';
 import { startWriter } from '../helpers/writer';
 import { saveHistory } from '../helpers/histories';
+import { failureOf } from '../helpers/failures';
 import { testLayout } from '../helpers/test-env';
 
 const NOTIFY_FILE = join(testLayout().dir, 'notifications.jsonl');
 process.env.DR_NOTIFY_FILE = NOTIFY_FILE;
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+async function waitUntil(what: string, probe: () => Promise<boolean>, timeoutMs = 60_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await probe().catch(() => false))) {
+    if (Date.now() > deadline) throw new Error(`${what}: not within ${timeoutMs} ms`);
+    await sleep(200);
+  }
+}
 const startPromote = (h: RunbookHarness, input: PromoteInput) =>
   startRunbook(h.client, { workflowType: 'promote', runbook: RUNBOOK_NAMES.promote, cluster: input.cluster, input, taskQueue: h.taskQueue });
 
@@ -56,6 +64,8 @@ describe('promote', () => {
       await writer.stop();
       expect(result).toMatchObject({ alreadyPromoted: false, fence: 'CONFIRMED', measuredRpoBytes: 0 });
       expect(result.promotePath).toMatch(expectedPromotePath());
+      // Patroni 4.1: the old primary was demoted by its own Patroni while running; 3.0.2: fenced.
+      expect(result.demotePath).toMatch(expectedDemotePath());
       expect(result.timelineAfter).toBeGreaterThan(result.timelineBefore!);
       expect(result.rtoMs).toBeGreaterThanOrEqual(0);
       expect(result.writeDowntimeMs).toBeGreaterThan(0);
@@ -83,9 +93,19 @@ describe('promote', () => {
       const steps = (await handle.query(getJournalQuery)).map((e) => e.step);
       expect(steps).toEqual(['validate-request', 'estimate-loss', 'check-lineage', 'approval', 'fencing-epoch', 'check-streaming', 'fence-old-primary', 'catch-up', 'check-replay',
         'remove-standby-config', 'verify-writable', 'release-standby-slot', 'keep-standby-slot', 'rejoin-old-primary', 'first-backup', 'check-archive', 'report']);
-      // promote.planned.json is a run from before the approval moved ahead of the fence: it replays the old order.
-      await saveHistory(handle, 'promote.planned-asks-first');
-      await saveHistory(handle, 'promote.planned-archive-check');
+      const journal = await handle.query(getJournalQuery);
+      const fenced = journal.find((e) => e.step === 'fence-old-primary')!;
+      const rejoined = journal.find((e) => e.step === 'rejoin-old-primary')!;
+      expect(fenced.facts).toMatchObject({ fence: 'CONFIRMED', native: patroniNativeDemote(), demotePath: result.demotePath });
+      if (patroniNativeDemote()) {
+        // Demoted before the promotion: the rejoin finds it following already, and no pg_rewind ran.
+        expect(rejoined).toMatchObject({ outcome: 'already', facts: { follow: 'stream', rewound: false } });
+        await saveHistory(handle, 'promote.planned-native-demote');
+      } else {
+        // promote.planned.json is a run from before the approval moved ahead of the fence: it replays the old order.
+        await saveHistory(handle, 'promote.planned-asks-first');
+        await saveHistory(handle, 'promote.planned-archive-check');
+      }
 
       // Promoting it again is success without change.
       const again = await startPromote(h, { cluster: pair.standby, mode: 'planned' });
@@ -168,6 +188,35 @@ describe('promote', () => {
       const journal = await ignored.query(getJournalQuery);
       expect(journal.map((e) => `${e.step}:${e.outcome}`)).toEqual(expect.arrayContaining(['fence-old-primary:done', 'approval:failed', 'lift-fence:done']));
       await saveHistory(ignored, 'promote.unplanned-timed-out');
+
+      // Planned, and the standby does not catch up (its replay paused; its Patroni paused too, or it would resume
+      // replay): the old primary takes writes again, by the undo of its Patroni's demotion on 4.1 (standby_cluster
+      // removed), by lifting the fence on 3.0.2.
+      const standbyPatroni = (() => { const { driver, cluster } = driverOf(pair.standby); return driver.region.patroniUrl(cluster); })();
+      const setPause = async (pause: boolean | null) => {
+        const r = await fetch(`${standbyPatroni}/config`, { method: 'PATCH', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ pause }) });
+        expect(r.status).toBe(200);
+      };
+      await setPause(true);
+      try {
+        await waitUntil('the standby\'s Patroni paused', async () => ((await (await fetch(`${standbyPatroni}/patroni`)).json()) as { pause?: boolean }).pause === true);
+        await sql(pair.standby, 'SELECT pg_wal_replay_pause()');
+        const stuck = await startPromote(h, { cluster: pair.standby, mode: 'planned', approvalTimeoutSeconds: 600, takeBackup: false, limits: { catchUpTimeoutSeconds: 5 } });
+        await pendingGate(stuck);
+        await stuck.executeUpdate(approveUpdate, { args: [{ approver: 'erin', ticket: 'CHG-3', comment: 'catch-up test' }] });
+        const failed = (await failureOf(stuck)).type;
+        const steps = (await stuck.query(getJournalQuery));
+        process.stdout.write(`[promote catch-up timeout] ${failed}: ${steps.map((e) => `${e.step}:${e.outcome} ${e.message}`).join('\n')}\n`);
+        expect(failed).toBe('WaitTimedOutError');
+        expect(steps.map((e) => `${e.step}:${e.outcome}`)).toEqual(expect.arrayContaining(['fence-old-primary:done', 'catch-up:failed', 'lift-fence:done']));
+        expect(steps.find((e) => e.step === 'lift-fence')!.message).toMatch(patroniNativeDemote() ? /Undid the demotion/ : /Lifted the fence/);
+      } finally {
+        await sql(pair.standby, 'SELECT pg_wal_replay_resume()').catch((e: Error) => process.stdout.write(`[promote catch-up timeout] resume: ${e.message}\n`));
+        await setPause(null);
+      }
+      expect(await roleOf(pair.source)).toBe('primary');
+      await sql(pair.source, 'INSERT INTO public.writes (id) VALUES (-3)');
+      expect(await roleOf(pair.standby)).toBe('standby_leader');
     });
   });
 });

@@ -197,6 +197,11 @@ export interface PromoteResult {
    * "Patroni 3.0.2: PATCH standby_cluster=null"; null when it did not say (or a run from before this field).
    */
   promotePath?: string | null;
+  /**
+   * Planned switchover: how the old primary stopped taking writes, e.g. "Patroni 4.1.5: demote-cluster (...)" or
+   * "Patroni 3.0.2: fence (...)"; absent in runs that fenced without asking (unplanned, archive-only, older runs).
+   */
+  demotePath?: string;
   phaseDurationsMs: Record<string, number>;
 }
 

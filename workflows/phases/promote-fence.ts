@@ -12,7 +12,16 @@ import { parentApproval } from './parent-approval';
 import { NO_PUBLIC_DELEGATION_PATCH } from '../contracts/approvals';
 import type { PromotionPlan } from './promote-assess';
 import type { RunbookRecord } from './runbook-record';
-import type { FenceResult } from '../../activities/sites/site-driver';
+import { manageStandbySlots } from './standby-slots';
+import { standbySlotName } from '../contracts/slots';
+import type { FenceResult, SwitchoverStop } from '../../activities/sites/site-driver';
+
+/**
+ * A planned switchover whose old primary streams its last WAL to the standby stops that primary's writes with
+ * Patroni's own demote-cluster where its Patroni has it (>= 4), else with the fence; runs started before this
+ * always fenced (patch marker).
+ */
+export const NATIVE_DEMOTE_PATCH = 'native-cluster-demotion';
 
 export interface Fence {
   state: FenceState;
@@ -23,6 +32,13 @@ export interface Fence {
   startedAt: number | null;
   /** The fencing epoch the fence was set under, so lifting it carries the same; absent in runs from before epochs. */
   epoch?: number;
+  /**
+   * Set when the old primary was demoted by its own Patroni (demote-cluster) instead of fenced: it already follows
+   * the standby, and lifting the "fence" means promoting it back. Absent in runs from before it.
+   */
+  native?: boolean;
+  /** Which path stopped its writes (SwitchoverStop.demotePath); absent when the plain fence ran without asking. */
+  demotePath?: string;
 }
 
 /**
@@ -36,10 +52,21 @@ export async function fenceOldPrimary(
   // Checked before stopping anything: only a connected receiver gets the old primary's last WAL by streaming.
   const finalWal = plan.mode === 'planned' ? await chooseFinalWalPath(record, plan) : null;
   let result: FenceResult | null = null;
+  let stop: SwitchoverStop | null = null;
   let why = '';
   const startedAt = Date.now();
   try {
-    result = await siteProbeActivities(source.site, plan.regionTimeoutSeconds).siteFenceCluster({ ref: source.ref, ...withEpoch(epoch) });
+    const atSource = siteProbeActivities(source.site, plan.regionTimeoutSeconds);
+    if (finalWal === 'streamed' && patched(NATIVE_DEMOTE_PATCH)) {
+      // Demoted straight into a standby of the promoting cluster, as the rejoin step later asks for (same request).
+      const target = plan.target.facts;
+      result = stop = await atSource.siteStopWritesForSwitchover({
+        ref: source.ref, sourceRef: plan.target.ref, fromHost: target.streamingEndpoint, fromArchive: { archive: target.archive },
+        ...(manageStandbySlots() ? { slotName: standbySlotName(source.ref) } : {}), ...withEpoch(epoch),
+      });
+    } else {
+      result = await atSource.siteFenceCluster({ ref: source.ref, ...withEpoch(epoch) });
+    }
   } catch (err) {
     why = failureFacts(err).message;
   }
@@ -47,11 +74,15 @@ export async function fenceOldPrimary(
   // answered the assessment, so it ran before this run: confirmed fenced now, the fence is ours to lift on abort.
   // Behind a patch marker, written only when this case arises, so runs from before it replay as they ran.
   const ours = !!result?.changed || (!!result?.confirmed && estimate.sourceReachable && patched('fence-retried-is-ours'));
-  const fence: Fence = { state: result?.confirmed ? 'CONFIRMED' : 'UNCONFIRMED', fencedByUs: ours, result, startedAt, ...withEpoch(epoch) };
+  const fence: Fence = {
+    state: result?.confirmed ? 'CONFIRMED' : 'UNCONFIRMED', fencedByUs: ours, result, startedAt, ...withEpoch(epoch),
+    ...(stop ? { native: stop.native, demotePath: stop.demotePath } : {}),
+  };
+  const how = stop?.native ? `Demoted ${source.ref} into a standby of ${plan.target.ref} (${stop.demotePath})` : `Fenced ${source.ref}${stop ? ` (${stop.demotePath})` : ''}`;
   record.step('fence-old-primary', result?.confirmed ? 'done' : 'failed', result
-    ? `Fenced ${source.ref}: ${result.detail} Fence ${fence.state}${result.finalLsn ? `, last checkpoint ${result.finalLsn}` : ''}.`
+    ? `${how}: ${result.detail} Fence ${fence.state}${result.finalLsn ? `, last checkpoint ${result.finalLsn}` : ''}.`
     : `Could not fence ${source.ref} (${why}): fence UNCONFIRMED — it may still take writes if its region comes back.`,
-    { fence: fence.state, finalLsn: result?.finalLsn ?? null });
+    { fence: fence.state, finalLsn: result?.finalLsn ?? null, ...(stop ? { demotePath: stop.demotePath, native: stop.native } : {}) });
   if (plan.mode !== 'planned' || !result?.finalLsn) return { fence, estimate, caughtUp: false, finalWal };
   if (finalWal === 'archived') {
     try {
@@ -89,6 +120,12 @@ export const NOT_YET_FENCED: Fence = { state: 'PENDING', fencedByUs: false, resu
 /** Undo this run's fence: used when a human says no or does not answer. */
 export async function liftFence(record: RunbookRecord, plan: PromotionPlan, fence: Fence, why: string): Promise<void> {
   if (!fence.fencedByUs || !plan.source) return;
+  if (fence.native) {
+    // Demoted by its own Patroni: removing standby_cluster promotes it back (a new timeline where its WAL ended).
+    await siteLongActivities(plan.source.site, 300).siteUndoNativeDemotion({ ref: plan.source.ref, ...withEpoch(fence.epoch) });
+    record.step('lift-fence', 'done', `Undid the demotion of ${plan.source.ref} (${why}): standby_cluster removed, it takes writes again.`);
+    return;
+  }
   await siteActivities(plan.source.site).siteUnfenceCluster({ ref: plan.source.ref, ...withEpoch(fence.epoch) });
   record.step('lift-fence', 'done', `Lifted the fence on ${plan.source.ref} (${why}): it runs as before.`);
 }

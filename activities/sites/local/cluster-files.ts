@@ -61,6 +61,8 @@ export interface LocalClusterInfo {
   archivePrefix: string | null;
   members: LocalMemberInfo[];
   standby: StandbySpec | null;
+  /** What `standby` held before a native demotion of the running primary (native-demote.ts), restored if it is undone. */
+  standbyBeforeDemotion?: StandbySpec | null;
   /** The source backup the standby leader was (or will be) restored from. */
   bootstrapBackup: string | null;
   users: string[];

@@ -27,6 +27,7 @@ import { quarantineWal } from './quarantine-wal';
 import { reseedAsStandby, type ReseedSpec } from './reseed';
 import { fenceCluster, unfenceCluster, type FenceOptions, type UnfenceOptions } from './fencing';
 import { demoteToStandby, promoteStandbyCluster, type DemoteSpec } from './standby-switch';
+import { demoteRunningPrimary, undoNativeDemotion } from './native-demote';
 import { archiveFinalWal } from './final-wal';
 import { runCommand, walgScriptPaths, walPrefixFor, type RunResult } from './walg-env';
 
@@ -282,6 +283,14 @@ export class LocalRegion {
 
   demoteToStandby(name: string, req: DemoteSpec, opts?: { timeoutMs?: number }): Promise<DemoteResult> {
     return demoteToStandby(this, name, req, opts);
+  }
+
+  demoteRunningPrimary(name: string, req: DemoteSpec, opts?: { timeoutMs?: number }) {
+    return demoteRunningPrimary(this, name, req, opts);
+  }
+
+  undoNativeDemotion(name: string): Promise<{ changed: boolean }> {
+    return undoNativeDemotion(this, name);
   }
 
   archiveFinalWal(name: string, finalLsn: string): Promise<FinalWalResult> {

@@ -86,7 +86,7 @@ export interface DemoteSpec {
   slotName?: string;
 }
 
-function validateDemote(region: RegionHandle, info: LocalClusterInfo, req: DemoteSpec): void {
+export function validateDemote(region: RegionHandle, info: LocalClusterInfo, req: DemoteSpec): void {
   const bad = (msg: string) => new BadInputError(`demote ${region.name}/${info.name}: ${msg}`, { cluster: info.name });
   if (!req.fromHost && !req.fromArchive) throw bad('a standby needs a host to stream from, an archive, or both');
   if (!/^[a-z][a-z0-9-]*\/[a-z][a-z0-9-]*$/.test(req.sourceRef)) throw bad(`sourceRef "${req.sourceRef}" is not <site>/<cluster>`);
@@ -102,9 +102,19 @@ function validateDemote(region: RegionHandle, info: LocalClusterInfo, req: Demot
   }
 }
 
-const sameJson = (a: unknown, b: unknown) => JSON.stringify(a ?? null) === JSON.stringify(b ?? null);
+/** What cluster.json records for a demotion onto `req.sourceRef`. */
+export function demoteSpecOf(req: DemoteSpec): StandbySpec {
+  return {
+    fromHost: req.fromHost ? { host: req.fromHost.host, port: req.fromHost.port } : undefined,
+    fromArchive: req.fromArchive ? { s3: req.fromArchive.s3, walPrefix: req.fromArchive.walPrefix } : undefined,
+    ...(req.fromHost && req.slotName ? { slotName: req.slotName } : {}),
+    sourceRef: req.sourceRef,
+  };
+}
 
-function sameSpec(a: StandbySpec | null, b: StandbySpec): boolean {
+export const sameJson = (a: unknown, b: unknown) => JSON.stringify(a ?? null) === JSON.stringify(b ?? null);
+
+export function sameSpec(a: StandbySpec | null, b: StandbySpec): boolean {
   return !!a && a.sourceRef === b.sourceRef && sameJson(a.fromHost, b.fromHost) && (a.slotName ?? null) === (b.slotName ?? null) &&
     (a.fromArchive?.walPrefix ?? null) === (b.fromArchive?.walPrefix ?? null);
 }
@@ -133,12 +143,7 @@ export async function demoteToStandby(
   validateDemote(region, info, req);
   const etcdPort = region.cfg.etcd.clientPort;
   const timeoutMs = opts.timeoutMs ?? 180_000;
-  const spec: StandbySpec = {
-    fromHost: req.fromHost ? { host: req.fromHost.host, port: req.fromHost.port } : undefined,
-    fromArchive: req.fromArchive ? { s3: req.fromArchive.s3, walPrefix: req.fromArchive.walPrefix } : undefined,
-    ...(req.fromHost && req.slotName ? { slotName: req.slotName } : {}),
-    sourceRef: req.sourceRef,
-  };
+  const spec = demoteSpecOf(req);
   const scripts = walgScriptPaths(clusterDir(region.cfg.dataDir, name));
   const section = standbyClusterSection(spec, scripts, null);
   const dcs = await readDynamicConfig(info, etcdPort);
