@@ -78,3 +78,29 @@ export function privateRegions(label: string, unshiftedS3Port: number) {
     },
   };
 }
+
+/** The source's user Secrets, written under the standby's name: what provision-standby copies before a standby starts. */
+export async function copySecrets(from: LocalSiteDriver, src: string, to: LocalSiteDriver, dst: string): Promise<void> {
+  for (const u of await from.listSecretUsers(src)) {
+    const v = await from.readSecret(src, u);
+    if (v) await to.writeSecret(dst, u, v);
+  }
+}
+
+/**
+ * `dst` at `to` as a standby of `src` at `from` (which archives): a base backup of the source, its Secrets copied,
+ * the standby bootstrapped from that backup and streaming from the source's leader with its archive as fallback.
+ */
+export async function standbyOf(
+  from: LocalSiteDriver, src: string, to: LocalSiteDriver, dst: string,
+): Promise<{ source: NonNullable<Awaited<ReturnType<LocalSiteDriver['describeCluster']>>>; backupName: string }> {
+  const backup = await from.region.backupPush(src, { timeoutMs: 300_000 });
+  if (backup.exitCode !== 0 || !backup.backupName) throw new Error(`backup-push of ${src} failed (exit ${backup.exitCode})`);
+  await copySecrets(from, src, to, dst);
+  const source = (await from.describeCluster(src))!;
+  await to.createStandbyCluster({
+    cluster: dst, sourceRef: `${from.site}/${src}`, fromHost: source.streamingEndpoint,
+    fromArchive: { archive: source.archive, backupName: backup.backupName },
+  });
+  return { source, backupName: backup.backupName };
+}

@@ -11,7 +11,7 @@ import { forkPoint, readTimelineHistory } from '../../activities/s3/timeline-his
 import { parseLsn } from '../../workflows/contracts/lsn';
 import { privatePort } from '../helpers/private-regions';
 import {
-  copySecrets, driverFor, log, memberRows, patroniNode, sql, sqlOn, startRegions, stopRegions, tmp, waitFor,
+  driverFor, log, memberRows, patroniNode, sql, sqlOn, standbyOf, startRegions, stopRegions, tmp, waitFor,
 } from './failback-helpers';
 
 const east = driverFor('east', 30600);
@@ -75,14 +75,7 @@ test('a failback whose WAL both sides recycled rewinds from the archives: the pr
   await sql(east, 'acid-f', "create table rows(id bigserial primary key, note text not null, pad text); insert into rows(note) select 'common-' || g from generate_series(1, 10) g");
   await waitFor('F\'s replica streams', 60_000, async () =>
     ((await sql<{ n: number }>(east, 'acid-f', "select count(*)::int as n from pg_stat_replication where state = 'streaming'"))[0].n === 1 ? true : null));
-  const fBackup = await east.region.backupPush('acid-f', { timeoutMs: 300_000 });
-  expect(fBackup.exitCode).toBe(0);
-  await copySecrets(east, 'acid-f', west, 'acid-g');
-  const fFacts = (await east.describeCluster('acid-f'))!;
-  await west.createStandbyCluster({
-    cluster: 'acid-g', sourceRef: 'east/acid-f', fromHost: fFacts.streamingEndpoint,
-    fromArchive: { archive: fFacts.archive, backupName: fBackup.backupName! },
-  });
+  const { source: fFacts } = await standbyOf(east, 'acid-f', west, 'acid-g');
   await waitFor('common rows on G', 60_000, async () => ((await count(west, 'acid-g', "note like 'common-%'")) === 10 ? true : null));
   await recycleEagerly(east, 'acid-f');
   await recycleEagerly(west, 'acid-g');

@@ -3,21 +3,14 @@
 import { readFileSync } from 'node:fs';
 import { Client } from 'pg';
 import type { LocalSiteDriver } from '../../activities/sites/local-driver';
-import { privateRegions, sleep, sql, waitFor } from '../helpers/private-regions';
+import { copySecrets, privateRegions, sleep, sql, standbyOf, waitFor } from '../helpers/private-regions';
 import { postmasterPid, probePort } from '../../activities/sites/local/pg-control';
 
 const regions = privateRegions('failback', 30500);
 export const { tmp, credsFile, S3_PORT, s3Of, writeCredentials, driverFor, log } = regions;
 export const startRegions = regions.start;
 export const stopRegions = regions.stop;
-export { sleep, sql, waitFor };
-
-export async function copySecrets(from: LocalSiteDriver, src: string, to: LocalSiteDriver, dst: string): Promise<void> {
-  for (const u of await from.listSecretUsers(src)) {
-    const v = await from.readSecret(src, u);
-    if (v) await to.writeSecret(dst, u, v);
-  }
-}
+export { copySecrets, sleep, sql, standbyOf, waitFor };
 
 export async function patroniNode(d: LocalSiteDriver, cluster: string): Promise<{ role: string; state: string; timeline?: number; name: string }> {
   const l = await d.region.leaderMember(cluster);

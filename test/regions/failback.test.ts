@@ -15,7 +15,7 @@ import type { ClusterFacts, QuarantineResult } from '../../activities/sites/site
 import { PreconditionFailedError } from '../../workflows/contracts/errors';
 import { privatePort } from '../helpers/private-regions';
 import {
-  copySecrets, driverFor, killCluster, log, memberRows, patroniNode, sleep, sql, startRegions, stopRegions, tmp, waitFor,
+  copySecrets, driverFor, killCluster, log, memberRows, patroniNode, sleep, sql, standbyOf, startRegions, stopRegions, tmp, waitFor,
 } from './failback-helpers';
 
 const east = driverFor('east', 30600);
@@ -231,13 +231,7 @@ describe('failback after an unplanned promotion', () => {
     // Pair D (east) -> E (west), small; D diverges over several segments and is fenced (clean stop, no crash).
     await east.region.createCluster({ name: 'acid-d', pgVersion: 15, archive: true });
     await sql(east, 'acid-d', "create table rows(id bigserial primary key, note text not null, pad text); insert into rows(note) select 'common-' || g from generate_series(1, 10) g");
-    const dBackup = await east.region.backupPush('acid-d', { timeoutMs: 300_000 });
-    await copySecrets(east, 'acid-d', west, 'acid-e');
-    const dFacts = (await east.describeCluster('acid-d'))!;
-    await west.createStandbyCluster({
-      cluster: 'acid-e', sourceRef: 'east/acid-d', fromHost: dFacts.streamingEndpoint,
-      fromArchive: { archive: dFacts.archive, backupName: dBackup.backupName! },
-    });
+    const { source: dFacts } = await standbyOf(east, 'acid-d', west, 'acid-e');
     await waitFor('common rows on E', 60_000, async () => ((await count(west, 'acid-e', "note like 'common-%'")) === 10 ? true : null));
     await fetch(`${west.region.patroniUrl('acid-e')}/config`, {
       method: 'PATCH', headers: { 'content-type': 'application/json' },

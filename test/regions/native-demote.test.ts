@@ -8,7 +8,7 @@ import { rmSync } from 'node:fs';
 import { PRIMARY_NODE_ROLES } from '../../activities/sites/patroni-states';
 import { privateRegions, sleep, sql, waitFor } from '../helpers/private-regions';
 import { lsnAtOrAfter } from '../../workflows/contracts/lsn';
-import { copySecrets, patroniLogSince, patroniNode, walRecordAt, Writer } from './switchover-helpers';
+import { patroniLogSince, patroniNode, walRecordAt, standbyOf, Writer } from './switchover-helpers';
 
 const regions = privateRegions('native-demote', 30800);
 const east = regions.driverFor('east', 30850);
@@ -36,14 +36,7 @@ test('demote-cluster on the running primary: zero acknowledged writes lost, no r
   await east.region.createCluster({ name: 'acid-n', pgVersion: 15, archive: true });
   await sql(east, 'acid-n', 'create table writes(id int primary key)');
   await sql(east, 'acid-n', 'create table marker(note text primary key)');
-  const backup = await east.region.backupPush('acid-n', { timeoutMs: 300_000 });
-  expect(backup.exitCode).toBe(0);
-  await copySecrets(east, 'acid-n', west, 'acid-m');
-  const nFacts = (await east.describeCluster('acid-n'))!;
-  await west.createStandbyCluster({
-    cluster: 'acid-m', sourceRef: 'east/acid-n', fromHost: nFacts.streamingEndpoint,
-    fromArchive: { archive: nFacts.archive, backupName: backup.backupName! },
-  });
+  await standbyOf(east, 'acid-n', west, 'acid-m');
   await sql(east, 'acid-n', "insert into marker values ('before')");
   await waitForMarker(west, 'acid-m', 'before');
   const nLeader = (await east.region.leaderMember('acid-n'))!;

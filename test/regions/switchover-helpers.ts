@@ -4,7 +4,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Client, type ClientConfig } from 'pg';
 import type { LocalSiteDriver } from '../../activities/sites/local-driver';
-import { privateRegions, sleep, sql, waitFor } from '../helpers/private-regions';
+import { copySecrets, privateRegions, sleep, sql, standbyOf, waitFor } from '../helpers/private-regions';
 import { runCommand } from '../../activities/sites/local/walg-env';
 import { pgBinDir } from '../../activities/sites/local/tools';
 import { formatLsn, parseLsn } from '../../workflows/contracts/lsn';
@@ -13,7 +13,7 @@ const regions = privateRegions('switchover', 30000);
 export const { tmp, credsFile, S3_PORT, s3Of, writeCredentials, driverFor, log } = regions;
 export const startRegions = regions.start;
 export const stopRegions = regions.stop;
-export { sleep, sql, waitFor };
+export { copySecrets, sleep, sql, standbyOf, waitFor };
 
 export async function waitForMarker(d: LocalSiteDriver, cluster: string, note: string, timeoutMs = 60_000): Promise<number> {
   const t0 = Date.now();
@@ -22,13 +22,6 @@ export async function waitForMarker(d: LocalSiteDriver, cluster: string, note: s
     return r[0].n === 1 ? true : null;
   });
   return Date.now() - t0;
-}
-
-export async function copySecrets(from: LocalSiteDriver, src: string, to: LocalSiteDriver, dst: string): Promise<void> {
-  for (const u of await from.listSecretUsers(src)) {
-    const v = await from.readSecret(src, u);
-    if (v) await to.writeSecret(dst, u, v);
-  }
 }
 
 export async function patroniNode(d: LocalSiteDriver, cluster: string): Promise<{ role: string; timeline?: number; name: string }> {

@@ -10,7 +10,7 @@ import { PRIMARY_NODE_ROLES } from '../../activities/sites/patroni-states';
 import { PreconditionFailedError, SiteUnreachableError } from '../../workflows/contracts/errors';
 import { lsnAtOrAfter, lsnDiff } from '../../workflows/contracts/lsn';
 import {
-  copySecrets, driverFor, log, patroniLogSince, patroniNode, sleep, sql, startRegions, stopRegions, tmp, waitFor, waitForMarker,
+  driverFor, log, patroniLogSince, patroniNode, sleep, sql, standbyOf, startRegions, stopRegions, tmp, waitFor, waitForMarker,
   walRecordAt, Writer,
 } from './switchover-helpers';
 import { expectedPromotePath } from '../helpers/patroni-version';
@@ -33,14 +33,7 @@ describe('planned switchover A (east) -> B (west), then A follows B', () => {
     const a = await east.region.createCluster({ name: 'acid-a', pgVersion: 15, archive: true });
     await sql(east, 'acid-a', 'create table writes(id int primary key, at timestamptz not null default now())');
     await sql(east, 'acid-a', 'create table marker(note text primary key)');
-    const backup = await east.region.backupPush('acid-a', { timeoutMs: 300_000 });
-    expect(backup.exitCode).toBe(0);
-    await copySecrets(east, 'acid-a', west, 'acid-b');
-    const aFacts = (await east.describeCluster('acid-a'))!;
-    await west.createStandbyCluster({
-      cluster: 'acid-b', sourceRef: 'east/acid-a', fromHost: aFacts.streamingEndpoint,
-      fromArchive: { archive: aFacts.archive, backupName: backup.backupName! },
-    });
+    const { source: aFacts } = await standbyOf(east, 'acid-a', west, 'acid-b');
     await sql(east, 'acid-a', "insert into marker values ('before-switch')");
     await waitForMarker(west, 'acid-b', 'before-switch');
     const aLeader = (await east.region.leaderMember('acid-a'))!;
