@@ -120,16 +120,26 @@ describe('promote: planned switchover with an unconfirmed fence', () => {
   it('the old primary crashes right before the fence: a confirmed fence with no final LSN re-asks with the measured loss', async () => {
     const pair = await createStandbyPair('cf', { members: 1 });
     pairs.push(pair);
-    // The crash lands between the runbook's last look at the source (its standby still streaming) and the fence.
+    // The crash lands between the runbook's last look at the source (its standby still streaming) and the step that
+    // stops its writes: the fence, or on Patroni 4 the native demotion, which then finds no Patroni and fences.
     let crashed = false;
+    const crashOnce = (cluster: string) => {
+      if (cluster === driverOf(pair.source).cluster && !crashed) {
+        crashed = true;
+        crash(pair.source);
+      }
+    };
     const crashBeforeFence = (driver: SiteDriver): SiteDriver => (driver.site !== 'eu' ? driver : Object.assign(Object.create(driver) as SiteDriver, {
       fenceCluster: async (cluster: string) => {
-        if (cluster === driverOf(pair.source).cluster && !crashed) {
-          crashed = true;
-          crash(pair.source);
-        }
+        crashOnce(cluster);
         return driver.fenceCluster(cluster);
       },
+      ...(driver.demoteRunningPrimary ? {
+        demoteRunningPrimary: async (cluster: string, req: Parameters<NonNullable<SiteDriver['demoteRunningPrimary']>>[1]) => {
+          crashOnce(cluster);
+          return driver.demoteRunningPrimary!(cluster, req);
+        },
+      } : {}),
     }));
     await withRunbookWorkers(async (h) => {
       const handle = await startPromote(h, { cluster: pair.standby, mode: 'planned', approvalTimeoutSeconds: 600, takeBackup: false });
