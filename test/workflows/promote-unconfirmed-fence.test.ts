@@ -174,7 +174,18 @@ describe('promote: planned switchover with an unconfirmed fence', () => {
         cluster: pair.standby, mode: 'planned', approvalTimeoutSeconds: 600, takeBackup: false, limits: { catchUpTimeoutSeconds: 5 },
       });
       expect((await pendingGate(handle)).fence).toBe('PENDING');
-      // The standby receives the old primary's last WAL but does not replay it: it cannot catch up.
+      // The standby receives the old primary's last WAL but does not replay it: it cannot catch up. Its Patroni is
+      // paused too, or it resumes replay during Patroni 4's slower native demotion and the standby catches up.
+      const standbyPatroni = (() => { const { driver, cluster } = driverOf(pair.standby); return driver.region.patroniUrl(cluster); })();
+      const setPause = async (pause: boolean | null) => {
+        const r = await fetch(`${standbyPatroni}/config`, { method: 'PATCH', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ pause }) });
+        expect(r.status).toBe(200);
+      };
+      await setPause(true);
+      for (let i = 0; ((await (await fetch(`${standbyPatroni}/patroni`)).json()) as { pause?: boolean }).pause !== true; i++) {
+        if (i > 300) throw new Error('the standby\'s Patroni did not report pause within 60 s');
+        await new Promise((r) => setTimeout(r, 200));
+      }
       await sql(pair.standby, 'SELECT pg_wal_replay_pause()');
       try {
         await handle.executeUpdate(approveUpdate, { args: [{ approver: 'carol', ticket: 'CHG-13' }] });
@@ -189,6 +200,7 @@ describe('promote: planned switchover with an unconfirmed fence', () => {
         expect(await takesWrites(pair.standby, -22)).toBe(false);
       } finally {
         await sql(pair.standby, 'SELECT pg_wal_replay_resume()').catch(() => undefined);
+        await setPause(null);
       }
     });
   });
