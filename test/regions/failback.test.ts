@@ -5,9 +5,9 @@
 // Private layout: ports 30500-30799 and a temp folder, no global setup.
 import { existsSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
-import { DeleteObjectCommand, GetObjectCommand } from '@aws-sdk/client-s3';
+import { GetObjectCommand } from '@aws-sdk/client-s3';
 import { s3Client } from '../../activities/sites/local/s3-server';
-import { parseS3Url } from '../../activities/sites/local/walg-env';
+import { removeArchivedWalSegments } from '../../scripts/lib/sandbox/faults';
 import { forkPoint, readTimelineHistory, type TimelineHistoryEntry } from '../../activities/s3/timeline-history';
 import { walFileRange } from '../../activities/sites/local/former-primary';
 import { lsnDiff, parseLsn } from '../../workflows/contracts/lsn';
@@ -267,13 +267,7 @@ describe('failback after an unplanned promotion', () => {
     const replica = east.region.getCluster('acid-d')!.members.find((m) => m.name !== dd.member)!;
     if (existsSync(join(replica.dataDir, 'pg_wal', forkSeg))) rmSync(join(replica.dataDir, 'pg_wal', forkSeg));
     // And from D's own archive, where pg_rewind would otherwise fetch it (failback-archive-wal.test.ts).
-    const own = parseS3Url(dFacts.archive.walPrefix);
-    const s3 = await s3Client(east.cfg.s3);
-    try {
-      await s3.send(new DeleteObjectCommand({ Bucket: own.bucket, Key: `${own.key}/wal_005/${forkSeg}.lz4` }));
-    } finally {
-      s3.destroy();
-    }
+    expect(await removeArchivedWalSegments(east, 'acid-d', [forkSeg])).not.toEqual([]);
     const req = { sourceRef: 'west/acid-e', fromHost: eFacts.streamingEndpoint, fromArchive: { archive: eFacts.archive } };
     let t0 = Date.now();
     const err = await east.demoteToStandby('acid-d', req).catch((e: Error) => e);
