@@ -16,6 +16,7 @@ import {
 import {
   leaderKeyHolder, patchDynamicConfig, patchThroughPatroni, patchViaPatroni, readDynamicConfig, type DynamicConfig,
 } from './dcs-config';
+import { liveFacts } from './former-primary';
 import { fitLeaderPositionToSource } from './leader-position';
 import { logTail, restUrl } from './members';
 import { rewindsSince } from './patroni-log';
@@ -229,15 +230,23 @@ export async function demoteToStandby(
  * primary it leads and starts it as a primary again ("starting primary after failure", standby_cluster or not),
  * then demotes it with a new shutdown checkpoint past the point where the new source's timeline forked off: a
  * cluster that follows through the archive alone then finds no checkpoint to start from and has no host to
- * pg_rewind against. Released, every member starts in recovery and the standby leader is chosen by a race.
+ * pg_rewind against. Released, every member starts in recovery and the standby leader is chosen by a race. A
+ * holder whose Postgres already answers in recovery (Patroni released the key, started it as a standby once
+ * standby_cluster was set and took the key back between two looks) is as good.
  */
-async function waitLeaderKeyReleased(region: RegionHandle, info: LocalClusterInfo, etcdPort: number): Promise<void> {
+async function waitLeaderKeyReleased(region: SwitchHandle, info: LocalClusterInfo, etcdPort: number): Promise<void> {
   let holder: string | null = null;
   // Patroni's loop_wait is 10 s and a dead holder's key lapses after its ttl (30 s).
   const timeoutMs = 60_000;
   await pollUntil(
     timeoutMs,
-    async () => ((holder = await leaderKeyHolder(info, etcdPort)) === null ? true : null),
+    async () => {
+      holder = await leaderKeyHolder(info, etcdPort);
+      if (holder === null) return true;
+      // Asked of Postgres itself: Patroni's REST answers and member keys lag a stop it has not looked at yet.
+      const cfg = await region.pgConfig(info.name, { member: holder }).catch(() => null);
+      return cfg && (await liveFacts(cfg))?.in_recovery === true ? true : null;
+    },
     async () => ({
       message: `${region.name}/${info.name}: ${holder} still holds the leader key ${timeoutMs} ms after its Postgres stopped; ` +
         `resuming now would let its Patroni restart it as a primary. Last log lines of ${holder}:\n` +

@@ -236,20 +236,28 @@ export async function demoteToStandby(d: ZalandoSiteDriver, cluster: string, req
 
 /**
  * Resumes only once no pod holds the leader key: a paused Patroni drops it when it finds its Postgres down; resumed
- * while it still holds it, Patroni 4 restarts the old primary read-write first (local/cluster-state.ts
- * waitLeaderKeyReleased says why). Patroni looks once per loop_wait while paused; 60 s leaves room for two loops.
+ * while it still holds it, Patroni 4 restarts the old primary read-write first (local/standby-switch.ts
+ * waitLeaderKeyReleased says why), unless its Postgres already answers in recovery. Patroni looks once per loop_wait
+ * while paused; 60 s leaves room for two loops.
  */
 async function waitLeaderKeyReleased(d: ZalandoSiteDriver, cluster: string, pods: PodObject[], timeoutMs = 60_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const view = await d.patroniView(pods);
     const holder = view ? view.members.find(isLeader)?.name ?? null : 'unknown (no Patroni answers)';
-    if (holder === null) return;
+    if (holder === null || (await answersInRecovery(d, cluster, pods, holder))) return;
     if (Date.now() > deadline) {
       throw new NotReadyError(`${d.site}/${cluster}: ${holder} still holds the leader key ${timeoutMs} ms after the pause: not resuming`, { cluster, leaderKeyHolder: holder });
     }
     await sleep(500);
   }
+}
+
+/** Whether the pod's Postgres itself says it runs in recovery (Patroni's view lags a stop it has not looked at yet). */
+async function answersInRecovery(d: ZalandoSiteDriver, cluster: string, pods: PodObject[], name: string): Promise<boolean> {
+  const pod = pods.find((p) => p.metadata.name === name);
+  if (!pod || (await d.allRefuseConnections([pod]))) return false;
+  return (await liveFacts(await d.podPgConfig(cluster, pod)))?.in_recovery === true;
 }
 
 // ---- reseed ---------------------------------------------------------------------------------------------------
