@@ -106,7 +106,7 @@ test('planned switchover: the running primary is demoted by its own Patroni (4.1
   const again = await eu.demoteRunningPrimary!(NAME, await demoteRequestOf(drivers));
   process.stdout.write(`[zalando switchover] second demotion call: ${JSON.stringify(again)}\n`);
   if (!patroniNativeDemote()) {
-    // 3.0.2: declined before anything was read or written beyond the version.
+    // 3.0.2: declined, nothing written.
     expect(again).toMatchObject({ native: false, patroniVersion: '3.0.2' });
     return;
   }
