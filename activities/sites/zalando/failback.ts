@@ -39,7 +39,7 @@ const pgWal = () => `${PGDATA}/pg_wal`;
 /** What the operator (1.11+, syncStandbyClusterConfiguration) writes for spec.standby; Spilo writes env-standby. */
 const SPILO_RESTORE = 'envdir "/run/etc/wal-e.d/env-standby" /scripts/restore_command.sh "%f" "%p"';
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-export const sameJson = (a: unknown, b: unknown) => JSON.stringify(a ?? null) === JSON.stringify(b ?? null);
+const sameJson = (a: unknown, b: unknown) => JSON.stringify(a ?? null) === JSON.stringify(b ?? null);
 
 export function validateSource(d: ZalandoSiteDriver, cluster: string, sourceRef: string, what: string): void {
   if (!/^[a-z][a-z0-9-]*\/[a-z][a-z0-9-]*$/.test(sourceRef)) throw new BadInputError(`${what} ${d.site}/${cluster}: sourceRef "${sourceRef}" is not <site>/<cluster>`);
@@ -89,7 +89,7 @@ async function formerLeaderPod(d: ZalandoSiteDriver, cluster: string): Promise<{
   return { pod: lastPrimary(seen) ?? pods[0], pods };
 }
 
-export async function accepting(d: ZalandoSiteDriver, pods: PodObject[]): Promise<string[]> {
+async function accepting(d: ZalandoSiteDriver, pods: PodObject[]): Promise<string[]> {
   const open: string[] = [];
   for (const p of pods) if (!(await d.allRefuseConnections([p]))) open.push(p.metadata.name);
   return open;
@@ -142,7 +142,7 @@ export function followsSource(section: unknown, req: DemoteRequest): boolean {
   return hostOk && (!req.fromArchive || !!s.restore_command);
 }
 
-export async function patroniOrFail(d: ZalandoSiteDriver, cluster: string, pod: PodObject, body: unknown, what: string): Promise<void> {
+async function patroniOrFail(d: ZalandoSiteDriver, cluster: string, pod: PodObject, body: unknown, what: string): Promise<void> {
   const r = await d.patroni(pod, 'PATCH', '/config', body);
   if (r?.status !== 200) throw new SiteUnreachableError(`${d.site}/${cluster}: ${what} via ${pod.metadata.name} answered ${r?.status ?? 'nothing'}`, { cluster });
 }
