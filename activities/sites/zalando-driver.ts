@@ -15,6 +15,7 @@ import type {
 import { patroniRole } from './site-driver';
 import { isSpiloPrimaryLabel, memberStateRunning, promotePathFor } from './patroni-states';
 import { assessFormerPrimary, demoteToStandby, quarantineWal, reseedAsStandby } from './zalando/failback';
+import { demoteRunningPrimary, patroniVersionOf, undoNativeDemotion } from './zalando/native-demote';
 import { dropZalandoSlot, ensureZalandoSlot, listZalandoSlots } from './zalando/slots';
 import { alreadyScaledDown, fencedMarkOf, fenceWithoutPatroni, unfenceScaledDown } from './zalando/fence-without-patroni';
 import { KubeAccess, type KubeObject } from './zalando/kube';
@@ -409,8 +410,7 @@ export class ZalandoSiteDriver implements SiteDriver {
     const leader = await this.leaderPod(cluster);
     if (!leader) throw new SiteUnreachableError(`${this.site}/${cluster}: no Patroni leader answers`, { cluster });
     // Sent to the leader, as Patroni 4's promote-cluster does (3.x takes it the same way).
-    const node = await this.patroni<{ patroni?: { version?: string } }>(leader.pod, 'GET', '/patroni');
-    const patroniVersion = node?.body?.patroni?.version;
+    const patroniVersion = await patroniVersionOf(this, [leader.pod]);
     const outcome = () => ({ changed, ...(patroniVersion ? { patroniVersion } : {}), promotePath: promotePathFor(patroniVersion) });
     const config = await this.patroni<Record<string, unknown>>(leader.pod, 'GET', '/config');
     if (config?.body && config.body.standby_cluster != null) {
@@ -548,22 +548,18 @@ export class ZalandoSiteDriver implements SiteDriver {
   }
 
   // Slots: zalando/slots.ts (spec.patroni.slots on the source's manifest, which the operator syncs into Patroni).
-  ensureStandbySlot(cluster: string, slot: string): Promise<StandbySlotResult> {
-    return ensureZalandoSlot(this, cluster, slot);
-  }
-
-  dropStandbySlot(cluster: string, slot: string): Promise<StandbySlotResult> {
-    return dropZalandoSlot(this, cluster, slot);
-  }
-
-  listReplicationSlots(cluster: string): Promise<ReplicationSlotRow[]> {
-    return listZalandoSlots(this, cluster);
-  }
+  ensureStandbySlot(cluster: string, slot: string): Promise<StandbySlotResult> { return ensureZalandoSlot(this, cluster, slot); }
+  dropStandbySlot(cluster: string, slot: string): Promise<StandbySlotResult> { return dropZalandoSlot(this, cluster, slot); }
+  listReplicationSlots(cluster: string): Promise<ReplicationSlotRow[]> { return listZalandoSlots(this, cluster); }
 
   // Failback through the operator lives in zalando/failback.ts.
   demoteToStandby(cluster: string, req: DemoteRequest): Promise<DemoteResult> {
     return demoteToStandby(this, cluster, req);
   }
+
+  // A planned switchover's old primary demoted while running, where its Patroni has demote-cluster, and the undo.
+  demoteRunningPrimary(cluster: string, req: DemoteRequest) { return demoteRunningPrimary(this, cluster, req); }
+  undoNativeDemotion(cluster: string): Promise<{ changed: boolean }> { return undoNativeDemotion(this, cluster); }
 
   /** Not built for pods yet: a planned switchover to an archive-only standby of a zalando cluster is refused. */
   async archiveFinalWal(cluster: string): Promise<FinalWalResult> {

@@ -20,7 +20,7 @@ import { RUNBOOK_NAMES, type FailbackInput, type FailbackResult, type PromoteRes
 import { approveIfAskedAgain, approveWhenAsked } from '../helpers/approvals';
 import { sql, waitFor } from '../helpers/private-regions';
 import { withRunbookWorkers, type RunbookHarness } from '../helpers/runbook-workers';
-import { startZalandoHarness, type ZalandoHarness } from './zalando-harness';
+import { createProtectedPair, startZalandoHarness, type ZalandoHarness } from './zalando-harness';
 
 let z: ZalandoHarness;
 let euBacking: ZalandoHarness['euBacking'];
@@ -99,18 +99,7 @@ beforeAll(async () => {
   ({ euBacking, usBacking, operator, sitesFile } = z);
 
   // eu/acid-zfb with rows and a proven backup; us/acid-zfb its standby (archive and streaming).
-  await admin('POST', '/apis/acid.zalan.do/v1/namespaces/eu/postgresqls', {
-    apiVersion: 'acid.zalan.do/v1', kind: 'postgresql', metadata: { name: NAME },
-    spec: { teamId: 'acid', numberOfInstances: 1, postgresql: { version: '15' }, volume: { size: '1Gi' } },
-  });
-  await waitFor(`${EU} Running`, 180_000, async () => ((await postgresql('eu')).status?.PostgresClusterStatus === 'Running' ? true : null));
-  await sql(euBacking, NAME, 'CREATE TABLE public.writes (id bigint primary key); INSERT INTO public.writes SELECT generate_series(1, 200)');
-  await withRunbookWorkers(async (h) => {
-    await (await run(h, 'forceBackup', RUNBOOK_NAMES.forceBackup, EU, { cluster: EU })).result();
-    await (await run(h, 'provisionStandby', RUNBOOK_NAMES.provisionStandby, US, {
-      source: EU, target: US, method: 'both', limits: { pollIntervalSeconds: 1 },
-    })).result();
-  }, { sitesFile });
+  await createProtectedPair(z, NAME, 'CREATE TABLE public.writes (id bigint primary key); INSERT INTO public.writes SELECT generate_series(1, 200)');
   timings.setupMs = Date.now() - t0;
 }, 600_000);
 

@@ -13,7 +13,11 @@ import {
 import type { LocalSiteDriver } from '../../activities/sites/local-driver';
 import type { ZalandoClusterGrant } from '../../activities/sites/sites-file';
 import { renderWorkerAdmissionPolicy, renderWorkerRbac } from '../../scripts/lib/worker-rbac';
-import { privatePort, privateRegions } from '../helpers/private-regions';
+import { privatePort, privateRegions, sql, waitFor } from '../helpers/private-regions';
+import { withRunbookWorkers } from '../helpers/runbook-workers';
+import { startRunbook } from '../../scripts/lib/runbook-client';
+import { RUNBOOK_NAMES } from '../../workflows/contracts/runbooks';
+import type { PostgresqlObject } from '../../activities/sites/zalando-driver';
 import { AUDIT_SECRETS_DIR } from '../helpers/test-env';
 import { StandInOperator } from './stand-in-operator';
 
@@ -91,4 +95,26 @@ export async function startZalandoHarness(label: string, base: number, clusters:
       rmSync(regions.tmp, { recursive: true, force: true });
     },
   };
+}
+
+/**
+ * `eu/<name>` created through the operator (`instances` pods) with `seedSql` run on it and a proven backup
+ * (force-backup), and `us/<name>` provisioned as its standby by archive and streaming (provision-standby).
+ */
+export async function createProtectedPair(z: ZalandoHarness, name: string, seedSql: string, instances = 1): Promise<void> {
+  const postgresql = async () => (await z.admin('GET', `/apis/acid.zalan.do/v1/namespaces/eu/postgresqls/${name}`)).body as PostgresqlObject;
+  await z.admin('POST', '/apis/acid.zalan.do/v1/namespaces/eu/postgresqls', {
+    apiVersion: 'acid.zalan.do/v1', kind: 'postgresql', metadata: { name },
+    spec: { teamId: name.split('-')[0], numberOfInstances: instances, postgresql: { version: '15' }, volume: { size: '1Gi' } },
+  });
+  await waitFor(`eu/${name} Running`, 180_000, async () => ((await postgresql()).status?.PostgresClusterStatus === 'Running' ? true : null));
+  await sql(z.euBacking, name, seedSql);
+  await withRunbookWorkers(async (h) => {
+    const run = (workflowType: string, runbook: string, cluster: string, input: unknown) =>
+      startRunbook(h.client, { workflowType, runbook, cluster, taskQueue: h.taskQueue, input });
+    await (await run('forceBackup', RUNBOOK_NAMES.forceBackup, `eu/${name}`, { cluster: `eu/${name}` })).result();
+    await (await run('provisionStandby', RUNBOOK_NAMES.provisionStandby, `us/${name}`, {
+      source: `eu/${name}`, target: `us/${name}`, method: 'both', limits: { pollIntervalSeconds: 1 },
+    })).result();
+  }, { sitesFile: z.sitesFile });
 }

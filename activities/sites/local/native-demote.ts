@@ -40,6 +40,19 @@ async function memberWrites(region: SwitchHandle, info: LocalClusterInfo, m: Loc
   }
 }
 
+/**
+ * The demoted primary's shutdown checkpoint among what its members' control files say (the member with the highest
+ * checkpoint): a shutdown checkpoint's redo is the checkpoint itself, and one at or past the primary's last insert
+ * position before the demotion (`before`, when known) is its last. `finalLsn` null when there is none.
+ */
+export function shutdownCheckpointOf<T extends { member: string; checkpoint?: { lsn: string; redo: string } }>(
+  seen: T[], before: string | null,
+): { newest: T | undefined; finalLsn: string | null } {
+  const newest = seen.filter((w) => w.checkpoint).sort((a, b) => (lsnAtOrAfter(a.checkpoint!.lsn, b.checkpoint!.lsn) ? -1 : 1))[0];
+  const shutdown = !!newest && newest.checkpoint!.redo === newest.checkpoint!.lsn && (before === null || lsnAtOrAfter(newest.checkpoint!.lsn, before));
+  return { newest, finalLsn: shutdown ? newest.checkpoint!.lsn : null };
+}
+
 async function currentLsn(region: SwitchHandle, info: LocalClusterInfo, m: LocalMemberInfo): Promise<string | null> {
   const c = new Client({ ...(await region.pgConfig(info.name, { member: m.name })), connectionTimeoutMillis: 3_000 });
   c.on('error', () => undefined);
@@ -145,11 +158,8 @@ export async function demoteRunningPrimary(
     facts: { cluster: name, members: last.map((w) => ({ member: w.member, state: w.state })) },
   }), 100);
 
-  const checkpoints = last.filter((w) => w.checkpoint).sort((a, b) => (lsnAtOrAfter(a.checkpoint!.lsn, b.checkpoint!.lsn) ? -1 : 1));
-  const newest = checkpoints[0];
-  // A shutdown checkpoint's redo is the checkpoint itself; one at or past the primary's last insert position is its last.
-  const shutdown = !!newest && newest.checkpoint!.redo === newest.checkpoint!.lsn && (before === null || lsnAtOrAfter(newest.checkpoint!.lsn, before));
-  const finalLsn = shutdown ? newest.checkpoint!.lsn : null;
+  const { newest, finalLsn } = shutdownCheckpointOf(last, before);
+  const shutdown = finalLsn !== null;
   return {
     native: true,
     changed,
@@ -160,7 +170,7 @@ export async function demoteRunningPrimary(
     ...(patroniVersion ? { patroniVersion } : {}),
     detail: `${changed ? 'standby_cluster written to the running primary' : 'standby_cluster was already written'} (Patroni ${patroniVersion} demote-cluster, ` +
       `following ${req.sourceRef}); ${done.leader} runs as standby_leader; members: ${last.map((w) => `${w.member} ${w.state}`).join(', ')}` +
-      `${finalLsn ? `; shutdown checkpoint ${finalLsn} (on ${newest.member}${before ? `, last write position before ${before}` : ''})` : '; no shutdown checkpoint found'}.`,
+      `${finalLsn ? `; shutdown checkpoint ${finalLsn} (on ${newest!.member}${before ? `, last write position before ${before}` : ''})` : '; no shutdown checkpoint found'}.`,
   };
 }
 

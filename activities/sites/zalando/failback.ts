@@ -41,12 +41,12 @@ const SPILO_RESTORE = 'envdir "/run/etc/wal-e.d/env-standby" /scripts/restore_co
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const sameJson = (a: unknown, b: unknown) => JSON.stringify(a ?? null) === JSON.stringify(b ?? null);
 
-function validateSource(d: ZalandoSiteDriver, cluster: string, sourceRef: string, what: string): void {
+export function validateSource(d: ZalandoSiteDriver, cluster: string, sourceRef: string, what: string): void {
   if (!/^[a-z][a-z0-9-]*\/[a-z][a-z0-9-]*$/.test(sourceRef)) throw new BadInputError(`${what} ${d.site}/${cluster}: sourceRef "${sourceRef}" is not <site>/<cluster>`);
   if (sourceRef === `${d.site}/${cluster}`) throw new BadInputError(`${what} ${d.site}/${cluster}: a cluster cannot follow itself`);
 }
 
-async function needPostgresql(d: ZalandoSiteDriver, cluster: string): Promise<PostgresqlObject> {
+export async function needPostgresql(d: ZalandoSiteDriver, cluster: string): Promise<PostgresqlObject> {
   const pg = await d.getPostgresql(cluster);
   if (!pg) throw new ClusterNotFoundError(`no postgresql ${cluster} in namespace ${d.cfg.namespace} (site ${d.site})`, { cluster, site: d.site });
   return pg;
@@ -133,7 +133,7 @@ function operatorStandbySection(standby: NonNullable<PostgresqlObject['spec']['s
 }
 
 /** Patroni's standby_cluster already points at this source (whoever wrote it: the operator's sync, or us). */
-function followsSource(section: unknown, req: DemoteRequest): boolean {
+export function followsSource(section: unknown, req: DemoteRequest): boolean {
   const s = section as { host?: string; port?: string | number; restore_command?: string; primary_slot_name?: string } | null | undefined;
   if (!s) return false;
   const hostOk = req.fromHost
@@ -185,38 +185,25 @@ async function waitFollowing(d: ZalandoSiteDriver, cluster: string, req: DemoteR
   }
 }
 
-/**
- * Fenced (paused, Postgres down) former primary -> standby of req.sourceRef. The operator's view is recorded
- * first (spec.standby, STANDBY_* env, the source annotation): the operator then leaves the cluster alone, and
- * 1.11+ writes standby_cluster into Patroni itself on its next sync; what it did not write within 30 s the
- * driver writes in the operator's own form. Then Patroni is resumed and rewinds on its own.
- */
-export async function demoteToStandby(d: ZalandoSiteDriver, cluster: string, req: DemoteRequest, timeoutMs = 300_000): Promise<DemoteResult> {
-  validateSource(d, cluster, req.sourceRef, 'demote');
-  if (!req.fromHost && !req.fromArchive) throw new BadInputError(`demote ${d.site}/${cluster}: a standby needs a host to stream from, an archive, or both`);
-  const pg = await needPostgresql(d, cluster);
-  const own = (await d.describeCluster(cluster))?.archive.walPrefix;
-  if (req.fromArchive && req.fromArchive.archive.walPrefix === own) throw new BadInputError(`demote ${d.site}/${cluster}: fromArchive is this cluster's own archive`);
-  const standby = standbySpec(req);
-  const pods = await d.pods(cluster);
-  const view = await d.patroniView(pods);
-  if (!view) throw new SiteUnreachableError(`${d.site}/${cluster}: no Patroni answers in its pods; they must run (Patroni paused by the fence) before it can be demoted`, { cluster });
+/** The runbooks demoted this object into a standby of req.sourceRef (by a fence, or by Patroni 4 while it ran). */
+export function demotionRecorded(pg: PostgresqlObject, req: DemoteRequest): boolean {
   const notes = pg.metadata.annotations ?? {};
-  const recorded = notes[SOURCE_ANNOTATION] === req.sourceRef && !!notes[DEMOTED_AT_ANNOTATION] && sameJson(pg.spec.standby, standby);
-  if (recorded && followsSource(view.config?.standby_cluster, req) && view.config?.pause !== true) {
-    // Done by an earlier call (resuming is its last write): report the rewind it saw, or fail as it would have.
-    const rw = await waitFollowing(d, cluster, req, new Date(notes[DEMOTED_AT_ANNOTATION]), timeoutMs);
-    return { changed: false, rewound: rw.rewound, rewindLog: rw.lines };
-  }
-  const open = await accepting(d, pods);
-  if (open.length) {
-    throw new PreconditionFailedError(`${d.site}/${cluster} is not fenced (Postgres accepts connections in ${open.join(', ')}): fence it before demoting`, { cluster, running: open });
-  }
-  if (view.config?.pause !== true) await patroniOrFail(d, cluster, view.via, { pause: true }, 'pausing Patroni');
-  const since = new Date();
+  return notes[SOURCE_ANNOTATION] === req.sourceRef && !!notes[DEMOTED_AT_ANNOTATION] && sameJson(pg.spec.standby, standbySpec(req));
+}
+
+/**
+ * The operator's view of a standby of req.sourceRef recorded (spec.standby, STANDBY_* env, the source annotation and
+ * `annotations`): the operator then leaves the cluster alone, and 1.11+ writes standby_cluster into Patroni itself
+ * on its next sync; what it did not write within 30 s is written through `view.via` in the operator's own form.
+ */
+export async function pointAtSource(
+  d: ZalandoSiteDriver, cluster: string, pg: PostgresqlObject, req: DemoteRequest,
+  view: { config: Record<string, unknown> | null; via: PodObject }, annotations: Record<string, string>,
+): Promise<void> {
+  const standby = standbySpec(req);
   const env = [...(pg.spec.env ?? []).filter((e) => !e.name.startsWith('STANDBY_')), ...(await d.standbyEnv(cluster, req.fromArchive))];
   await d.kube.mergePatch(d.pgPath(cluster), {
-    metadata: { annotations: { [SOURCE_ANNOTATION]: req.sourceRef, [DEMOTED_AT_ANNOTATION]: since.toISOString() } },
+    metadata: { annotations: { [SOURCE_ANNOTATION]: req.sourceRef, ...annotations } },
     spec: { standby, env },
   });
   let config = view.config;
@@ -228,6 +215,35 @@ export async function demoteToStandby(d: ZalandoSiteDriver, cluster: string, req
     if (config?.standby_cluster != null) await patroniOrFail(d, cluster, view.via, { standby_cluster: null }, 'clearing standby_cluster');
     await patroniOrFail(d, cluster, view.via, { standby_cluster: operatorStandbySection(standby) }, 'writing standby_cluster');
   }
+}
+
+/**
+ * Fenced (paused, Postgres down) former primary -> standby of req.sourceRef: the operator's view recorded and
+ * standby_cluster written (pointAtSource), then Patroni is resumed and rewinds on its own. A cluster Patroni 4
+ * demoted while running (native-demote.ts) records the same, so this finds it done.
+ */
+export async function demoteToStandby(d: ZalandoSiteDriver, cluster: string, req: DemoteRequest, timeoutMs = 300_000): Promise<DemoteResult> {
+  validateSource(d, cluster, req.sourceRef, 'demote');
+  if (!req.fromHost && !req.fromArchive) throw new BadInputError(`demote ${d.site}/${cluster}: a standby needs a host to stream from, an archive, or both`);
+  const pg = await needPostgresql(d, cluster);
+  const own = (await d.describeCluster(cluster))?.archive.walPrefix;
+  if (req.fromArchive && req.fromArchive.archive.walPrefix === own) throw new BadInputError(`demote ${d.site}/${cluster}: fromArchive is this cluster's own archive`);
+  const pods = await d.pods(cluster);
+  const view = await d.patroniView(pods);
+  if (!view) throw new SiteUnreachableError(`${d.site}/${cluster}: no Patroni answers in its pods; they must run (Patroni paused by the fence) before it can be demoted`, { cluster });
+  const notes = pg.metadata.annotations ?? {};
+  if (demotionRecorded(pg, req) && followsSource(view.config?.standby_cluster, req) && view.config?.pause !== true) {
+    // Done by an earlier call (resuming is its last write): report the rewind it saw, or fail as it would have.
+    const rw = await waitFollowing(d, cluster, req, new Date(notes[DEMOTED_AT_ANNOTATION]), timeoutMs);
+    return { changed: false, rewound: rw.rewound, rewindLog: rw.lines };
+  }
+  const open = await accepting(d, pods);
+  if (open.length) {
+    throw new PreconditionFailedError(`${d.site}/${cluster} is not fenced (Postgres accepts connections in ${open.join(', ')}): fence it before demoting`, { cluster, running: open });
+  }
+  if (view.config?.pause !== true) await patroniOrFail(d, cluster, view.via, { pause: true }, 'pausing Patroni');
+  const since = new Date();
+  await pointAtSource(d, cluster, pg, req, view, { [DEMOTED_AT_ANNOTATION]: since.toISOString() });
   await waitLeaderKeyReleased(d, cluster, pods);
   await patroniOrFail(d, cluster, view.via, { pause: false }, 'resuming Patroni');
   const rw = await waitFollowing(d, cluster, req, since, timeoutMs);
