@@ -49,9 +49,9 @@ async function up(layout: SandboxLayout): Promise<void> {
   say(`Temporal UI: ${ui}/namespaces/default/workflows/${encodeURIComponent(runbookWorkflowId(RUNBOOK_NAMES.provisionStandby, input.target))}`);
   say(`Sites file:  ${layout.sitesFile}`);
   say('Try next:');
-  say('  ./scripts/drctl login --user alice     an ID token from the sandbox issuer (alice, bob, carol, dana, mallory)');
   say('  ./scripts/sandbox status                 every process, port and Patroni role');
   say(`  export TEMPORAL_ADDRESS=127.0.0.1:${layout.temporalPort} DR_SITES_FILE=${layout.sitesFile}`);
+  say('  ./scripts/drctl login --user alice       an ID token from the sandbox issuer (alice, bob, carol, dana, mallory)');
   if (layout.uiPort) say('  open the UI above: the run, its journal (Queries: getJournal) and its search attributes');
   const t = `${join(__dirname, '..', '..', '..', '.tools', 'bin', 'temporal')} --address ${temporal.address}`;
   say(`  ${t} workflow start --task-queue dr-control --type promote --workflow-id promote/${input.target} --input '{"cluster":"${input.target}","mode":"planned"}'`);
