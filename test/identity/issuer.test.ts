@@ -38,6 +38,7 @@ describe('the sandbox OIDC issuer', () => {
     const id = await verifyIdToken(sandboxIdentity(), token, { nonce: 'gate-nonce-1' });
     expect(id).toMatchObject({ issuer: sandboxUsers().issuer, subject: 'alice', groups: ['dr-approvers'], email: 'alice@sandbox.invalid' });
     expect(new Date(id.expiresAt).getTime()).toBeGreaterThan(Date.now());
+    expect(id.tokenId).toEqual(expect.any(String));
     const carol = await verifyIdToken(sandboxIdentity(), await sandboxIdToken('carol'), {});
     expect(carol.groups).toEqual(['dr-approvers', 'dba-leads']);
     const mallory = await verifyIdToken(sandboxIdentity(), await sandboxIdToken('mallory'), {});

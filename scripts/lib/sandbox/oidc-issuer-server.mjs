@@ -6,7 +6,7 @@
 // <state-dir>/issuer.json  { "issuer": "http://127.0.0.1:<port>", "port": <port>, "clients": [...] }
 // <state-dir>/jwks.json    private signing keys, newest first (0600); SIGHUP reloads them (key rotation)
 // <state-dir>/users.json   { "users": { "<name>": { "password", "groups", "name", "email" } } } (0600), read per request
-import { timingSafeEqual, createHash } from 'node:crypto';
+import { createHash, randomUUID, timingSafeEqual } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { createServer } from 'node:http';
 import { join } from 'node:path';
@@ -50,6 +50,8 @@ async function passwordGrant(ctx) {
   if (user.email) idToken.set('email', user.email);
   if (nonce) idToken.set('nonce', String(nonce));
   idToken.set('auth_time', Math.floor(Date.now() / 1000));
+  // A token id, as many IdPs set, so that an approval can refuse the same token used twice.
+  idToken.set('jti', randomUUID());
   ctx.body = {
     access_token: await accessToken.save(),
     token_type: 'Bearer',
