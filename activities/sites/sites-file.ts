@@ -3,6 +3,8 @@
 import { readFileSync } from 'node:fs';
 import { resolve, dirname, isAbsolute } from 'node:path';
 import { BadInputError } from '../../workflows/contracts/errors';
+import type { IdentityConfig } from '../../workflows/contracts/identity';
+import { parseIdentityConfig } from './identity-config';
 
 /** Where a site's WAL-G archive lives. Credentials come from the AWS SDK default chain, narrowed by `profile`. */
 export interface S3ArchiveConfig {
@@ -80,11 +82,14 @@ export type SiteConfig = LocalSiteConfig | ZalandoSiteConfig;
 
 export interface SitesFile {
   sites: Record<string, SiteConfig>;
+  /** The OpenID Connect issuers whose ID tokens may sign approvals (the company IdP; the sandbox's own issuer). */
+  identity?: IdentityConfig;
 }
 
 export interface LoadedSites {
   path: string;
   sites: Record<string, SiteConfig & { name: string }>;
+  identity?: IdentityConfig;
 }
 
 export function sitesFilePath(explicit?: string): string {
@@ -140,7 +145,8 @@ export function loadSites(explicit?: string): LoadedSites {
       throw new BadInputError(`sites file ${path}: site "${name}" has unknown kind "${(site as { kind?: string }).kind}" (known: local, zalando)`);
     }
   }
-  return { path, sites };
+  const identity = file.identity === undefined ? undefined : parseIdentityConfig(file.identity, (what) => new BadInputError(`sites file ${path}: "identity" ${what}`));
+  return { path, sites, ...(identity ? { identity } : {}) };
 }
 
 function checkClusterGrants(clusters: unknown, bad: (what: string) => BadInputError): void {

@@ -17,7 +17,10 @@ function walk(dir: string, out: string[] = []): string[] {
   return out;
 }
 
-/** Every password in every region's secret store, the S3 secret key, and what other tests handed over. */
+/**
+ * Every password in every region's secret store, the S3 secret key, the sandbox issuer's users' passwords and private
+ * signing keys, and what other tests handed over.
+ */
 function secretValues(): string[] {
   const layout = testLayout();
   const values = new Set<string>();
@@ -26,6 +29,12 @@ function secretValues(): string[] {
   }
   const creds = readFileSync(layout.credentialsFile, 'utf8');
   values.add(/aws_secret_access_key\s*=\s*(\S+)/.exec(creds)![1]);
+  const identity = join(layout.dir, 'identity');
+  if (existsSync(join(identity, 'users.json'))) {
+    const { users } = JSON.parse(readFileSync(join(identity, 'users.json'), 'utf8')) as { users: Record<string, { password: string }> };
+    for (const u of Object.values(users)) values.add(u.password);
+    for (const k of (JSON.parse(readFileSync(join(identity, 'jwks.json'), 'utf8')) as { keys: Array<{ d: string }> }).keys) values.add(k.d);
+  }
   for (const f of walk(AUDIT_SECRETS_DIR())) for (const v of JSON.parse(readFileSync(f, 'utf8')) as string[]) values.add(v);
   return [...values].filter((v) => v.length >= 8);
 }

@@ -2,6 +2,7 @@
 import { join } from 'node:path';
 import { downRegions } from '../../scripts/lib/sandbox/regions';
 import { stopDevServer } from '../../scripts/lib/temporal-dev-server';
+import { stopSandboxIssuer } from '../../scripts/lib/sandbox/oidc-issuer';
 import { testLayout } from './test-env';
 
 export default async function globalTeardown(): Promise<void> {
@@ -9,4 +10,5 @@ export default async function globalTeardown(): Promise<void> {
   const layout = testLayout();
   await downRegions(layout, () => undefined);
   await stopDevServer(join(layout.dir, 'temporal'));
+  await stopSandboxIssuer(layout);
 }

@@ -71,10 +71,24 @@ export class ArchivingBrokenError extends RunbookError {
   readonly retryable = false;
 }
 
+/**
+ * An ID token that does not prove who decides (expired, foreign issuer, wrong audience, bad signature, nonce
+ * mismatch, not a JWT). The message says what is wrong in one sentence and never contains the token. Final: the same
+ * token is refused again.
+ */
+export class IdentityRefusedError extends RunbookError {
+  readonly retryable = false;
+}
+
+/** The identity provider (its discovery document or JWKS) does not answer right now: retry later. */
+export class IdentityProviderUnreachableError extends RunbookError {
+  readonly retryable = true;
+}
+
 /** Every failure type a runbook treats as final. */
 export const NON_RETRYABLE_ERROR_TYPES = [
   'BadInputError', 'ClusterNotFoundError', 'PreconditionFailedError', 'RewindFailedError', 'StaleEpochError', 'WaitTimedOutError', 'BackupNotProvenError',
-  'ArchivingBrokenError',
+  'ArchivingBrokenError', 'IdentityRefusedError',
 ];
 
 export function toApplicationFailure(err: RunbookError): ApplicationFailure {

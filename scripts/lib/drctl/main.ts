@@ -7,6 +7,7 @@ import { defineDecisionCommands } from './approvals';
 import { connect, isConnectionFailure, type Temporal } from './connect';
 import type { Action } from './context';
 import { defineInspectCommands } from './inspect';
+import { defineLoginCommand } from './login';
 import { CliError, EXIT, Output, writeJson } from './output';
 import { RUNBOOK_COMMANDS } from './runbooks';
 import { defineSandboxCommand } from './sandbox';
@@ -67,6 +68,7 @@ function program(): Command {
   defineStandbyLagCommands(p, register);
   defineDecisionCommands(p, register);
   defineInspectCommands(p, register);
+  defineLoginCommand(p, register);
   defineSandboxCommand(p);
   // Subcommands inherit exitOverride only when set before they are added; set it on each for usage errors.
   const override = (c: Command): void => {

@@ -4,6 +4,7 @@ import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import type { LocalSiteConfig, SitesFile } from '../../../activities/sites/sites-file';
+import type { IdentityConfig } from '../../../workflows/contracts/identity';
 import { writeFileAtomic } from '../../../activities/sites/local/fs-util';
 
 export const REGIONS = ['eu', 'us'] as const;
@@ -11,12 +12,14 @@ export type RegionName = (typeof REGIONS)[number];
 
 export interface SandboxLayout {
   dir: string;
-  /** First port of the block: eu uses base+0..999, us base+1000..1999, S3 base+4000. */
+  /** First port of the block: eu uses base+0..999, us base+1000..1999, S3 base+4000, OIDC issuer base+4100. */
   portBase: number;
   temporalPort: number;
   /** Web UI port; undefined runs headless (tests). */
   uiPort?: number;
   s3Port: number;
+  /** The sandbox's OpenID Connect provider (stands in for the company IdP). */
+  oidcPort: number;
   sitesFile: string;
   credentialsFile: string;
   /** Demo source cluster and the standby the sandbox provisions. */
@@ -38,6 +41,7 @@ export function layoutAt(dir: string, portBase: number, temporalPort: number, ui
     temporalPort,
     uiPort,
     s3Port: portBase + 4000,
+    oidcPort: portBase + 4100,
     sitesFile: join(dir, 'sites.json'),
     credentialsFile: join(dir, 'aws', 'credentials'),
     demo: { source: 'eu/acid-demo', target: 'us/acid-demo' },
@@ -65,9 +69,24 @@ export function siteConfigFor(layout: SandboxLayout, region: RegionName): LocalS
   };
 }
 
-/** The sites file the sandbox writes for itself: references only (an AWS profile, folders). */
+/** The client id drctl logs in with; it is the ID token's audience. */
+export const SANDBOX_OIDC_CLIENT_ID = 'drctl';
+
+export function sandboxIssuerUrl(layout: SandboxLayout): string {
+  return `http://127.0.0.1:${layout.oidcPort}`;
+}
+
+/** Who may sign approvals in the sandbox: its own issuer only. */
+export function sandboxIdentityConfig(layout: SandboxLayout): IdentityConfig {
+  return { issuers: [{ issuer: sandboxIssuerUrl(layout), audience: SANDBOX_OIDC_CLIENT_ID, groupsClaim: 'groups' }] };
+}
+
+/** The sites file the sandbox writes for itself: references only (an AWS profile, folders, the issuer's URL). */
 export function writeSitesFile(layout: SandboxLayout): void {
-  const file: SitesFile = { sites: Object.fromEntries(REGIONS.map((r) => [r, siteConfigFor(layout, r)])) };
+  const file: SitesFile = {
+    sites: Object.fromEntries(REGIONS.map((r) => [r, siteConfigFor(layout, r)])),
+    identity: sandboxIdentityConfig(layout),
+  };
   writeFileAtomic(layout.sitesFile, `${JSON.stringify(file, null, 2)}\n`, 0o644);
 }
 

@@ -11,11 +11,14 @@ import { downRegions, ensureDemoSource, openRegions, s3Running, upRegions } from
 import { buildWorkflowBundle, startWorker, stopWorker, workersRunning } from './workers';
 import { drCycle } from './dr-cycle';
 import { regionFailoverDemo } from './region-failover';
+import { sandboxIssuerRunning, sandboxIssuerUrl, sandboxUsersFile, startSandboxIssuer, stopSandboxIssuer } from './oidc-issuer';
 
 const say = (line: string) => console.log(line);
 
 async function up(layout: SandboxLayout): Promise<void> {
   const t0 = Date.now();
+  const issuer = await startSandboxIssuer(layout);
+  say(`OIDC issuer (oidc-provider) ${issuer.changed ? 'started' : 'running'} at ${issuer.issuer}; users and passwords in ${sandboxUsersFile(layout)}`);
   const regions = await upRegions(layout, say);
   await ensureDemoSource(layout, regions, say);
   const temporal = await startDevServer({ dir: join(layout.dir, 'temporal'), port: layout.temporalPort, uiPort: layout.uiPort });
@@ -48,6 +51,7 @@ async function up(layout: SandboxLayout): Promise<void> {
   say('Try next:');
   say('  ./scripts/sandbox status                 every process, port and Patroni role');
   say(`  export TEMPORAL_ADDRESS=127.0.0.1:${layout.temporalPort} DR_SITES_FILE=${layout.sitesFile}`);
+  say('  ./scripts/drctl login --user alice       an ID token from the sandbox issuer (alice, bob, carol, dana, mallory)');
   if (layout.uiPort) say('  open the UI above: the run, its journal (Queries: getJournal) and its search attributes');
   const t = `${join(__dirname, '..', '..', '..', '.tools', 'bin', 'temporal')} --address ${temporal.address}`;
   say(`  ${t} workflow start --task-queue dr-control --type promote --workflow-id promote/${input.target} --input '{"cluster":"${input.target}","mode":"planned"}'`);
@@ -66,6 +70,7 @@ async function status(layout: SandboxLayout, json: boolean): Promise<void> {
     s3: { running: s3Running(layout), endpoint: `http://127.0.0.1:${layout.s3Port}` },
     temporal: { running: devServerRunning(join(layout.dir, 'temporal')), address: `127.0.0.1:${layout.temporalPort}`, ui: layout.uiPort ? `http://127.0.0.1:${layout.uiPort}` : null },
     workers: workersRunning(layout),
+    oidcIssuer: { running: sandboxIssuerRunning(layout), issuer: sandboxIssuerUrl(layout) },
     regions: {} as Record<string, unknown>,
   };
   for (const region of REGIONS) {
@@ -91,6 +96,7 @@ async function status(layout: SandboxLayout, json: boolean): Promise<void> {
   const mark = (b: boolean) => (b ? 'running' : 'stopped');
   say(`sandbox in ${layout.dir}`);
   say(`  S3        ${mark(report.s3.running)}  ${report.s3.endpoint}`);
+  say(`  oidc      ${mark(report.oidcIssuer.running)}  ${report.oidcIssuer.issuer}`);
   say(`  temporal  ${mark(report.temporal.running)}  ${report.temporal.address}  UI ${report.temporal.ui ?? '-'}`);
   for (const [r, ok] of Object.entries(report.workers)) say(`  worker-${r} ${mark(ok)}`);
   for (const [region, info] of Object.entries(report.regions) as Array<[string, { etcd: { healthy: boolean; port: number }; clusters: Array<{ cluster: string; standbyOf: unknown; members: Array<{ name: string; pgPort: number; restPort: number; role: string; state: string }> }> }]>) {
@@ -108,6 +114,7 @@ async function down(layout: SandboxLayout): Promise<void> {
   for (const region of REGIONS) say(`worker-${region}: ${(await stopWorker(layout, region)) ? 'stopped' : 'was not running'}`);
   say(`temporal: ${(await stopDevServer(join(layout.dir, 'temporal'))).changed ? 'stopped' : 'was not running'}`);
   await downRegions(layout, say);
+  say(`OIDC issuer: ${(await stopSandboxIssuer(layout)).changed ? 'stopped' : 'was not running'}`);
 }
 
 async function main(argv: string[]): Promise<void> {
