@@ -3,6 +3,7 @@
 // verified result lands in history, so replay stays deterministic and survives a later key rotation.
 import { createRemoteJWKSet, decodeJwt, decodeProtectedHeader, jwtVerify, type JWTPayload } from 'jose';
 import { IdentityProviderUnreachableError, IdentityRefusedError } from '../../workflows/contracts/errors';
+import { discoveredEndpoint } from './discovery';
 import {
   DEFAULT_CLOCK_TOLERANCE_SECONDS, DEFAULT_GROUPS_CLAIM, DEFAULT_MAX_TOKEN_AGE_SECONDS, findIssuer,
   type IdentityConfig, type VerifiedIdentity,
@@ -25,20 +26,8 @@ const refused = (message: string, facts: Record<string, unknown> = {}) => new Id
 const quoted = (s: unknown) => JSON.stringify(String(s).slice(0, 200));
 
 async function discoverKeys(issuer: string): Promise<RemoteKeys> {
-  const url = `${issuer.replace(/\/$/, '')}/.well-known/openid-configuration`;
-  let doc: { issuer?: unknown; jwks_uri?: unknown };
-  try {
-    const r = await fetch(url, { signal: AbortSignal.timeout(HTTP_TIMEOUT_MS), redirect: 'error' });
-    if (!r.ok) throw new Error(`HTTP ${r.status}`);
-    doc = (await r.json()) as typeof doc;
-  } catch (err) {
-    throw new IdentityProviderUnreachableError(`the identity provider ${issuer} did not serve its discovery document (${(err as Error).message})`, { issuer });
-  }
-  // OpenID Connect Discovery: the document must name exactly the issuer it was fetched for.
-  if (doc.issuer !== issuer || typeof doc.jwks_uri !== 'string') {
-    throw new IdentityProviderUnreachableError(`the discovery document of ${issuer} names another issuer or no jwks_uri`, { issuer });
-  }
-  return createRemoteJWKSet(new URL(doc.jwks_uri), { cooldownDuration: JWKS_COOLDOWN_MS, timeoutDuration: HTTP_TIMEOUT_MS });
+  const jwksUri = await discoveredEndpoint(issuer, 'jwks_uri', HTTP_TIMEOUT_MS);
+  return createRemoteJWKSet(new URL(jwksUri), { cooldownDuration: JWKS_COOLDOWN_MS, timeoutDuration: HTTP_TIMEOUT_MS });
 }
 
 function keysOf(issuer: string): Promise<RemoteKeys> {

@@ -2,6 +2,7 @@
 // logging in (its issuer offers the grant for its own users only). A company IdP would use the device flow; the
 // token that comes back, and how the worker verifies it, are the same.
 import { IdentityProviderUnreachableError } from '../../../workflows/contracts/errors';
+import { discoveredEndpoint } from '../../../activities/identity/discovery';
 
 /** The issuer answered and refused the login (wrong password, unknown user, client not allowed). */
 export class LoginRefusedError extends Error {
@@ -13,21 +14,7 @@ export class LoginRefusedError extends Error {
 
 const TIMEOUT_MS = 10_000;
 
-async function tokenEndpointOf(issuer: string): Promise<string> {
-  const url = `${issuer.replace(/\/$/, '')}/.well-known/openid-configuration`;
-  let doc: { issuer?: unknown; token_endpoint?: unknown };
-  try {
-    const r = await fetch(url, { signal: AbortSignal.timeout(TIMEOUT_MS), redirect: 'error' });
-    if (!r.ok) throw new Error(`HTTP ${r.status}`);
-    doc = (await r.json()) as typeof doc;
-  } catch (err) {
-    throw new IdentityProviderUnreachableError(`the identity provider ${issuer} did not serve its discovery document (${(err as Error).message})`, { issuer });
-  }
-  if (doc.issuer !== issuer || typeof doc.token_endpoint !== 'string') {
-    throw new IdentityProviderUnreachableError(`the discovery document of ${issuer} names another issuer or no token endpoint`, { issuer });
-  }
-  return doc.token_endpoint;
-}
+const tokenEndpointOf = (issuer: string) => discoveredEndpoint(issuer, 'token_endpoint', TIMEOUT_MS);
 
 /** The raw ID token (a JWT). Never log it: it is a bearer credential until it expires. */
 export async function obtainIdToken(opts: { issuer: string; clientId: string; username: string; password: string; nonce?: string }): Promise<string> {
