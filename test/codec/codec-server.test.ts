@@ -107,7 +107,7 @@ describe('scripts/codec-server as a process: never serves without authentication
     const port = await freeLoopbackPort();
     const bare = await start({ DR_CODEC_LISTEN: `127.0.0.1:${port}` });
     expect(bare.outcome).toEqual({ kind: 'exited', code: 1 });
-    expect(bare.output()).toMatch(/refusing to serve decrypted payloads without authentication: set DR_CODEC_AUTHORIZATION .* or pass --insecure-local/);
+    expect(bare.output()).toMatch(/refusing to serve decrypted payloads without authentication: set DR_CODEC_OIDC_ISSUER .* or DR_CODEC_AUTHORIZATION .* or pass --insecure-local/);
     expect(await probePort(port)).toBe('refused');
     const wide = await start({ DR_CODEC_LISTEN: `0.0.0.0:${port}` }, ['--insecure-local']);
     expect(wide.outcome).toEqual({ kind: 'exited', code: 1 });

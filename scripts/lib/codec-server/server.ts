@@ -5,11 +5,12 @@
 //   OPTIONS on both              the CORS preflight of the UI, which calls from the browser
 //
 // Whoever reaches it can decrypt every payload they can name, so it listens on loopback by default, answers CORS
-// only for the UI origins it is given, and, with an Authorization value configured, refuses calls without it
-// (the UI's "pass access token" or the CLI's --codec-auth send it).
+// only for the UI origins it is given, and refuses calls without the Authorization it is configured for: a fixed
+// value (the CLI's --codec-auth), or a bearer token of an OpenID Connect issuer (the UI's "pass access token").
 import { timingSafeEqual } from 'node:crypto';
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import type { Payload, PayloadCodec } from '@temporalio/common';
+import { judgeBearer, type BearerPolicy } from './bearer-auth';
 
 export interface CodecServerOptions {
   codec: PayloadCodec;
@@ -17,6 +18,8 @@ export interface CodecServerOptions {
   corsOrigins: string[];
   /** When set, the exact Authorization header every call must carry. */
   authorization?: string;
+  /** When set, a bearer token of this issuer, in these groups, for these namespaces (bearer-auth.ts). */
+  bearer?: BearerPolicy;
 }
 
 interface JsonPayload {
@@ -75,6 +78,10 @@ export function buildCodecServer(opts: CodecServerOptions): FastifyInstance {
 
   const handle = (op: 'encode' | 'decode') => async (req: FastifyRequest, reply: FastifyReply) => {
     if (!authorized(req, opts.authorization)) return reply.code(401).send({ message: 'a valid Authorization header is required' });
+    if (opts.bearer) {
+      const verdict = await judgeBearer(opts.bearer, req.headers.authorization, req.headers['x-namespace'] as string | undefined);
+      if (verdict.status !== 200) return reply.code(verdict.status).send({ message: verdict.message });
+    }
     let payloads: Payload[];
     try {
       payloads = fromJson(req.body);

@@ -5,6 +5,8 @@ import { isIP } from 'node:net';
 
 export interface CodecStartRequest {
   authorization: string | undefined;
+  /** An OpenID Connect issuer whose bearer tokens the server verifies (DR_CODEC_OIDC_ISSUER). */
+  issuer?: string;
   insecureLocal: boolean;
   host: string;
 }
@@ -13,13 +15,14 @@ const LOOPBACK = new Set(['127.0.0.1', '::1', 'localhost']);
 
 /** Why the server must not start as asked, or undefined when it may. */
 export function codecStartProblem(r: CodecStartRequest): string | undefined {
-  if (r.authorization && r.insecureLocal) {
-    return '--insecure-local and DR_CODEC_AUTHORIZATION contradict each other: drop one';
+  if ((r.authorization || r.issuer) && r.insecureLocal) {
+    return '--insecure-local and DR_CODEC_AUTHORIZATION / DR_CODEC_OIDC_ISSUER contradict each other: drop one';
   }
-  if (r.authorization) return undefined;
+  if (r.authorization || r.issuer) return undefined;
   if (!r.insecureLocal) {
-    return 'refusing to serve decrypted payloads without authentication: set DR_CODEC_AUTHORIZATION to the exact ' +
-      'Authorization header callers must send (the UI\'s "pass access token", the CLI\'s --codec-auth), or pass ' +
+    return 'refusing to serve decrypted payloads without authentication: set DR_CODEC_OIDC_ISSUER (and _AUDIENCE, ' +
+      '_GROUPS) to verify the bearer token the UI forwards ("pass access token"), or DR_CODEC_AUTHORIZATION to the exact ' +
+      'Authorization header callers must send (the CLI\'s --codec-auth), or pass ' +
       '--insecure-local to serve only this machine\'s loopback without it';
   }
   if (!LOOPBACK.has(r.host) && !(isIP(r.host) === 4 && r.host.startsWith('127.'))) {
