@@ -29,6 +29,7 @@ import { createStoreDrillReport } from './s3/drill-reports';
 import { createAssessStandby, createListClusters } from './sites/region-inventory';
 import { createJoinPromotion } from './temporal/join-promotion';
 import { createParentDelegation } from './temporal/parent-delegation';
+import { createCheckApprovalDecision, createCheckStarterAuthority, createIdentifyRequester } from './identity/check-decision';
 import { createDropStandbySlot, createEnsureStandbySlot } from './sites/standby-slots';
 import { createArchiverStatus, createWaitForArchived } from './postgres/archiver';
 import { createStandbyLag } from './sites/standby-lag';
@@ -42,6 +43,10 @@ export function createControlActivities(deps: ActivityDeps) {
     notifyEscalation: createNotifyEscalation(),
     temporalJoinPromotion: createJoinPromotion(),
     temporalParentDelegation: createParentDelegation(),
+    // Local activities of the approval gate: verification needs crypto and the issuers' keys.
+    identityCheckDecision: createCheckApprovalDecision(deps),
+    identityIdentifyRequester: createIdentifyRequester(deps),
+    identityCheckStarterAuthority: createCheckStarterAuthority(deps),
   };
 }
 

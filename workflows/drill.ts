@@ -16,6 +16,8 @@ import {
 } from './phases/drill-steps';
 import { DrillTimeline, storeDrillReport } from './phases/drill-timeline';
 import { RunbookRecord } from './phases/runbook-record';
+import { requireStarterAuthority } from './phases/verified-decision';
+import { STARTER_AUTHORITY_PATCH } from './contracts/approvals';
 
 export async function drill(input: DrillInput): Promise<DrillResult> {
   const record = new RunbookRecord(RUNBOOK_NAMES.drill, String(input?.cluster ?? 'unknown'));
@@ -23,6 +25,11 @@ export async function drill(input: DrillInput): Promise<DrillResult> {
   let plan: DrillPlan;
   try {
     plan = await timeline.phase('validate', () => validateDrill(record, input));
+    // A disruptive drill promotes the real standby and switches back: its starter needs that promotion's authority.
+    if (plan.mode === 'disruptive' && patched(STARTER_AUTHORITY_PATCH)) {
+      await requireStarterAuthority(record, input.requesterIdToken, { runbook: RUNBOOK_NAMES.promote, target: plan.copy.ref, gate: 'promote' },
+        `a disruptive drill of ${plan.source.ref}`);
+    }
   } catch (err) {
     // Refused before anything changed: no site may even be known to write a report to.
     record.failed(err, { changedAnything: false });

@@ -25,6 +25,7 @@ export async function failbackReseed(input: FailbackInput): Promise<FailbackResu
   let changing = false;
   try {
     const plan = await record.phase('validate', () => validateFailback(record, input));
+    await gate.identifyRequester(input.requesterIdToken);
     const result: FailbackResult = {
       primary: plan.primary.ref, formerPrimary: plan.former.ref, alreadyRejoined: plan.alreadyRejoined, strategy: null,
       choiceReason: 'already a standby of the primary', forkLsn: null, divergentBytes: null, quarantine: null,

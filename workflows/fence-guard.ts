@@ -13,6 +13,8 @@ import { RUNBOOK_NAMES } from './contracts/runbooks';
 import { siteTaskQueue } from './contracts/task-queues';
 import { legitimatePrimaryAgain, validateGuardInput, type FenceGuardInput, type GuardPlan } from './phases/fence-guard-checks';
 import { RunbookRecord } from './phases/runbook-record';
+import { requireStarterAuthority } from './phases/verified-decision';
+import { STARTER_AUTHORITY_PATCH } from './contracts/approvals';
 
 export type { FenceGuardInput };
 
@@ -37,6 +39,11 @@ export async function fenceGuard(input: FenceGuardInput, carried?: FenceGuardCar
   try {
     plan = validateGuardInput(input);
     if (checked) await control.siteResolveClusterRefs({ refs: { cluster: plan.cluster.ref, promoted: plan.promoted.ref } });
+    // A guard fences a primary when its site answers: whoever starts one by hand needs the promotion's authority.
+    if (!carried && patched(STARTER_AUTHORITY_PATCH)) {
+      await requireStarterAuthority(record, input.requesterIdToken, { runbook: RUNBOOK_NAMES.promote, target: plan.promoted.ref, gate: 'promote' },
+        `starting fence-guard of ${plan.cluster.ref}`);
+    }
   } catch (err) {
     record.failed(err, { changedAnything: false });
     throw err;

@@ -32,6 +32,7 @@ export async function promote(input: PromoteInput): Promise<PromoteResult> {
   let changing = false;
   try {
     const plan = await record.phase('validate', () => validatePromotion(record, input));
+    await gate.identifyRequester(input.requesterIdToken);
     if (plan.alreadyPromoted) return finishAlreadyPromoted(record, plan);
     const assessed = await record.phase('assess', () => assessLoss(record, plan));
     // Runs started before the lineage check existed replay without its activities (patch marker).

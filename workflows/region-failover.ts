@@ -19,6 +19,7 @@ import {
 } from './contracts/region-failover';
 import { RUNBOOK_NAMES, runbookWorkflowId, type ApprovalRecord, type PromoteInput, type PromoteResult } from './contracts/runbooks';
 import type { JournalEntry } from './contracts/journal';
+import type { ApproverIdentity } from './contracts/identity';
 import { ApprovalGate } from './phases/approval-gate';
 import { check, failureFacts } from './phases/failures';
 import { RunbookRecord } from './phases/runbook-record';
@@ -54,6 +55,8 @@ export interface RegionFailoverCarry {
   stopped: boolean;
   journal: JournalEntry[];
   phaseDurationsMs: Record<string, number>;
+  /** Who started the evacuation, as verified when it started (carried into each continued run). */
+  requester?: ApproverIdentity | null;
 }
 
 // Waiting for a promotion someone else started: it may sit at its own approval gate for a long time.
@@ -78,14 +81,20 @@ export async function regionFailover(input: RegionFailoverInput, carry?: RegionF
     run: 1, startedAt: Date.now(), lostSiteReachable: false, rows: [], approvals: [], approvedTiers: [], budgetDecisions: [],
     failureAllowance: plan.maxFailures, stopped: false, journal: [], phaseDurationsMs: {},
   };
-  if (carry) record.restore(carry.journal, carry.phaseDurationsMs);
+  if (carry) {
+    record.restore(carry.journal, carry.phaseDurationsMs);
+    gate.resumeWithRequester(carry.requester);
+  }
   const evacuation = new Evacuation(record, plan, state);
   setHandler(getRegionProgressQuery, () => evacuation.progress());
   setHandler(getRegionTableQuery, () => state.rows);
   let changing = false;
   try {
     if (!carry) {
-      await record.phase('validate', () => checkSites(record, plan));
+      await record.phase('validate', async () => {
+        await checkSites(record, plan);
+        state.requester = await gate.identifyRequester(input.requesterIdToken);
+      });
       await record.phase('discover', () => discoverStandbys(record, plan, state, input));
       await record.phase('assess', () => assessStandbys(record, plan, state));
       if (plan.approvalMode === 'once') await record.phase('approve', () => approveEvacuation(record, gate, plan, state, null));
@@ -118,7 +127,7 @@ function validateInput(input: RegionFailoverInput): Plan {
   }
   rejectUnknownFields<RegionFailoverInput>(input, {
     lostSite: true, survivingSite: true, selector: true, tiers: true, concurrency: true, assessConcurrency: true, failureBudget: true,
-    approvalMode: true, dataLossPolicy: true, approvalTimeoutSeconds: true, takeBackup: true, limits: true,
+    approvalMode: true, dataLossPolicy: true, approvalTimeoutSeconds: true, takeBackup: true, limits: true, requesterIdToken: true,
   });
   const site = (v: unknown, field: string): string => {
     if (typeof v !== 'string' || !/^[a-z][a-z0-9-]{0,30}$/.test(v)) throw new BadInputError(`${field} must be a site name from the sites file, e.g. "eu"`);

@@ -3,6 +3,7 @@
 import { readFileSync } from 'node:fs';
 import { resolve, dirname, isAbsolute } from 'node:path';
 import { BadInputError } from '../../workflows/contracts/errors';
+import { parseApprovalPolicy, type ApprovalPolicy } from '../identity/approval-policy';
 import type { IdentityConfig } from '../../workflows/contracts/identity';
 import { parseIdentityConfig } from './identity-config';
 
@@ -82,6 +83,8 @@ export type SiteConfig = LocalSiteConfig | ZalandoSiteConfig;
 
 export interface SitesFile {
   sites: Record<string, SiteConfig>;
+  /** Who may decide which approval gate: parsed by identity/approval-policy.ts. */
+  approvals?: unknown;
   /** The OpenID Connect issuers whose ID tokens may sign approvals (the company IdP; the sandbox's own issuer). */
   identity?: IdentityConfig;
 }
@@ -89,6 +92,8 @@ export interface SitesFile {
 export interface LoadedSites {
   path: string;
   sites: Record<string, SiteConfig & { name: string }>;
+  /** Who may decide which approval gate (approval-policy.ts); absent in the file: nobody may. */
+  approvals: ApprovalPolicy;
   identity?: IdentityConfig;
 }
 
@@ -146,7 +151,7 @@ export function loadSites(explicit?: string): LoadedSites {
     }
   }
   const identity = file.identity === undefined ? undefined : parseIdentityConfig(file.identity, (what) => new BadInputError(`sites file ${path}: "identity" ${what}`));
-  return { path, sites, ...(identity ? { identity } : {}) };
+  return { path, sites, ...(identity ? { identity } : {}), approvals: parseApprovalPolicy(file.approvals, `sites file ${path}`) };
 }
 
 function checkClusterGrants(clusters: unknown, bad: (what: string) => BadInputError): void {

@@ -2,6 +2,7 @@ import { createCopyClusterSecrets } from '../../activities/secrets/copy-cluster-
 import type { ActivityDeps } from '../../activities/deps';
 import type { SecretValue, SiteDriver } from '../../activities/sites/site-driver';
 import { PreconditionFailedError } from '../../workflows/contracts/errors';
+import { parseApprovalPolicy } from '../../activities/identity/approval-policy';
 
 /** A secret store in memory, behind the SiteDriver methods the activity uses. */
 function fakeSite(site: string, store: Record<string, Record<string, SecretValue>>): SiteDriver {
@@ -17,7 +18,7 @@ function fakeSite(site: string, store: Record<string, Record<string, SecretValue
 }
 
 function deps(stores: Record<string, Record<string, Record<string, SecretValue>>>): ActivityDeps {
-  return { sites: { path: 'test', sites: {} }, driverFor: (s: string) => fakeSite(s, stores[s]) };
+  return { sites: { path: 'test', sites: {}, approvals: parseApprovalPolicy(undefined, 'no sites file') }, driverFor: (s: string) => fakeSite(s, stores[s]) };
 }
 
 const pw = (p: string, u = 'x') => ({ username: u, password: p });

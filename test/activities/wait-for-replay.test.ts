@@ -3,6 +3,7 @@ import { createWaitForReplay } from '../../activities/postgres/wait-for-replay';
 import type { ActivityDeps } from '../../activities/deps';
 import type { SiteDriver } from '../../activities/sites/site-driver';
 import { SiteUnreachableError, WaitTimedOutError } from '../../workflows/contracts/errors';
+import { parseApprovalPolicy } from '../../activities/identity/approval-policy';
 
 /** A standby whose answers are scripted, one per poll: an error, or (replayed LSN, marker present). */
 function scriptedStandby(script: Array<Error | { lsn: string; marker: boolean }>): ActivityDeps {
@@ -19,7 +20,7 @@ function scriptedStandby(script: Array<Error | { lsn: string; marker: boolean }>
       return fn(client);
     },
   } as unknown as SiteDriver;
-  return { sites: { path: 't', sites: {} }, driverFor: () => driver };
+  return { sites: { path: 't', sites: {}, approvals: parseApprovalPolicy(undefined, 'no sites file') }, driverFor: () => driver };
 }
 
 describe('postgresWaitForReplay', () => {

@@ -7,13 +7,14 @@ import { runCommand } from '../../activities/sites/local/walg-env';
 import type { ActivityDeps } from '../../activities/deps';
 import type { BaseBackupRun, SiteDriver } from '../../activities/sites/site-driver';
 import { PreconditionFailedError, SiteUnreachableError, WaitTimedOutError } from '../../workflows/contracts/errors';
+import { parseApprovalPolicy } from '../../activities/identity/approval-policy';
 
 type RunFn = (cluster: string, onProgress: (d: string) => void, signal?: AbortSignal) => Promise<BaseBackupRun>;
 
 function depsWith(runBaseBackup: RunFn): ActivityDeps {
   // describeCluster answers nothing: the activity then has no leader to compare after a failure.
   const driver = { site: 'eu', kind: 'local', runBaseBackup, describeCluster: async () => null } as unknown as SiteDriver;
-  return { sites: { path: 't', sites: {} }, driverFor: () => driver };
+  return { sites: { path: 't', sites: {}, approvals: parseApprovalPolicy(undefined, 'no sites file') }, driverFor: () => driver };
 }
 
 const exited = (exitCode: number, outputTail: string, reportedName: string | null = null): RunFn =>

@@ -79,7 +79,7 @@ describe('chaos: Temporal server restart', () => {
           const facts = (await driver.describeCluster(cluster))!;
           expect((await listCompleteBackups(facts.archive.s3, facts.archive.walPrefix)).map((b) => b.name)).toContain(result.backup!.backupName);
           const steps = (await handle.query(getJournalQuery)).map((e) => e.step);
-          expect(steps).toEqual(['validate-request', 'estimate-loss', 'check-lineage', 'approval', 'fencing-epoch', 'check-streaming', 'fence-old-primary', 'catch-up', 'check-replay',
+          expect(steps).toEqual(['validate-request', 'requester', 'estimate-loss', 'check-lineage', 'approval', 'fencing-epoch', 'check-streaming', 'fence-old-primary', 'catch-up', 'check-replay',
             'remove-standby-config', 'verify-writable', 'release-standby-slot', 'keep-standby-slot', 'rejoin-old-primary', 'first-backup', 'check-archive', 'report']);
           observe('the run then completed: promoted, old primary rejoined, journal once each');
           observeBackup(`restart took ${backupRestartMs} ms with backup-push in flight; the backup ${result.backup!.backupName} was proven by its sentinel and the run completed`);

@@ -91,7 +91,7 @@ describe('promote', () => {
       expect(result.archiveCheck).toMatchObject({ status: 'OK', fromBackup: result.backup!.backupName, walPrefix: facts.archive.walPrefix, timeline: result.timelineAfter, gaps: [] });
 
       const steps = (await handle.query(getJournalQuery)).map((e) => e.step);
-      expect(steps).toEqual(['validate-request', 'estimate-loss', 'check-lineage', 'approval', 'fencing-epoch', 'check-streaming', 'fence-old-primary', 'catch-up', 'check-replay',
+      expect(steps).toEqual(['validate-request', 'requester', 'estimate-loss', 'check-lineage', 'approval', 'fencing-epoch', 'check-streaming', 'fence-old-primary', 'catch-up', 'check-replay',
         'remove-standby-config', 'verify-writable', 'release-standby-slot', 'keep-standby-slot', 'rejoin-old-primary', 'first-backup', 'check-archive', 'report']);
       const journal = await handle.query(getJournalQuery);
       const fenced = journal.find((e) => e.step === 'fence-old-primary')!;
@@ -137,7 +137,7 @@ describe('promote', () => {
       expect(await updateRefusal(handle.executeUpdate(approveUpdate, { args: [{ approver: 'bob', ticket: '' }] })))
         .toMatch(/ticket is missing/);
       expect(await updateRefusal(handle.executeUpdate(approveUpdate, { args: [{ approver: ' ', ticket: 'INC-9' }] })))
-        .toMatch(/approver is missing/);
+        .toMatch(/^idToken is missing: prove who decides with the ID token of `drctl login`/);
       expect(await updateRefusal(handle.executeUpdate(approveUpdate, { args: [{ gate: 'failback', approver: 'bob', ticket: 'INC-9' }] })))
         .toMatch(/gate "failback" is not open/);
       await handle.executeUpdate(approveUpdate, {

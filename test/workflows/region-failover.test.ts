@@ -151,7 +151,7 @@ describe('region-failover', () => {
 
       const journal = await handle.query(getJournalQuery);
       const steps = journal.map((e) => e.step);
-      expect(steps.slice(0, 5)).toEqual(['validate-request', 'probe-lost-site', 'discover-standbys', 'assess-loss', 'approval']);
+      expect(steps.slice(0, 6)).toEqual(['validate-request', 'requester', 'probe-lost-site', 'discover-standbys', 'assess-loss', 'approval']);
       expect(steps).toContain('continue-as-new');
       expect(steps.filter((s) => s === 'promote-cluster')).toHaveLength(4);
       expect(steps[steps.length - 1]).toBe('report');

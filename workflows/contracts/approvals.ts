@@ -2,12 +2,19 @@
 // a Signal for tools that can only fire and forget, and a query that shows what is waiting. Bundle-safe.
 import { defineQuery, defineSignal, defineUpdate } from '@temporalio/workflow';
 import type { ApprovalRecord, FenceState, LossEstimate } from './runbooks';
+import type { ApproverIdentity } from './identity';
 import type { RegionClusterRow } from './region-failover';
 
 export interface ApprovalDecision {
   /** The gate being decided (see getPendingApproval); default: the one open now. */
   gate?: string;
-  approver: string;
+  /**
+   * Who decides, proven: an OpenID Connect ID token of one of the sites file's issuers whose `nonce` is
+   * approvalNonce(challenge, "approve" | "reject") of the open gate (`drctl login`, then `drctl approve`/`reject`).
+   */
+  idToken?: string;
+  /** A typed name proves nothing: only a sites file with `approvals.acceptTypedNames` (sandbox demos) takes it. */
+  approver?: string;
   /** The incident or change ticket this decision belongs to. */
   ticket: string;
   comment?: string;
@@ -29,10 +36,38 @@ export interface PendingApproval {
   plan: string;
   estimate: LossEstimate | null;
   fence: FenceState;
-  requires: { acknowledgeDataLoss: boolean; acknowledgeUnconfirmedFence: boolean };
+  requires: {
+    acknowledgeDataLoss: boolean;
+    acknowledgeUnconfirmedFence: boolean;
+    /** Distinct verified approvers the gate needs: two when it acknowledges data loss or an unconfirmed fence. */
+    approvers?: number;
+  };
+  /** Bind a decision's ID token to this gate: its nonce must be approvalNonce(challenge, decision). */
+  challenge?: string;
+  /** Approvals given so far at this gate, while it waits for the next one. */
+  signedBy?: ApproverIdentity[];
   /** region-failover: the table the decision is about, one row per cluster (loss estimate, fence, tier). */
   clusters?: RegionClusterRow[];
 }
+
+/** The `nonce` an ID token must carry to decide the gate whose challenge this is. */
+export const approvalNonce = (challenge: string, decision: 'approve' | 'reject'): string => `${decision}:${challenge}`;
+
+/** What the workflow asks the identity check about one decision (a local activity: verification needs crypto). */
+export interface DecisionCheckRequest {
+  idToken?: string;
+  typedName?: string;
+  nonce: string;
+  scope: { runbook: string; target: string; gate: string; decision: 'approve' | 'reject' };
+  /** Who started the run, when verified: four-eyes. */
+  requester: ApproverIdentity | null;
+  /** Who already approved this gate. */
+  signedBy: ApproverIdentity[];
+}
+
+export type DecisionCheck =
+  | { accepted: true; approver: ApproverIdentity; rule: string; policyVersion: string }
+  | { accepted: false; reason: string; policyVersion: string };
 
 /** The decision an approval record stands for: how a delegated approval is judged by a gate, or handed to one. */
 export function decisionOf(record: ApprovalRecord): ApprovalDecision {
@@ -66,6 +101,12 @@ export const delegatedApprovalQuery = defineQuery<ApprovalRecord | null, [string
 
 /** New runs refuse an approval typed into the input and take a parent's approval only from the parent itself. */
 export const NO_PUBLIC_DELEGATION_PATCH = 'no-public-delegation';
+
+/** New runs prove who decides (an ID token the identity check verifies) and judge it by the approvals policy. */
+export const VERIFIED_APPROVALS_PATCH = 'verified-approvals';
+
+/** fence-guard and disruptive drills started by hand need the authority of the promotion they stand for. */
+export const STARTER_AUTHORITY_PATCH = 'starter-authority';
 
 /** The workflow type whose approvals a child promotion may take over. */
 export const DELEGATING_WORKFLOW_TYPE = 'regionFailover';

@@ -23,6 +23,11 @@ export interface DrillInput {
   throwawayName?: string;
   /** Keep the throwaway cluster for inspection instead of tearing it down. Default false. */
   keepThrowaway?: boolean;
+  /**
+   * Who starts it, proven (the ID token of `drctl login`, nonce "start:<workflowId>"): someone the approvals policy
+   * lets approve the promotion of the real standby. Disruptive drills only (a non-disruptive one touches a throwaway).
+   */
+  requesterIdToken?: string;
   /** disruptive only: how long a human has at each gate. Default 3600. */
   approvalTimeoutSeconds?: number;
   limits?: {

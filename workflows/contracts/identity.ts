@@ -40,3 +40,13 @@ export function describeIdentity(id: VerifiedIdentity): string {
 export function findIssuer(cfg: IdentityConfig, issuer: string): IdentityConfig['issuers'][number] | undefined {
   return cfg.issuers.find((i) => i.issuer === issuer);
 }
+
+/** Who decided, as the identity check established it: verified claims, or a typed name marked unauthenticated. */
+export interface ApproverIdentity {
+  issuer: string;
+  subject: string;
+  groups: string[];
+  name?: string;
+  /** false only for a typed name that a sites file with `approvals.acceptTypedNames` let through. */
+  authenticated: boolean;
+}

@@ -4,6 +4,11 @@ import { defineQuery, defineUpdate } from '@temporalio/workflow';
 import type { ApprovalRecord, DataLossPolicy, FenceState, LossEstimate } from './runbooks';
 
 export interface RegionFailoverInput {
+  /**
+   * Who starts the run, proven: the ID token of `drctl login` with the nonce "start:<workflowId>". Without it the
+   * run is "unauthenticated", which the sites file's approvals policy may refuse; the requester cannot approve.
+   */
+  requesterIdToken?: string;
   /** The site that is lost (or being evacuated), e.g. "eu". */
   lostSite: string;
   /** The site whose standbys take over, e.g. "us". */

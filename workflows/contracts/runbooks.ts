@@ -2,6 +2,7 @@
 // start-workflow form, so every field is plain JSON and documented in the README. Bundle-safe.
 
 import type { ArchiveCheck } from './archive-check';
+import type { ApproverIdentity } from './identity';
 import type { RetentionResult } from './retention';
 
 export type ReplicationMethod = 'archive' | 'stream' | 'both';
@@ -107,6 +108,11 @@ export interface DataLossPolicy {
 }
 
 export interface PromoteInput {
+  /**
+   * Who starts the run, proven: the ID token of `drctl login` with the nonce "start:<workflowId>". Without it the
+   * run is "unauthenticated", which the sites file's approvals policy may refuse; the requester cannot approve.
+   */
+  requesterIdToken?: string;
   /** The standby cluster to promote, `<site>/<cluster>`. */
   cluster: string;
   /** planned: the source is reachable and is switched over with no loss; unplanned: the source region is down or suspect. */
@@ -161,6 +167,13 @@ export interface ApprovalRecord {
   delegatedBy?: string;
   /** region-failover: over-policy clusters the approver included by name. */
   included?: string[];
+  /** Every approver of this decision as verified (two when it acknowledges data loss or an unconfirmed fence). */
+  approvers?: ApproverIdentity[];
+  /** The approvals policy rule that allowed it, and the policy's version (hash), for the audit. */
+  rule?: string;
+  policyVersion?: string;
+  /** Only in the answer to a first approval: how many more different people must approve before the gate opens. */
+  awaitingApprovers?: number;
 }
 
 export interface PromoteResult {
@@ -208,6 +221,11 @@ export interface PromoteResult {
 export type FailbackStrategy = 'auto' | 'rewind' | 'reseed';
 
 export interface FailbackInput {
+  /**
+   * Who starts the run, proven: the ID token of `drctl login` with the nonce "start:<workflowId>". Without it the
+   * run is "unauthenticated", which the sites file's approvals policy may refuse; the requester cannot approve.
+   */
+  requesterIdToken?: string;
   /** The promoted cluster, now the primary, `<site>/<cluster>`. */
   primary: string;
   /** The old site's cluster (the former primary) to bring back as its standby, `<site>/<cluster>`. */

@@ -33,7 +33,7 @@ function parseInput(input: DrillInput) {
   if (!input || typeof input !== 'object') throw new BadInputError(`input must be a JSON object: ${EXAMPLE}`);
   rejectUnknownFields<DrillInput>(input, {
     cluster: true, drSite: true, mode: true, standby: true, verifyTables: true, throwawayName: true, keepThrowaway: true,
-    approvalTimeoutSeconds: true, limits: true,
+    approvalTimeoutSeconds: true, limits: true, requesterIdToken: true,
   });
   const source = parseClusterRef(input.cluster, 'cluster');
   const mode: DrillMode = input.mode ?? 'non-disruptive';

@@ -35,7 +35,7 @@ export async function validateFailback(record: RunbookRecord, input: FailbackInp
     if (!input || typeof input !== 'object') {
       throw new BadInputError('input must be a JSON object: {"primary": "us/acid-demo", "formerPrimary": "eu/acid-demo", "strategy": "auto"}');
     }
-    rejectUnknownFields<FailbackInput>(input, { primary: true, formerPrimary: true, strategy: true, switchBack: true, retainBackups: true, approvalTimeoutSeconds: true, limits: true });
+    rejectUnknownFields<FailbackInput>(input, { primary: true, formerPrimary: true, strategy: true, switchBack: true, retainBackups: true, approvalTimeoutSeconds: true, limits: true, requesterIdToken: true });
     const primary = parseClusterRef(input.primary, 'primary');
     const former = parseClusterRef(input.formerPrimary, 'formerPrimary');
     if (sameCluster(primary, former)) throw new BadInputError('primary and formerPrimary name the same cluster');

@@ -24,6 +24,11 @@ export interface FenceGuardInput {
   maxHours?: number;
   /** The fencing epoch of the promotion that left this guard: its fence is refused once a newer promotion stored a higher one. */
   epoch?: number;
+  /**
+   * Who starts it, proven (the ID token of `drctl login`, nonce "start:<workflowId>"): someone the approvals policy
+   * lets approve the promotion it stands for. Not needed when a runbook starts it.
+   */
+  requesterIdToken?: string;
 }
 
 export interface GuardPlan {
@@ -40,7 +45,7 @@ export function validateGuardInput(input: FenceGuardInput): GuardPlan {
     if (!input || typeof input !== 'object') {
       throw new BadInputError('input must be a JSON object: {"cluster": "eu/acid-demo", "promoted": "us/acid-demo"}');
     }
-    rejectUnknownFields<FenceGuardInput>(input, { cluster: true, promoted: true, promotedTimeline: true, maxHours: true, epoch: true });
+    rejectUnknownFields<FenceGuardInput>(input, { cluster: true, promoted: true, promotedTimeline: true, maxHours: true, epoch: true, requesterIdToken: true });
     const cluster = { ...parseClusterRef(input.cluster, 'cluster'), ref: input.cluster };
     const promoted = { ...parseClusterRef(input.promoted, 'promoted'), ref: input.promoted };
     if (cluster.ref === promoted.ref) {

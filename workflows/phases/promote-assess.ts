@@ -61,7 +61,7 @@ export async function validatePromotion(record: RunbookRecord, input: PromoteInp
     }
     rejectUnknownFields<PromoteInput>(input, {
       cluster: true, mode: true, source: true, dataLossPolicy: true, approvalTimeoutSeconds: true, takeBackup: true,
-      verifyBackupByRestore: true, preApproval: true, limits: true,
+      verifyBackupByRestore: true, preApproval: true, limits: true, requesterIdToken: true,
     });
     if (input.verifyBackupByRestore !== undefined && typeof input.verifyBackupByRestore !== 'boolean') {
       throw new BadInputError('verifyBackupByRestore must be true or false');

@@ -69,6 +69,19 @@ export function siteConfigFor(layout: SandboxLayout, region: RegionName): LocalS
   };
 }
 
+/**
+ * The sandbox's approvals policy: the sandbox issuer's dr-approvers decide every gate, dba-leads may reject. It
+ * still takes typed names (journaled as NOT verified) so the demos and the older tests run without a login; a real
+ * sites file leaves acceptTypedNames out.
+ */
+export const SANDBOX_APPROVALS = {
+  rules: [
+    { name: 'dr-approvers decide every gate', groups: ['dr-approvers'] },
+    { name: 'dba-leads may stop a run', decisions: ['reject'], groups: ['dba-leads'] },
+  ],
+  acceptTypedNames: true,
+};
+
 /** The client id drctl logs in with; it is the ID token's audience. */
 export const SANDBOX_OIDC_CLIENT_ID = 'drctl';
 
@@ -86,6 +99,7 @@ export function writeSitesFile(layout: SandboxLayout): void {
   const file: SitesFile = {
     sites: Object.fromEntries(REGIONS.map((r) => [r, siteConfigFor(layout, r)])),
     identity: sandboxIdentityConfig(layout),
+    approvals: SANDBOX_APPROVALS,
   };
   writeFileAtomic(layout.sitesFile, `${JSON.stringify(file, null, 2)}\n`, 0o644);
 }
