@@ -47,6 +47,10 @@ class KillAtBoundary implements ActivityInboundCallsInterceptor {
 
   async execute(input: ActivityExecuteInput, next: Next<ActivityInboundCallsInterceptor, 'execute'>): Promise<unknown> {
     const { info } = this.ctx;
+    // A local activity (the approval gate's identity check) runs inside a workflow task and has no task of its own to
+    // report after a kill: killed after it, the next worker would run it again and be killed again, forever. Its
+    // boundary is the workflow task's, which the kills at the activities around it already cut.
+    if (info.isLocal) return next(input);
     const about = { activity: info.activityType, workflowId: info.workflowExecution?.workflowId, attempt: info.attempt };
     inFlight++;
     let result: unknown;
