@@ -27,8 +27,9 @@ const ROWS: Array<[string, string[], RegExp]> = [
     /--dr-site "eu" is the site of eu\/acid-demo itself: name the site that would take over/],
   ['drill schedule with a cron of one field', ['drill', 'schedule', 'eu/acid-demo', '--dr-site', 'us', '--cron', 'nightly'],
     /cron "nightly": has 1 fields; give 5 \(minute hour day-of-month month day-of-week\)/],
-  ['approve without --approver', ['approve', 'promote/us/acid-demo', '--ticket', 'INC-1'], /required option '--approver <name>' not specified/],
-  ['approve a cluster instead of a run', ['approve', 'us/acid-demo', '--approver', 'alice', '--ticket', 'INC-1'],
+  ['approve with a typed --approver', ['approve', 'promote/us/acid-demo', '--approver', 'alice', '--ticket', 'INC-1'],
+    /^--approver is gone: a typed name proves nothing\. Log in \(drctl login --user <you>\), then drctl approve promote\/us\/acid-demo --ticket <ticket>$/],
+  ['approve a cluster instead of a run', ['approve', 'us/acid-demo', '--ticket', 'INC-1'],
     /run "us\/acid-demo": runbook "us" is not one of provision-standby, force-backup, promote/],
   ['a misspelt command', ['promot', 'us/acid-demo'], /unknown command 'promot'\n\(Did you mean promote\?\)/],
 ];

@@ -6,7 +6,7 @@ import { listCompleteBackups } from '../../activities/s3/backup-catalogue';
 import { deleteCluster, driverOf, roleOf } from '../helpers/clusters';
 import { withRunbookWorkers, type RunbookHarness } from '../helpers/runbook-workers';
 import { createSource } from '../helpers/standby-pair';
-import { drctl, drctlChild, eventually } from './drctl-process';
+import { drctl, drctlChild, eventually, loggedInAs } from './drctl-process';
 
 const NAME = 'acid-clirf';
 const SOURCE = `eu/${NAME}`;
@@ -53,6 +53,7 @@ async function evacuate(h: RunbookHarness, onFollower: (f: ReturnType<typeof drc
   expect({ code: started.code, stderr: started.stderr }).toEqual({ code: 0, stderr: '' });
   expect(started.json).toMatchObject({
     ok: true, command: 'region-failover', workflowId: RUN, runbook: 'region-failover', cluster: 'eu/*', status: 'RUNNING', started: true,
+    requester: expect.stringMatching(/^unauthenticated \(nobody is logged in/),
     input: {
       lostSite: 'eu', survivingSite: 'us', selector: { clusters: [NAME], labels: { team: 'acid' } }, tiers: { clusters: { [NAME]: 0 } },
       failureBudget: { maxFailures: 1, onExceeded: 'pause' }, takeBackup: false, approvalTimeoutSeconds: 600, limits: { regionTimeoutSeconds: 2 },
@@ -70,7 +71,8 @@ async function evacuate(h: RunbookHarness, onFollower: (f: ReturnType<typeof drc
   expect(announced).toMatch(/cluster\s+standby\s+tier\s+est\. loss bytes\s+est\. loss s\s+basis\s+fence\s+within policy/);
   expect(announced).toMatch(new RegExp(`${SOURCE}\\s+${STANDBY}\\s+0\\s+\\?\\s+\\?\\s+none\\s+UNCONFIRMED\\s+NO`));
   expect(announced).toContain(`approve with --include ${NAME} --acknowledge-data-loss`);
-  expect(announced).toContain(`drctl approve ${RUN} --approver <you> --ticket <ticket> --acknowledge-unconfirmed-fence`);
+  expect(announced).toContain(`drctl approve ${RUN} --ticket <ticket> --acknowledge-unconfirmed-fence`);
+  expect(announced).toContain('approvers: 2 different people');
 
   const waiting = await drctl(h, ['status', RUN, '--json']);
   expect(waiting.json).toMatchObject({
@@ -93,15 +95,26 @@ async function evacuate(h: RunbookHarness, onFollower: (f: ReturnType<typeof drc
   expect(listed).toMatchObject({ runbook: 'region-failover', cluster: 'eu/*', site: 'eu', executionStatus: 'RUNNING' });
 
   // --include reaches the gate's validator: naming a cluster that is not over the policy is refused there.
-  const wrong = await drctl(h, ['approve', RUN, '--approver', 'alice', '--ticket', 'INC-7', '--include', 'acid-other',
-    '--acknowledge-data-loss', '--acknowledge-unconfirmed-fence', '--json']);
+  const [alice, bob] = [await loggedInAs('alice'), await loggedInAs('bob')];
+  const wrong = await drctl(h, ['approve', RUN, '--ticket', 'INC-7', '--include', 'acid-other',
+    '--acknowledge-data-loss', '--acknowledge-unconfirmed-fence', '--json'], alice);
   expect(wrong.code).toBe(1);
   expect(wrong.json).toMatchObject({ error: { kind: 'refused' }, decision: { include: ['acid-other'], acknowledgeDataLoss: true } });
   expect(wrong.json.error.message).toContain('not over the loss policy');
-  const approved = await drctl(h, ['approve', RUN, '--approver', 'alice', '--ticket', 'INC-7', '--include', NAME,
-    '--acknowledge-data-loss', '--acknowledge-unconfirmed-fence', '--json']);
+  // Accepting loss and an unconfirmed fence takes two people: alice's approval is the first of two ...
+  const first = await drctl(h, ['approve', RUN, '--ticket', 'INC-7', '--include', NAME, '--acknowledge-data-loss', '--acknowledge-unconfirmed-fence'], alice);
+  expect(first.code).toBe(0);
+  expect(first.stdout).toContain(`Approved gate "region-failover" of ${RUN} as alice (ticket INC-7)`);
+  expect(first.stdout).toContain('1 more approver is needed: someone other than alice and the run\'s requester must approve the same terms ' +
+    `(drctl login --user <them>; drctl approve ${RUN} --ticket INC-7 --acknowledge-data-loss --acknowledge-unconfirmed-fence --include ${NAME})`);
+  expect((await drctl(h, ['status', RUN, '--json'])).json).toMatchObject({ executionStatus: 'RUNNING', pendingApproval: { signedBy: [{ subject: 'alice' }] } });
+  // ... and bob's, on the same terms, completes it.
+  const approved = await drctl(h, ['approve', RUN, '--ticket', 'INC-7', '--include', NAME,
+    '--acknowledge-data-loss', '--acknowledge-unconfirmed-fence', '--json'], bob);
   expect(approved.code).toBe(0);
-  expect(approved.json).toMatchObject({ decision: { decision: 'approved', approver: 'alice', ticket: 'INC-7', included: [NAME], acknowledgedDataLoss: true } });
+  expect(approved.json).toMatchObject({ decision: { decision: 'approved', approver: 'bob', ticket: 'INC-7', included: [NAME], acknowledgedDataLoss: true,
+    approvers: [{ subject: 'alice', authenticated: true }, { subject: 'bob', authenticated: true }] } });
+  expect(approved.json.decision.awaitingApprovers).toBeUndefined();
 
   const followed = await follower.done;
   expect(followed.code).toBe(0);

@@ -1,12 +1,15 @@
 // drctl as an operator runs it: a child process (scripts/drctl ... --json) against the suite's real Temporal
 // server and real workers (this process serves the harness's queues), on real clusters.
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { WorkflowNotFoundError } from '@temporalio/client';
 import { getJournalQuery } from '../../workflows/contracts/journal';
 import { failureOf } from '../helpers/failures';
 import { withRunbookWorkers } from '../helpers/runbook-workers';
 import { roleOf } from '../helpers/clusters';
 import { createStandbyPair, deleteStandbyPair, type StandbyPair } from '../helpers/standby-pair';
-import { drctl, drctlChild, eventually } from './drctl-process';
+import { drctl, drctlChild, eventually, loggedInAs } from './drctl-process';
 
 const PRIMARY = 'eu/acid-demo';
 
@@ -75,28 +78,37 @@ describe('drctl', () => {
     });
   });
 
-  it('promote: a second start is reported, not duplicated; the gate is announced while following; reject ends the run with nothing changed', async () => {
+  it('promote: started by the logged-in user; a second start is reported, not duplicated; the gate is announced while following; a typed name or no login decides nothing; a logged-in rejection ends the run with nothing changed', async () => {
     pair = await createStandbyPair('cli');
     const workflowId = `promote/${pair.standby}`;
+    const [carol, bob, nobody] = [await loggedInAs('carol'), await loggedInAs('bob'), { XDG_CACHE_HOME: mkdtempSync(join(tmpdir(), 'drctl-nobody-')) }];
     await withRunbookWorkers(async (h) => {
-      const started = await drctl(h, ['promote', pair!.standby, '--mode', 'planned', '--no-wait', '--json']);
+      const started = await drctl(h, ['promote', pair!.standby, '--mode', 'planned', '--no-wait', '--json'], carol);
       expect(started.code).toBe(0);
-      expect(started.json).toMatchObject({ ok: true, workflowId, status: 'RUNNING', started: true, input: { cluster: pair!.standby, mode: 'planned' } });
+      expect(started.json).toMatchObject({ ok: true, workflowId, status: 'RUNNING', started: true, input: { cluster: pair!.standby, mode: 'planned' },
+        requester: expect.stringMatching(/^carol of http:\/\/127\.0\.0\.1:\d+/) });
+      expect(started.stdout).not.toMatch(/eyJ[A-Za-z0-9_-]{10,}/);
 
       const again = await drctl(h, ['promote', pair!.standby, '--mode', 'planned', '--json']);
       expect(again.code).toBe(1);
       expect(again.json).toMatchObject({ ok: false, started: false, workflowId, runId: started.json.runId, error: { kind: 'already-running' } });
       expect(again.json.error.message).toContain('already running');
 
-      const noTicket = await drctl(h, ['approve', workflowId, '--approver', 'alice', '--json']);
+      const noTicket = await drctl(h, ['approve', workflowId, '--json'], bob);
       expect(noTicket.code).toBe(2);
       expect(noTicket.stderr).toContain("required option '--ticket <id>' not specified");
       expect(noTicket.json).toMatchObject({ ok: false, error: { kind: 'usage' } });
+      const typed = await drctl(h, ['approve', workflowId, '--approver', 'alice', '--ticket', 'CHG-9', '--json'], bob);
+      expect(typed.code).toBe(2);
+      expect(typed.json.error).toMatchObject({ kind: 'usage', message: expect.stringMatching(/^--approver is gone: a typed name proves nothing\. Log in \(drctl login --user <you>\)/) });
+      const anonymous = await drctl(h, ['approve', workflowId, '--ticket', 'CHG-9', '--json'], nobody);
+      expect(anonymous.code).toBe(2);
+      expect(anonymous.json.error).toMatchObject({ kind: 'usage', message: expect.stringMatching(/^nobody is logged in: drctl login --user <you>/) });
 
       // A human follows the run in one terminal: it announces the gate and how to decide it, and keeps following.
       const follower = drctlChild(['status', 'promote', pair!.standby, '--follow'], { DR_TASK_QUEUE_PREFIX: h.prefix });
       await eventually('the follower to announce the gate', async () => (follower.stderrSoFar().includes('waits for approval') ? true : undefined));
-      expect(follower.stderrSoFar()).toContain(`drctl approve ${workflowId} --approver <you> --ticket <ticket>`);
+      expect(follower.stderrSoFar()).toContain(`drctl approve ${workflowId} --ticket <ticket>`);
       expect(follower.stderrSoFar()).toContain('fence:    PENDING');
 
       const waiting = await drctl(h, ['status', workflowId, '--json']);
@@ -108,26 +120,28 @@ describe('drctl', () => {
       expect(pending).toMatchObject({ approvalPending: true, executionStatus: 'RUNNING' });
 
       // ... and decides in another.
-      const rejected = await drctl(h, ['reject', 'promote', pair!.standby, '--approver', 'bob', '--ticket', 'CHG-9', '--comment', 'not today', '--json']);
+      const rejected = await drctl(h, ['reject', 'promote', pair!.standby, '--ticket', 'CHG-9', '--comment', 'not today', '--json'], bob);
       expect(rejected.code).toBe(0);
       expect(rejected.json).toMatchObject({
         ok: true, workflowId, gate: { fence: 'PENDING' },
-        decision: { decision: 'rejected', approver: 'bob', ticket: 'CHG-9', comment: 'not today', via: 'update' },
+        decision: { decision: 'rejected', approver: 'bob', ticket: 'CHG-9', comment: 'not today', via: 'update', approvers: [{ subject: 'bob', authenticated: true }] },
       });
+      expect(rejected.stdout).not.toMatch(/eyJ[A-Za-z0-9_-]{10,}/);
 
       const followed = await follower.done;
       expect(followed.code).toBe(1);
       expect(followed.stdout).toContain('ApprovalRejectedError');
-      expect(followed.stderr).toContain('approval: refused — Rejected by bob (ticket CHG-9');
+      expect(followed.stderr).toMatch(/approval: refused — Rejected by bob\b.* \[dr-approvers\] \(rule "[^"]+"\) \(ticket CHG-9/);
 
       const handle = h.client.workflow.getHandle(workflowId);
       expect((await failureOf(handle)).type).toBe('ApprovalRejectedError');
       expect((await handle.query(getJournalQuery)).map((e) => e.step)).not.toContain('fence-old-primary');
+      expect((await handle.query(getJournalQuery)).map((e) => e.message).join('\n')).toMatch(/Requested by carol\b.* \[dr-approvers, dba-leads\]\./);
       const ended = await drctl(h, ['status', workflowId, '--json']);
       expect(ended.json).toMatchObject({ executionStatus: 'FAILED', outcome: 'rejected', failure: { type: 'ApprovalRejectedError' } });
 
       // A decision on a run that has ended is refused, with the reason.
-      const late = await drctl(h, ['approve', workflowId, '--approver', 'alice', '--ticket', 'INC-1', '--json']);
+      const late = await drctl(h, ['approve', workflowId, '--ticket', 'INC-1', '--json'], bob);
       expect(late.code).toBe(1);
       expect(late.json).toMatchObject({ ok: false, error: { kind: 'refused' } });
       expect(late.json.error.message).toContain('is not running');

@@ -84,7 +84,7 @@ export function overPolicyClusters(gate: PendingApproval): string[] {
 
 /** `drctl approve ...` for this gate, with exactly the acknowledgements it requires. */
 export function approveCommand(workflowId: string, gate: PendingApproval): string {
-  return `drctl approve ${workflowId} --approver <you> --ticket <ticket>` +
+  return `drctl approve ${workflowId} --ticket <ticket>` +
     `${gate.requires.acknowledgeDataLoss ? ' --acknowledge-data-loss' : ''}` +
     `${gate.requires.acknowledgeUnconfirmedFence ? ' --acknowledge-unconfirmed-fence' : ''}`;
 }
@@ -116,11 +116,16 @@ export function formatGate(workflowId: string, gate: PendingApproval): string[] 
   if (gate.clusters) lines.push(`  clusters: ${gate.clusters.length}`, ...formatGateClusters(gate).map((l) => `    ${l}`));
   const needs = [gate.requires.acknowledgeDataLoss && 'the data loss', gate.requires.acknowledgeUnconfirmedFence && 'the unconfirmed fence'].filter(Boolean);
   if (needs.length) lines.push(`  requires: acknowledging ${needs.join(' and ')}`);
+  if ((gate.requires.approvers ?? 1) > 1 || gate.signedBy?.length) {
+    const signed = gate.signedBy?.map((s) => s.subject).join(', ');
+    lines.push(`  approvers: ${gate.requires.approvers ?? 1} different people${signed ? `; approved so far by ${signed}` : ''}`);
+  }
   lines.push(`  approve:  ${approveCommand(workflowId, gate)}`);
   const over = overPolicyClusters(gate);
   if (over.length) {
     lines.push(`  over policy, left out unless included: ${over.join(', ')} (approve with --include ${over.join(',')} --acknowledge-data-loss)`);
   }
-  lines.push(`  reject:   drctl reject ${workflowId} --approver <you> --ticket <ticket> --comment "<why>"`);
+  lines.push(`  reject:   drctl reject ${workflowId} --ticket <ticket> --comment "<why>"`);
+  lines.push(`  (as the user of drctl login: the decision carries an ID token bound to this gate)`);
   return lines;
 }

@@ -9,6 +9,10 @@ export interface StoredIdToken {
   issuer: string;
   clientId: string;
   token: string;
+  /** Who logged in (the name given to the issuer), so approve/reject and start can ask for tokens bound to them. */
+  username?: string;
+  /** The sites file logged in with: against the sandbox, its users file lies beside it. */
+  sitesFile?: string;
 }
 
 export function tokenCacheDir(env: NodeJS.ProcessEnv = process.env): string {

@@ -10,6 +10,7 @@ export const failback: RunbookCommandSpec<FailbackInput, FailbackResult> = {
   runbook: RUNBOOK_NAMES.failbackReseed,
   workflowType: 'failbackReseed',
   hasApprovalGate: true,
+  identifiesRequester: true,
   description: 'bring the former primary back as a standby of the promoted cluster (rewind or reseed), optionally switch back',
   define: (cmd) => cmd
     .requiredOption('--primary <site/cluster>', 'the promoted cluster, now the primary', clusterRef('--primary'))

@@ -20,6 +20,7 @@ export const promote: RunbookCommandSpec<PromoteInput, PromoteResult> = {
   runbook: RUNBOOK_NAMES.promote,
   workflowType: 'promote',
   hasApprovalGate: true,
+  identifiesRequester: true,
   description: 'make a standby the primary: assess the loss, fence, wait for approval, promote, verify, first backup',
   define: (cmd) => cmd
     .argument('<cluster>', 'the standby to promote, <site>/<cluster>', clusterRef('cluster'))

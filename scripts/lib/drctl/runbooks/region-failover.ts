@@ -122,6 +122,7 @@ export const regionFailover: RunbookCommandSpec<RegionFailoverInput, RegionFailo
   runbook: RUNBOOK_NAMES.regionFailover,
   workflowType: 'regionFailover',
   hasApprovalGate: true,
+  identifiesRequester: true,
   description: 'evacuate a lost site: promote the standbys of its clusters at the surviving site, tier by tier, after one approval',
   define: (cmd) => cmd
     // `decide` takes its own options; without this the parent would try to read them.
