@@ -1,31 +1,30 @@
 // `scripts/sandbox dr-cycle`: the whole disaster on the sandbox's demo cluster, with the real runbooks and
 // workers: a writer on eu, region eu lost, unplanned promote of us, writes on us, eu back and found fenced,
-// failback by rewind (or, with --rewind-impossible, a reseed), switchback to the original topology. The demo gives the approvals itself and
-// says so; in production a human gives them (UI, temporal CLI, or an incident tool).
+// failback by rewind (or, with --rewind-impossible, a reseed), switchback to the original topology. The demo plays
+// the sandbox's people and says so: carol starts the runs, alice approves (and bob, where a gate takes two), each
+// with an ID token of the sandbox issuer; in production they are humans (drctl login, then drctl approve).
 import type { Client, WorkflowHandle } from '@temporalio/client';
-import { approveUpdate, getPendingApprovalQuery, type PendingApproval } from '../../../workflows/contracts/approvals';
-import { RUNBOOK_NAMES, type FailbackResult, type PromoteResult } from '../../../workflows/contracts/runbooks';
+import { getPendingApprovalQuery, type PendingApproval } from '../../../workflows/contracts/approvals';
+import { RUNBOOK_NAMES, runbookWorkflowId, type FailbackResult, type PromoteResult } from '../../../workflows/contracts/runbooks';
 import { parseClusterRef } from '../../../workflows/contracts/clusters';
 import { startRunbook } from '../runbook-client';
+import { acknowledgementsOf, approveAsPeople, openGate, type TokenSource } from '../identity/gate-decision';
 import { startWriter } from '../writer';
 import type { SandboxLayout } from './layout';
+import { DEMO_APPROVERS, DEMO_REQUESTER, demoTokens } from './demo-people';
 import type { SandboxRegions } from './regions';
 import { lastForkOf, partitionStandby, removeArchivedWalSegments, removeWalSegmentHolding, writeDivergentRows } from './faults';
 import { startWorker, stopWorker } from './workers';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-async function approveAsDemo(handle: WorkflowHandle, say: (l: string) => void): Promise<PendingApproval> {
-  let gate: PendingApproval | null = null;
-  while (!gate) {
-    gate = await handle.query(getPendingApprovalQuery).catch(() => null);
-    if (!gate) await sleep(250);
-  }
+async function approveAsDemo(handle: WorkflowHandle, tokens: TokenSource, say: (l: string) => void): Promise<PendingApproval> {
+  const gate = await openGate(handle, 24 * 3600_000);
   say(`  gate "${gate.gate}" of ${handle.workflowId}: ${gate.plan}`);
-  say('  approving as "sandbox-demo" (in production: a human, with the update "approve")');
-  await handle.executeUpdate(approveUpdate, {
-    args: [{ approver: 'sandbox-demo', ticket: 'DEMO-1', acknowledgeDataLoss: gate.requires.acknowledgeDataLoss, acknowledgeUnconfirmedFence: gate.requires.acknowledgeUnconfirmedFence }],
-  });
+  const two = (gate.requires.approvers ?? 1) > 1;
+  say(`  approving as ${two ? DEMO_APPROVERS.join(' and ') : DEMO_APPROVERS[0]} of the sandbox issuer${two ? ' (the gate takes two people)' : ''} (in production: humans, drctl approve)`);
+  const record = await approveAsPeople(handle, gate, DEMO_APPROVERS, tokens, { ticket: 'DEMO-1', ...acknowledgementsOf(gate) });
+  say(`  approved by ${(record.approvers ?? []).map((a) => a.subject).join(' and ') || record.approver}`);
   return gate;
 }
 
@@ -50,6 +49,7 @@ export async function drCycle(
   layout: SandboxLayout, regions: SandboxRegions, client: Client, bundle: string, say: (l: string) => void, opts: DrCycleOptions,
 ): Promise<void> {
   const { source, target } = layout.demo;
+  const tokens = demoTokens(layout);
   const eu = regions.drivers[parseClusterRef(source).site];
   const us = regions.drivers[parseClusterRef(target).site];
   const euCluster = parseClusterRef(source).cluster;
@@ -78,15 +78,19 @@ export async function drCycle(
   const onEu = writer.acknowledged;
   say(`   the writer was told ${onEu.length} rows committed on ${source}`);
 
-  say(`3. unplanned promote of ${target}`);
+  say(`3. unplanned promote of ${target}, started by ${DEMO_REQUESTER}`);
+  const promoteId = runbookWorkflowId(RUNBOOK_NAMES.promote, target);
   const promote = await startRunbook(client, {
     workflowType: 'promote', runbook: RUNBOOK_NAMES.promote, cluster: target,
-    input: { cluster: target, mode: 'unplanned', limits: { regionTimeoutSeconds: 5, ...(opts.rewindImpossible ? { catchUpTimeoutSeconds: 10 } : {}) } },
+    input: {
+      cluster: target, mode: 'unplanned', limits: { regionTimeoutSeconds: 5, ...(opts.rewindImpossible ? { catchUpTimeoutSeconds: 10 } : {}) },
+      requesterIdToken: await tokens(DEMO_REQUESTER, `start:${promoteId}`),
+    },
   });
-  const gate = await approveAsDemo(promote, say);
+  const gate = await approveAsDemo(promote, tokens, say);
   if (opts.rewindImpossible && (await askedAgain(promote))) {
     say(`   cut off, ${target} could not replay all ${source} archived after the partition: promote asks again with that loss`);
-    await approveAsDemo(promote, say);
+    await approveAsDemo(promote, tokens, say);
   }
   const promoted = (await promote.result()) as PromoteResult;
   say(`   ${target} is primary: RTO ${promoted.rtoMs} ms, fence ${promoted.fence}, first backup ${promoted.backup?.backupName}`);
@@ -112,14 +116,15 @@ export async function drCycle(
   const fenced = await eu.withLeaderSql(euCluster, (c) => c.query('INSERT INTO public.writes (id) VALUES (-1)')).then(() => false, () => true);
   say(`   an INSERT into ${source} ${fenced ? 'was refused: it is fenced' : 'SUCCEEDED: split brain!'}`);
 
-  say(`6. failback-reseed (auto) of ${source}, then switchback under a writer that follows the primary`);
+  say(`6. failback-reseed (auto) of ${source}, started by ${DEMO_REQUESTER}, then switchback under a writer that follows the primary`);
+  const failbackId = runbookWorkflowId(RUNBOOK_NAMES.failbackReseed, source);
   const failback = await startRunbook(client, {
     workflowType: 'failbackReseed', runbook: RUNBOOK_NAMES.failbackReseed, cluster: source,
-    input: { primary: target, formerPrimary: source, strategy: 'auto', switchBack: true },
+    input: { primary: target, formerPrimary: source, strategy: 'auto', switchBack: true, requesterIdToken: await tokens(DEMO_REQUESTER, `start:${failbackId}`) },
   });
-  await approveAsDemo(failback, say);
+  await approveAsDemo(failback, tokens, say);
   writer = await startWriter([{ driver: us, cluster: usCluster }, { driver: eu, cluster: euCluster }], 20, first + 20_000_000);
-  await approveAsDemo(client.workflow.getHandle(`promote/${source}`), say);
+  await approveAsDemo(client.workflow.getHandle(`promote/${source}`), tokens, say);
   const result = (await failback.result()) as FailbackResult;
   await sleep(1000);
   await writer.stop();

@@ -56,10 +56,11 @@ async function up(layout: SandboxLayout): Promise<void> {
   const t = `${join(__dirname, '..', '..', '..', '.tools', 'bin', 'temporal')} --address ${temporal.address}`;
   say(`  ${t} workflow start --task-queue dr-control --type promote --workflow-id promote/${input.target} --input '{"cluster":"${input.target}","mode":"planned"}'`);
   say(`  ${t} workflow query --workflow-id promote/${input.target} --name getPendingApproval`);
-  say(`  ${t} workflow update execute --workflow-id promote/${input.target} --name approve --input '{"approver":"you","ticket":"CHG-1"}'`);
+  say(`  ./scripts/drctl login --user alice && ./scripts/drctl approve promote/${input.target} --ticket CHG-1`);
+  say('                                           approve as alice: an ID token bound to the open gate (a typed name proves nothing)');
   say('  ./scripts/sandbox dr-cycle               the whole disaster: eu lost, promote us, failback, switchback');
   say('  ./scripts/sandbox dr-cycle --rewind-impossible   the same with eu diverged and its rewind WAL gone: reseed');
-  say('  ./scripts/sandbox region-failover        a fleet of 4 clusters, eu lost, all evacuated to us with one approval');
+  say('  ./scripts/sandbox region-failover        a fleet of 4 clusters, eu lost, all evacuated to us with one decision (alice and bob)');
   say('  ./scripts/sandbox down | reset           stop everything (data kept) | wipe it');
 }
 

@@ -1,13 +1,15 @@
 // `scripts/sandbox region-failover [--clusters N]`: a fleet of N real clusters in eu, each protected by a standby in
 // us built by the provision-standby runbook, then region eu is lost (its worker and the fleet's Postgres stop) and
-// the region-failover runbook evacuates the fleet. The demo gives the one approval itself and says so.
+// the region-failover runbook evacuates the fleet. The demo plays the sandbox's people and says so: carol starts the
+// evacuation, alice and bob give its one decision (trusting an unconfirmed fence takes two), with ID tokens.
 import type { Client } from '@temporalio/client';
-import { approveUpdate, getPendingApprovalQuery, type PendingApproval } from '../../../workflows/contracts/approvals';
 import {
   getRegionProgressQuery, regionFailoverWorkflowId, type RegionFailoverInput, type RegionFailoverResult,
 } from '../../../workflows/contracts/region-failover';
 import { RUNBOOK_NAMES, type ProvisionStandbyInput } from '../../../workflows/contracts/runbooks';
 import { startRunbook, RunbookAlreadyRunningError } from '../runbook-client';
+import { approveAsPeople, openGate } from '../identity/gate-decision';
+import { DEMO_APPROVERS, DEMO_REQUESTER, demoTokens } from './demo-people';
 import type { SandboxLayout } from './layout';
 import { ensureSourceCluster, type SandboxRegions, type Say } from './regions';
 import { startWorker, stopWorker } from './workers';
@@ -49,23 +51,25 @@ export async function regionFailoverDemo(
     lostSite: 'eu', survivingSite: 'us', selector: { labels: FLEET_LABEL }, concurrency: 2,
     failureBudget: { maxFailures: 1, onExceeded: 'pause' }, limits: { regionTimeoutSeconds: 5 },
   };
-  say(`3. region-failover eu -> us: ${JSON.stringify(input)}`);
+  say(`3. region-failover eu -> us, started by ${DEMO_REQUESTER}: ${JSON.stringify(input)}`);
   const t0 = Date.now();
-  const handle = await client.workflow.start('regionFailover', { workflowId: regionFailoverWorkflowId('eu'), taskQueue: 'dr-control', args: [input] });
-  let gate: PendingApproval | null = null;
-  while (!gate) {
-    gate = await handle.query(getPendingApprovalQuery).catch(() => null);
-    if (!gate) await sleep(250);
-  }
+  const tokens = demoTokens(layout);
+  const workflowId = regionFailoverWorkflowId('eu');
+  const handle = await client.workflow.start('regionFailover', {
+    workflowId, taskQueue: 'dr-control', args: [{ ...input, requesterIdToken: await tokens(DEMO_REQUESTER, `start:${workflowId}`) }],
+  });
+  const gate = await openGate(handle, 24 * 3600_000);
   say(`   gate "${gate.gate}": ${gate.plan}`);
   for (const r of gate.clusters ?? []) {
     say(`     ${r.cluster.padEnd(16)} -> ${String(r.standby).padEnd(16)} tier ${r.tier}  est. loss ${r.estimate?.bytes ?? '?'} bytes (${r.estimate?.basis ?? '-'})  fence ${r.fence}  ${r.outcome}`);
   }
   const over = (gate.clusters ?? []).filter((r) => r.outcome === 'excluded-over-policy').map((r) => r.cluster);
-  say(`   approving as "sandbox-demo"${over.length ? `, including ${over.join(', ')} (loss acknowledged)` : ''} (in production: a human, drctl approve or the incident bridge)`);
-  await handle.executeUpdate(approveUpdate, {
-    args: [{ approver: 'sandbox-demo', ticket: 'DEMO-2', include: over, acknowledgeDataLoss: over.length > 0, acknowledgeUnconfirmedFence: gate.requires.acknowledgeUnconfirmedFence }],
+  say(`   approving as ${DEMO_APPROVERS.join(' and ')} of the sandbox issuer${over.length ? `, including ${over.join(', ')} (loss acknowledged)` : ''} ` +
+    '(accepting loss or an unconfirmed fence takes two people; in production: humans, drctl approve)');
+  const record = await approveAsPeople(handle, gate, DEMO_APPROVERS, tokens, {
+    ticket: 'DEMO-2', include: over, acknowledgeDataLoss: over.length > 0, acknowledgeUnconfirmedFence: gate.requires.acknowledgeUnconfirmedFence,
   });
+  say(`   approved by ${(record.approvers ?? []).map((a) => a.subject).join(' and ') || record.approver}`);
   const approvedAt = Date.now();
   let result: RegionFailoverResult | null = null;
   const done = handle.result().then((r) => { result = r as RegionFailoverResult; });
