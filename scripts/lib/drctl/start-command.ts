@@ -29,7 +29,8 @@ export function defineRunbookCommand(program: Command, spec: RunbookCommandSpec,
   register(cmd, async ({ out, opts, args, temporal }) => {
     const { cluster, input } = spec.input(args, opts);
     const workflowId = spec.workflowId?.(input) ?? runbookWorkflowId(spec.runbook, cluster);
-    const { requesterIdToken, requester } = spec.identifiesRequester ? await requesterProof(workflowId) : { requesterIdToken: undefined, requester: null };
+    const identifies = typeof spec.identifiesRequester === 'function' ? spec.identifiesRequester(input) : spec.identifiesRequester === true;
+    const { requesterIdToken, requester } = identifies ? await requesterProof(workflowId) : { requesterIdToken: undefined, requester: null };
     const t = await temporal();
     let handle: WorkflowHandleWithFirstExecutionRunId;
     try {

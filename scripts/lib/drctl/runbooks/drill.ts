@@ -51,6 +51,8 @@ export const drill: RunbookCommandSpec<DrillInput, DrillReport> = {
   workflowType: 'drill',
   // Only a disruptive drill asks, in its child runbooks.
   hasApprovalGate: (input) => input.mode === 'disruptive',
+  // A disruptive drill promotes the real standby: its starter must be someone who may approve that promotion.
+  identifiesRequester: (input) => input.mode === 'disruptive',
   description: 'run a drill now: a throwaway standby at the DR site from the archive, promoted, verified, backed up, torn down, reported',
   define: (cmd) => drillOptions(cmd)
     .option('--disruptive', 'the real planned promote, failback and switchback, with their approvals')

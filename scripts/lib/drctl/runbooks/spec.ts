@@ -26,7 +26,7 @@ export interface RunbookCommandSpec<I = any, R = any> {
   /** Whether a human decides a gate in this run (the --no-wait answer then shows how to approve). */
   hasApprovalGate?: boolean | ((input: I) => boolean);
   /** The runbook verifies who started it (requesterIdToken): drctl passes a token of the logged-in user. */
-  identifiesRequester?: boolean;
+  identifiesRequester?: boolean | ((input: I) => boolean);
   /** Other runs whose approval gates belong to this one (e.g. the child promote of a switch-back). */
   relatedRuns?(input: I): string[];
   /** One line of progress while following, printed when it changes (null: nothing to say yet). */
