@@ -1,13 +1,26 @@
 // What every benchmark shares: the running sandbox (`./scripts/sandbox up`), a Temporal client, repeated rounds
 // and a Markdown table of median and spread. Benchmarks print numbers; they assert nothing.
 import { execFileSync } from 'node:child_process';
-import { Client, Connection } from '@temporalio/client';
+import { Client, Connection, type WorkflowHandle } from '@temporalio/client';
+import { acknowledgementsOf, approveAsPeople, openGate, type DecisionTerms } from '../scripts/lib/identity/gate-decision';
+import { DEMO_APPROVERS, demoTokens } from '../scripts/lib/sandbox/demo-people';
 import { userLayout } from '../scripts/lib/sandbox/layout';
+import type { PendingApproval } from '../workflows/contracts/approvals';
 
 export const layout = userLayout();
 process.env.DR_SITES_FILE = layout.sitesFile;
 
 export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/**
+ * Approves the run's open gate as the sandbox's alice (and bob where the gate takes two people), with ID tokens of
+ * the sandbox issuer bound to it; `terms` default to exactly the acknowledgements the gate requires.
+ */
+export async function approveAsSandboxPeople(handle: WorkflowHandle, ticket: string, terms?: Omit<DecisionTerms, 'ticket'>, gate?: PendingApproval): Promise<PendingApproval> {
+  const open = gate ?? await openGate(handle);
+  await approveAsPeople(handle, open, DEMO_APPROVERS, demoTokens(layout), { ticket, ...(terms ?? acknowledgementsOf(open)) });
+  return open;
+}
 
 export async function sandboxClient(): Promise<Client> {
   return new Client({ connection: await Connection.connect({ address: `127.0.0.1:${layout.temporalPort}` }) });

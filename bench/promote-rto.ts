@@ -7,9 +7,8 @@ import type { Client } from '@temporalio/client';
 import { startRunbook } from '../scripts/lib/runbook-client';
 import { RUNBOOK_NAMES, type PromoteInput, type PromoteResult } from '../workflows/contracts/runbooks';
 import { createStandbyPair, deleteStandbyPair } from '../test/helpers/standby-pair';
-import { approveWhenAsked } from '../test/helpers/approvals';
 import { driverOf } from '../test/helpers/clusters';
-import { printTable, rounds as roundsArg, sandboxClient, sleep } from './lib';
+import { approveAsSandboxPeople, printTable, rounds as roundsArg, sandboxClient, sleep } from './lib';
 
 const rounds = roundsArg(3);
 
@@ -49,7 +48,7 @@ async function runbook(client: Client, ref: string): Promise<{ rtoMs: number; to
   };
   const handle = await startRunbook(client, { workflowType: 'promote', runbook: RUNBOOK_NAMES.promote, cluster: ref, input });
   // The bench approves as soon as the gate opens (promote takes no approval in its input).
-  await approveWhenAsked(handle, 'bench', 'BENCH');
+  await approveAsSandboxPeople(handle, 'BENCH');
   const result = (await handle.result()) as PromoteResult;
   return { rtoMs: result.rtoMs!, totalMs: Date.now() - t0, phases: result.phaseDurationsMs };
 }

@@ -7,7 +7,7 @@ import { randomBytes } from 'node:crypto';
 import { PutObjectCommand } from '@aws-sdk/client-s3';
 import type { Client } from '@temporalio/client';
 import { NativeConnection, type Worker } from '@temporalio/worker';
-import { approveUpdate, getPendingApprovalQuery } from '../workflows/contracts/approvals';
+import { getPendingApprovalQuery, type PendingApproval } from '../workflows/contracts/approvals';
 import { regionFailoverWorkflowId, type RegionFailoverInput, type RegionFailoverResult } from '../workflows/contracts/region-failover';
 import { controlTaskQueue } from '../workflows/contracts/task-queues';
 import { loadSites, localSite } from '../activities/sites/sites-file';
@@ -16,7 +16,7 @@ import { s3ClientFor, splitS3Url } from '../activities/s3/backup-catalogue';
 import { createRunbookWorkers } from '../worker/workers';
 import { buildWorkflowBundle } from '../scripts/lib/sandbox/workers';
 import { InstantSiteDriver } from '../test/helpers/instant-site-driver';
-import { layout, printTable, rounds as roundsArg, sandboxClient, sleep, temporalServerRssMb } from './lib';
+import { approveAsSandboxPeople, layout, printTable, rounds as roundsArg, sandboxClient, sleep, temporalServerRssMb } from './lib';
 
 const rounds = roundsArg(1);
 const clusters = Number(process.argv[3] ?? 500);
@@ -54,9 +54,11 @@ async function oneRound(client: Client, bundle: string, round: number) {
     const workflowId = `${regionFailoverWorkflowId('eu')}-bench${round}-${prefix}`;
     const t0 = Date.now();
     const handle = await client.workflow.start('regionFailover', { workflowId, taskQueue: controlTaskQueue(prefix), args: [input] });
-    while (!(await handle.query(getPendingApprovalQuery).catch(() => null))) await sleep(200);
+    let gate: PendingApproval | null = null;
+    while (!(gate = await handle.query(getPendingApprovalQuery).catch(() => null))) await sleep(200);
     const assessMs = Date.now() - t0;
-    await handle.executeUpdate(approveUpdate, { args: [{ approver: 'bench', ticket: 'BENCH', acknowledgeUnconfirmedFence: true }] });
+    // Trusting the unconfirmed fence takes two people: alice, then bob.
+    await approveAsSandboxPeople(handle, 'BENCH', { acknowledgeUnconfirmedFence: true }, gate);
     const t1 = Date.now();
     const result = (await handle.result()) as RegionFailoverResult;
     const promoteMs = Date.now() - t1;

@@ -6,11 +6,10 @@ import type { Client } from '@temporalio/client';
 import { startRunbook } from '../scripts/lib/runbook-client';
 import { RUNBOOK_NAMES, type PromoteInput, type PromoteResult } from '../workflows/contracts/runbooks';
 import { createStandbyPair, deleteStandbyPair, type StandbyPair } from '../test/helpers/standby-pair';
-import { approveWhenAsked } from '../test/helpers/approvals';
 import { driverOf, sql } from '../test/helpers/clusters';
 import { startWriter, type Writer } from '../test/helpers/writer';
 import { lsnDiff } from '../workflows/contracts/lsn';
-import { printTable, rounds as roundsArg, sandboxClient, sleep } from './lib';
+import { approveAsSandboxPeople, printTable, rounds as roundsArg, sandboxClient, sleep } from './lib';
 
 const rounds = roundsArg(3);
 
@@ -27,7 +26,7 @@ async function byRunbook(client: Client, pair: StandbyPair): Promise<{ gapMs: nu
   };
   const handle = await startRunbook(client, { workflowType: 'promote', runbook: RUNBOOK_NAMES.promote, cluster: pair.standby, input });
   // The bench approves as soon as the gate opens (promote takes no approval in its input).
-  await approveWhenAsked(handle, 'bench', 'BENCH');
+  await approveAsSandboxPeople(handle, 'BENCH');
   const result = (await handle.result()) as PromoteResult;
   await sleep(2000);
   await writer.stop();

@@ -15,6 +15,7 @@ import { withRunbookWorkers, type RunbookHarness } from '../helpers/runbook-work
 import { createSource } from '../helpers/standby-pair';
 import { testLayout } from '../helpers/test-env';
 import { startBridgeProcess, type BridgeProcess } from '../bridge/bridge-process';
+import { typedNamesSitesFile } from '../bridge/typed-names-sites';
 import { drHeaders, newKey, postTo, registerSecretsForAudit, type SignOptions, type TestKey } from '../bridge/signing';
 import { refusalOf } from './refusal';
 import { expectNothingChanged, snapshotWorld } from './world-snapshot';
@@ -225,7 +226,11 @@ describe('bad input to the runbooks', () => {
     const configPath = join(DIR, 'bridge.json');
     const keyEnv = { DR_TEST_BI_KEY_ONCALL: oncall.secret, DR_TEST_BI_KEY_OBSERVER: observer.secret, DR_TEST_BI_KEY_CHATTY: chatty.secret };
     let bridge: BridgeProcess | undefined;
-    const startBridge = async () => { bridge = await startBridgeProcess(configPath, BRIDGE_PORT, h.prefix, keyEnv, join(DIR, 'bridge.log')); };
+    // The bridge decides with its allow-list's typed names: its workers' sites file still accepts them.
+    let typed: RunbookHarness;
+    let releaseTyped: (() => void) | undefined;
+    let typedDone: Promise<void> | undefined;
+    const startBridge = async () => { bridge = await startBridgeProcess(configPath, BRIDGE_PORT, typed.prefix, keyEnv, join(DIR, 'bridge.log')); };
     const send = (body: unknown, key: TestKey = oncall, opts?: SignOptions) => {
       const text = JSON.stringify(body);
       return postTo(bridge!.baseUrl, GENERIC_ROUTE, text, drHeaders(text, key, opts));
@@ -250,11 +255,19 @@ describe('bad input to the runbooks', () => {
           [chatty.keyId]: { identity: 'tool:chatty', secretEnv: 'DR_TEST_BI_KEY_CHATTY', rateLimit: { max: 2, windowSeconds: 3600 } },
         },
       }));
+      typed = await new Promise<RunbookHarness>((resolveReady) => {
+        typedDone = withRunbookWorkers((harness) => new Promise<void>((r) => {
+          releaseTyped = r;
+          resolveReady(harness);
+        }), { sitesFile: typedNamesSitesFile() });
+      });
       await startBridge();
     }, 120_000);
     afterAll(async () => {
       await bridge?.stop();
-    });
+      releaseTyped?.();
+      await typedDone;
+    }, 120_000);
 
     // One planned promotion, started through the bridge, waits at its gate (planned asks before it fences, so it has
     // changed nothing); every wrong or untrusted request is refused while the world stays as it was before the
@@ -267,7 +280,7 @@ describe('bad input to the runbooks', () => {
       const startHeaders = drHeaders(startText, oncall);
       const started = await postTo(bridge!.baseUrl, GENERIC_ROUTE, startText, startHeaders);
       expect(started).toMatchObject({ status: 200, body: { ok: true, workflowId } });
-      const handle = h.client.workflow.getHandle(workflowId);
+      const handle = typed.client.workflow.getHandle(workflowId);
       expect((await pendingGate(handle)).gate).toBe('promote');
       const stillOpen = async () => {
         expect(await handle.query(getPendingApprovalQuery)).toMatchObject({ gate: 'promote' });

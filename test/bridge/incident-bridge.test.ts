@@ -14,6 +14,7 @@ import { resolveBridgeConfig, type AllowListFile, type BridgeConfigFile } from '
 import type { AuditRecord } from '../../scripts/lib/incident-bridge/audit';
 import type { PromoteResult } from '../../workflows/contracts/runbooks';
 import { withRunbookWorkers, type RunbookHarness } from '../helpers/runbook-workers';
+import { typedNamesSitesFile } from './typed-names-sites';
 import { createStandbyPair, deleteStandbyPair, type StandbyPair } from '../helpers/standby-pair';
 import { pendingGate } from '../helpers/approvals';
 import { roleOf } from '../helpers/clusters';
@@ -116,7 +117,7 @@ describe('incident bridge', () => {
       harnessDone = withRunbookWorkers((h) => new Promise<void>((release) => {
         releaseHarness = release;
         resolveReady(h);
-      }));
+      }), { sitesFile: typedNamesSitesFile() });
     });
     harness = await ready;
     await listen();

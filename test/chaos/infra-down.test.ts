@@ -141,7 +141,7 @@ describe('chaos: S3, Patroni and etcd down mid-run', () => {
       await withRunbookWorkers(async (h) => {
         const handle = await startPromote(h, pair.standby);
         await pendingGate(handle);
-        await approveWhenAsked(handle, 'chaos');
+        await approveWhenAsked(handle, 'alice');
         const seen = await retriedFailure(handle, 'siteRemoveStandbyConfig');
         const paged = await escalationOf(handle.workflowId, 'siteRemoveStandbyConfig');
         expect((await handle.describe()).status.name).toBe('RUNNING');
@@ -167,7 +167,7 @@ describe('chaos: S3, Patroni and etcd down mid-run', () => {
         await withRunbookWorkers(async (h) => {
           const handle = await startPromote(h, pair.standby);
           await pendingGate(handle);
-          await approveWhenAsked(handle, 'chaos');
+          await approveWhenAsked(handle, 'alice');
           const seen = await retriedFailure(handle, 'siteRemoveStandbyConfig');
           const paged = await escalationOf(handle.workflowId, 'siteRemoveStandbyConfig');
           expect((await handle.describe()).status.name).toBe('RUNNING');

@@ -29,7 +29,8 @@ import { getJournalQuery, type JournalEntry } from '../../workflows/contracts/jo
 import { RUNBOOK_NAMES, type FailbackResult, type PromoteResult, type ProvisionStandbyResult } from '../../workflows/contracts/runbooks';
 import { listCompleteBackups, splitS3Url } from '../../activities/s3/backup-catalogue';
 import { listKeys } from '../../activities/sites/local/s3-server';
-import { approveSignal } from '../../workflows/contracts/approvals';
+import { approvalNonce, approveSignal, getPendingApprovalQuery } from '../../workflows/contracts/approvals';
+import { sandboxIdToken } from '../helpers/identity';
 import { DR_APPROVAL_PENDING } from '../../workflows/contracts/search-attributes';
 import { deleteCluster, driverOf, roleOf, sql } from '../helpers/clusters';
 import { createSource } from '../helpers/standby-pair';
@@ -83,10 +84,11 @@ function onceEach(journal: JournalEntry[]): string[] {
 }
 
 /**
- * The human at the gate, without queries: the gate is seen open through the DrApprovalPending search attribute
- * (the server answers that, no worker) and approved by signal, acknowledging everything. With no workflow cache a
- * query replays the whole history in a worker that may be between two kills; measured, polling the gate by query
- * cost ~20 s per gate here.
+ * The humans at the gate, with one query: the gate is seen open through the DrApprovalPending search attribute
+ * (the server answers that, no worker), then queried once for its challenge (the tokens' nonce), and approved by
+ * signal by two people (acknowledging everything takes two), back to back. With no workflow cache a query replays
+ * the whole history in a worker that may be between two kills; measured, polling the gate by query cost ~20 s per
+ * gate here.
  */
 async function approveOnceOpen(handle: WorkflowHandle): Promise<void> {
   for (let i = 0; ; i++) {
@@ -95,7 +97,11 @@ async function approveOnceOpen(handle: WorkflowHandle): Promise<void> {
     if (i > 3000) throw new Error(`no approval gate opened in ${handle.workflowId}`);
     await new Promise((r) => setTimeout(r, 200));
   }
-  await handle.signal(approveSignal, { approver: 'chaos', ticket: 'CHAOS-1', acknowledgeDataLoss: true, acknowledgeUnconfirmedFence: true });
+  const gate = await handle.query(getPendingApprovalQuery);
+  for (const person of ['alice', 'bob']) {
+    const idToken = await sandboxIdToken(person, approvalNonce(gate!.challenge!, 'approve'));
+    await handle.signal(approveSignal, { idToken, ticket: 'CHAOS-1', acknowledgeDataLoss: true, acknowledgeUnconfirmedFence: true });
+  }
 }
 
 /** When the last lost first attempt of `activity` finished: its effect was in place by then. */

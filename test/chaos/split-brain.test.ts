@@ -30,7 +30,7 @@ describe('chaos: split brain', () => {
           workflowType: 'promote', runbook: RUNBOOK_NAMES.promote, cluster: p.standby, taskQueue: h.taskQueue,
           input: { cluster: p.standby, mode: 'unplanned', takeBackup: false, limits: { regionTimeoutSeconds: 3 } },
         });
-        await approveWhenAsked(promote, 'oncall');
+        await approveWhenAsked(promote, 'alice');
         const promoted = (await promote.result()) as PromoteResult;
         expect(promoted.fence).toBe('UNCONFIRMED');
         expect(promoted.fenceGuard).toBe(`fence-guard/${p.source}`);

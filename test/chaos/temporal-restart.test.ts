@@ -5,11 +5,10 @@ import { join } from 'node:path';
 import { startRunbook } from '../../scripts/lib/runbook-client';
 import { startDevServer, stopDevServer } from '../../scripts/lib/temporal-dev-server';
 import { getJournalQuery } from '../../workflows/contracts/journal';
-import { approveUpdate } from '../../workflows/contracts/approvals';
 import { RUNBOOK_NAMES, type PromoteResult } from '../../workflows/contracts/runbooks';
 import type { SiteDriver } from '../../activities/sites/site-driver';
 import { listCompleteBackups } from '../../activities/s3/backup-catalogue';
-import { pendingGate } from '../helpers/approvals';
+import { approveAs, pendingGate } from '../helpers/approvals';
 import { createStandbyPair, deleteStandbyPair, type StandbyPair } from '../helpers/standby-pair';
 import { driverOf, roleOf } from '../helpers/clusters';
 import { withRunbookWorkers } from '../helpers/runbook-workers';
@@ -64,7 +63,7 @@ describe('chaos: Temporal server restart', () => {
           // The gate is still open after the restart, with what it showed before, and takes a decision.
           const after = await pendingGate(handle);
           expect(after).toEqual(before);
-          await handle.executeUpdate(approveUpdate, { args: [{ approver: 'chaos', ticket: 'CHG-9' }] });
+          await approveAs(handle, 'alice', { ticket: 'CHG-9' }, after);
           observe(`restart took ${tookMs} ms; the gate was still open with the same plan and took the approval`);
 
           for (let i = 0; i < 600 && !backupStarted; i++) await sleep(250);

@@ -59,9 +59,9 @@ async function divergeLoseAndPromote(opts: { firstId: number }) {
   await euBacking.region.stopCluster(NAME);
   return withRunbookWorkers(async (h) => {
     const promote = await run(h, 'promote', RUNBOOK_NAMES.promote, US, { cluster: US, mode: 'unplanned', limits: { regionTimeoutSeconds: 5, catchUpTimeoutSeconds: 5 } });
-    await approveWhenAsked(promote, 'oncall');
+    await approveWhenAsked(promote, 'alice');
     // Cut off, us may not replay all the divergent WAL eu archived: then promote asks again with the loss measured.
-    const again = await approveIfAskedAgain(promote, 'oncall');
+    const again = await approveIfAskedAgain(promote, 'alice');
     if (again) expect(again.requires.acknowledgeDataLoss).toBe(true);
     const promoted = (await promote.result()) as PromoteResult;
     expect(promoted.fence).toBe('UNCONFIRMED');

@@ -18,9 +18,9 @@ import { withRunbookWorkers } from '../helpers/runbook-workers';
 import { startRunbook } from '../../scripts/lib/runbook-client';
 import { RUNBOOK_NAMES } from '../../workflows/contracts/runbooks';
 import type { PostgresqlObject } from '../../activities/sites/zalando-driver';
-import { AUDIT_SECRETS_DIR } from '../helpers/test-env';
+import { AUDIT_SECRETS_DIR, testLayout } from '../helpers/test-env';
 import { StandInOperator } from './stand-in-operator';
-import { SANDBOX_APPROVALS } from '../../scripts/lib/sandbox/layout';
+import { SANDBOX_APPROVALS, sandboxIdentityConfig } from '../../scripts/lib/sandbox/layout';
 
 export const HOST_IP = Object.values(networkInterfaces()).flat().find((a) => a && a.family === 'IPv4' && !a.internal)?.address;
 
@@ -66,7 +66,9 @@ export async function startZalandoHarness(label: string, base: number, clusters:
     kind: 'zalando', kubeconfig: kube.kubeconfig, context: contexts[ns], namespace: ns, s3: backing.cfg.s3, s3CredentialsSecret: { name: 'dr-s3' }, clusters,
   });
   const sitesFile = join(regions.tmp, 'sites.json');
-  writeFileSync(sitesFile, JSON.stringify({ sites: { eu: site('eu', euBacking), us: site('us', usBacking) }, approvals: SANDBOX_APPROVALS }, null, 2));
+  writeFileSync(sitesFile, JSON.stringify({
+    sites: { eu: site('eu', euBacking), us: site('us', usBacking) }, identity: sandboxIdentityConfig(testLayout()), approvals: SANDBOX_APPROVALS,
+  }, null, 2));
   const operator = new StandInOperator({
     admin: kube.admin, dir: join(regions.tmp, 'operator'), kubeletPort: privatePort(base + 7),
     regions: { eu: { ...euBacking.cfg, exposeOn: HOST_IP }, us: { ...usBacking.cfg, exposeOn: HOST_IP } },

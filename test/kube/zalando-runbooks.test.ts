@@ -134,7 +134,7 @@ describe('runbooks through the zalando driver', () => {
         workflowType: 'promote', runbook: RUNBOOK_NAMES.promote, cluster: STANDBY, taskQueue: h.taskQueue,
         input: { cluster: STANDBY, mode: 'unplanned', limits: { regionTimeoutSeconds: 10 } },
       });
-      const gate = await approveWhenAsked(handle, 'oncall');
+      const gate = await approveWhenAsked(handle, 'alice');
       // The source answered: the fence ran in its pods (pause Patroni, pg_ctl stop, pg_controldata) and is confirmed.
       expect(gate.fence).toBe('CONFIRMED');
       const r = (await handle.result()) as PromoteResult;

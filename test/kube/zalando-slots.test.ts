@@ -109,7 +109,7 @@ describe('replication slots through the zalando operator', () => {
         workflowType: 'promote', runbook: RUNBOOK_NAMES.promote, cluster: US, taskQueue: h.taskQueue,
         input: { cluster: US, mode: 'planned' },
       });
-      await approveWhenAsked(handle, 'oncall');
+      await approveWhenAsked(handle, 'alice');
       const r = (await handle.result()) as PromoteResult;
       expect(r.fence).toBe('CONFIRMED');
       const journal = await handle.query(getJournalQuery);

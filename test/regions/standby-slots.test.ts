@@ -200,7 +200,7 @@ describe('replication slots of streaming standbys', () => {
     await withRunbookWorkers(async (h) => {
       const promoted = await start(h, 'promote', RUNBOOK_NAMES.promote, FB_STANDBY,
         { cluster: FB_STANDBY, mode: 'unplanned', limits: { regionTimeoutSeconds: 3 }, takeBackup: false, approvalTimeoutSeconds: 600 } satisfies PromoteInput);
-      await approveWhenAsked(promoted, 'oncall');
+      await approveWhenAsked(promoted, 'alice');
       expect(await promoted.result()).toMatchObject({ fence: 'UNCONFIRMED' });
     }, { sites: ['us'] });
     for (let i = 1; i <= 5; i++) await sql(FB_STANDBY, 'INSERT INTO public.writes (id) VALUES ($1)', [200_000 + i]);

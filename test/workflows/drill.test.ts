@@ -5,7 +5,8 @@ import { join } from 'node:path';
 import { GetObjectCommand, ListObjectsV2Command } from '@aws-sdk/client-s3';
 import { startRunbook } from '../../scripts/lib/runbook-client';
 import { getJournalQuery } from '../../workflows/contracts/journal';
-import { RUNBOOK_NAMES } from '../../workflows/contracts/runbooks';
+import { RUNBOOK_NAMES, runbookWorkflowId } from '../../workflows/contracts/runbooks';
+import { sandboxIdToken } from '../helpers/identity';
 import type { DrillInput, DrillReport } from '../../workflows/contracts/drills';
 import { renderDrillReport } from '../../workflows/contracts/drill-report';
 import { PreconditionFailedError } from '../../workflows/contracts/errors';
@@ -20,8 +21,11 @@ import { saveHistory } from '../helpers/histories';
 import { failureOf } from '../helpers/failures';
 import { AUDIT_SECRETS_DIR, REPO_ROOT } from '../helpers/test-env';
 
-const startDrill = (h: RunbookHarness, input: DrillInput) =>
-  startRunbook(h.client, { workflowType: 'drill', runbook: RUNBOOK_NAMES.drill, cluster: input.cluster, input, taskQueue: h.taskQueue });
+/** A disruptive drill is started by carol, who may approve the promotion it runs; its gates are decided by others. */
+const startDrill = async (h: RunbookHarness, input: DrillInput) => startRunbook(h.client, {
+  workflowType: 'drill', runbook: RUNBOOK_NAMES.drill, cluster: input.cluster, taskQueue: h.taskQueue,
+  input: input.mode === 'disruptive' ? { ...input, requesterIdToken: await sandboxIdToken('carol', `start:${runbookWorkflowId(RUNBOOK_NAMES.drill, input.cluster)}`) } : input,
+});
 
 /** Every object key under an archive prefix (WAL, backups, history files). */
 async function archiveKeys(walPrefix: string): Promise<string[]> {

@@ -1,8 +1,7 @@
 // failback-reseed against real parts: after an unplanned promotion, the old site comes back as a standby of the
 // promoted cluster (rewind or reseed), and the switchback restores the original topology with zero loss.
 import { startRunbook } from '../../scripts/lib/runbook-client';
-import { rejectSignal } from '../../workflows/contracts/approvals';
-import { approveIfAskedAgain, approveWhenAsked, pendingGate } from '../helpers/approvals';
+import { approveIfAskedAgain, approveWhenAsked, signalDecision } from '../helpers/approvals';
 import { getJournalQuery } from '../../workflows/contracts/journal';
 import { RUNBOOK_NAMES, type FailbackInput, type FailbackResult, type PromoteResult } from '../../workflows/contracts/runbooks';
 import { withRunbookWorkers, type RunbookHarness } from '../helpers/runbook-workers';
@@ -44,10 +43,10 @@ async function loseSourceAndPromote(pair: StandbyPair, opts: { diverge?: boolean
       workflowType: 'promote', runbook: RUNBOOK_NAMES.promote, cluster: pair.standby, taskQueue: h.taskQueue,
       input: { cluster: pair.standby, mode: 'unplanned', limits: { regionTimeoutSeconds: 3, catchUpTimeoutSeconds: 5 }, takeBackup: false },
     });
-    await approveWhenAsked(handle, 'oncall');
+    await approveWhenAsked(handle, 'alice');
     // Cut off, the standby may not replay all the divergent WAL the source archived: then promote asks again with
     // the loss it measured, which must be acknowledged.
-    const again = opts.diverge ? await approveIfAskedAgain(handle, 'oncall') : null;
+    const again = opts.diverge ? await approveIfAskedAgain(handle, 'alice') : null;
     if (again) expect(again.requires.acknowledgeDataLoss).toBe(true);
     return (await handle.result()) as PromoteResult;
   }, { sites: ['us'] });
@@ -95,7 +94,7 @@ describe('failback-reseed', () => {
         workflowType: 'promote', runbook: RUNBOOK_NAMES.promote, cluster: pair.standby, taskQueue: h.taskQueue,
         input: { cluster: pair.standby, mode: 'unplanned', limits: { regionTimeoutSeconds: 3 } },
       });
-      const gate = await approveWhenAsked(promote, 'oncall');
+      const gate = await approveWhenAsked(promote, 'alice');
       const promoted = (await promote.result()) as PromoteResult;
       expect(promoted.fence).toBe('UNCONFIRMED');
       expect(promoted.fenceGuard).toBe(`fence-guard/${pair.source}`);
@@ -202,8 +201,7 @@ describe('failback-reseed', () => {
     await withRunbookWorkers(async (h) => {
       // A rejected reseed destroys nothing: same cluster files, no reseed step.
       const rejected = await startFailback(h, { primary: pair.standby, formerPrimary: pair.source, strategy: 'reseed' });
-      await pendingGate(rejected);
-      await rejected.signal(rejectSignal, { approver: 'bob', ticket: 'INC-78', comment: 'not before the audit' });
+      await signalDecision(rejected, false, ['bob'], { ticket: 'INC-78', comment: 'not before the audit' });
       const err = await rejected.result().then(() => undefined, (e: unknown) => e as { cause?: { type?: string } });
       expect(err?.cause?.type).toBe('ApprovalRejectedError');
       expect((await rejected.query(getJournalQuery)).map((e) => e.step)).not.toContain('reseed');

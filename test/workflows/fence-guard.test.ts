@@ -9,6 +9,7 @@ import type { SiteDriver } from '../../activities/sites/site-driver';
 import { ClusterNotFoundError } from '../../workflows/contracts/errors';
 import { startRunbook } from '../../scripts/lib/runbook-client';
 import { RUNBOOK_NAMES, runbookWorkflowId, type PromoteResult } from '../../workflows/contracts/runbooks';
+import { sandboxIdToken } from '../helpers/identity';
 import type { FenceGuardInput } from '../../workflows/fence-guard';
 import { approveWhenAsked } from '../helpers/approvals';
 import { roleOf, sql } from '../helpers/clusters';
@@ -23,8 +24,10 @@ process.env.DR_NOTIFY_FILE = NOTIFY_FILE;
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-const startGuard = (h: RunbookHarness, input: unknown, cluster: string) => startRunbook(h.client, {
-  workflowType: 'fenceGuard', runbook: RUNBOOK_NAMES.fenceGuard, cluster, input, taskQueue: h.taskQueue,
+/** A guard started by hand, as alice, who may approve the promotion it stands for (nonce start:<workflowId>). */
+const startGuard = async (h: RunbookHarness, input: object, cluster: string) => startRunbook(h.client, {
+  workflowType: 'fenceGuard', runbook: RUNBOOK_NAMES.fenceGuard, cluster, taskQueue: h.taskQueue,
+  input: { ...input, requesterIdToken: await sandboxIdToken('alice', `start:${runbookWorkflowId(RUNBOOK_NAMES.fenceGuard, cluster)}`) },
 });
 
 async function switchOver(h: RunbookHarness, to: string): Promise<PromoteResult> {
@@ -32,7 +35,7 @@ async function switchOver(h: RunbookHarness, to: string): Promise<PromoteResult>
     workflowType: 'promote', runbook: RUNBOOK_NAMES.promote, cluster: to, taskQueue: h.taskQueue,
     input: { cluster: to, mode: 'planned', approvalTimeoutSeconds: 600, takeBackup: false },
   });
-  await approveWhenAsked(handle, 'oncall', 'CHG-31');
+  await approveWhenAsked(handle, 'alice', 'CHG-31');
   return (await handle.result()) as PromoteResult;
 }
 
@@ -120,7 +123,7 @@ describe('fence-guard', () => {
 
   it('refuses bad input before it touches anything', async () => {
     await withRunbookWorkers(async (h) => {
-      const cases: Array<[unknown, RegExp]> = [
+      const cases: Array<[object, RegExp]> = [
         [{ cluster: 'us/acid-none', promoted: 'eu/acid-none', maxHour: 1 }, /unknown field "maxHour"/],
         [{ cluster: 'acid-none', promoted: 'eu/acid-none' }, /cluster/],
         [{ cluster: 'us/acid-none', promoted: 'eu acid-none' }, /promoted/],

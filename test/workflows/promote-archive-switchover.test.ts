@@ -5,11 +5,10 @@
 import { readFileSync } from 'node:fs';
 import { Client } from 'pg';
 import { startRunbook } from '../../scripts/lib/runbook-client';
-import { approveUpdate } from '../../workflows/contracts/approvals';
 import { getJournalQuery } from '../../workflows/contracts/journal';
 import { lsnAtOrAfter } from '../../workflows/contracts/lsn';
 import { RUNBOOK_NAMES, type PromoteInput, type PromoteResult } from '../../workflows/contracts/runbooks';
-import { pendingGate } from '../helpers/approvals';
+import { approveAs, pendingGate } from '../helpers/approvals';
 import { driverOf, roleOf, sql, switchWalAndWaitArchived } from '../helpers/clusters';
 import { withRunbookWorkers, type RunbookHarness } from '../helpers/runbook-workers';
 import { createStandbyPair, deleteStandbyPair, type StandbyPair } from '../helpers/standby-pair';
@@ -99,7 +98,7 @@ describe('promote, planned, archive-only standby', () => {
       const handle = await startPromote(h, { cluster: pair.standby, mode: 'planned', approvalTimeoutSeconds: 600, takeBackup: false });
       const gate = await pendingGate(handle);
       expect(gate).toMatchObject({ gate: 'promote', fence: 'PENDING', requires: { acknowledgeDataLoss: false, acknowledgeUnconfirmedFence: false } });
-      await handle.executeUpdate(approveUpdate, { args: [{ approver: 'alice', ticket: 'CHG-15', comment: 'archive-only switchover' }] });
+      await approveAs(handle, 'alice', { ticket: 'CHG-15', comment: 'archive-only switchover' }, gate);
       const result = (await handle.result()) as PromoteResult;
       await sleep(1000);
       await writer.stop();

@@ -5,12 +5,12 @@ import { createServer, type Server, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { WorkflowFailedError, type WorkflowHandle } from '@temporalio/client';
 import { startRunbook } from '../../scripts/lib/runbook-client';
-import { getPendingApprovalQuery, rejectSignal, type PendingApproval } from '../../workflows/contracts/approvals';
+import { getPendingApprovalQuery, type PendingApproval } from '../../workflows/contracts/approvals';
 import { getJournalQuery } from '../../workflows/contracts/journal';
 import { lsnAtOrAfter } from '../../workflows/contracts/lsn';
 import { RUNBOOK_NAMES, type PromoteInput, type PromoteResult } from '../../workflows/contracts/runbooks';
 import { lastArchivedWal, listCompleteBackups } from '../../activities/s3/backup-catalogue';
-import { approveIfAskedAgain, approveWhenAsked } from '../helpers/approvals';
+import { approveIfAskedAgain, approveWhenAsked, signalDecision } from '../helpers/approvals';
 import { deleteCluster, driverOf, roleOf, sql, switchWalAndWaitArchived } from '../helpers/clusters';
 import { withRunbookWorkers, type RunbookHarness } from '../helpers/runbook-workers';
 import { createSource } from '../helpers/standby-pair';
@@ -104,7 +104,7 @@ describe('promote: lineage', () => {
       const handle = await startPromote(h, { cluster: standby, mode: 'unplanned', takeBackup: false, limits: { regionTimeoutSeconds: 5 } });
       // A human approves whatever gate opens, so a check that let the wrong standby through would promote it here
       // (and fail the assertions below) instead of leaving the run waiting.
-      const approving = approveIfAskedAgain(handle, 'erin').catch(() => undefined);
+      const approving = approveIfAskedAgain(handle, 'alice').catch(() => undefined);
       const err = await handle.result().then(() => undefined, (e: unknown) => e);
       await approving;
       expect(err).toBeInstanceOf(WorkflowFailedError);
@@ -140,7 +140,7 @@ describe('promote: lineage', () => {
           cluster: standby, mode: 'unplanned', takeBackup: false, approvalTimeoutSeconds: 600,
           limits: { regionTimeoutSeconds: 3, catchUpTimeoutSeconds: 600 },
         });
-        await approveWhenAsked(handle, 'frank');
+        await approveWhenAsked(handle, 'bob');
         // Approved, but the archive is not replayed yet: the standby must still be in recovery.
         await sleep(5_000);
         expect(await inRecovery(standby)).toBe(true);
@@ -174,7 +174,7 @@ describe('promote: lineage', () => {
           cluster: standby, mode: 'unplanned', takeBackup: false, approvalTimeoutSeconds: 600,
           limits: { regionTimeoutSeconds: 3, catchUpTimeoutSeconds: 30 },
         });
-        const first = await approveWhenAsked(handle, 'grace');
+        const first = await approveWhenAsked(handle, 'carol');
         const again = await nextGate(handle, first);
         expect(again).not.toBeNull();
         expect(again!.plan).toMatch(/replayed only to/);
@@ -182,7 +182,7 @@ describe('promote: lineage', () => {
         expect(again!.estimate!.bytes).toBeGreaterThan(0);
         expect(again!.requires.acknowledgeDataLoss).toBe(true);
         expect(await inRecovery(standby)).toBe(true);
-        await handle.signal(rejectSignal, { approver: 'grace', ticket: 'INC-15', comment: 'wait for S3' });
+        await signalDecision(handle, false, ['dana'], { ticket: 'INC-15', comment: 'wait for S3' }, again!);
         const err = await handle.result().then(() => undefined, (e: unknown) => e);
         expect(((err as WorkflowFailedError).cause as { type?: string }).type).toBe('ApprovalRejectedError');
       }, { sites: ['us'] });

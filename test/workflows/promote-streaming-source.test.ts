@@ -4,10 +4,9 @@
 // replica, and the old leader's last WAL reaches it only if that replica received it first. promote must see that
 // and refuse before it fences anything.
 import { startRunbook } from '../../scripts/lib/runbook-client';
-import { approveUpdate } from '../../workflows/contracts/approvals';
 import { getJournalQuery } from '../../workflows/contracts/journal';
 import { RUNBOOK_NAMES, type PromoteInput } from '../../workflows/contracts/runbooks';
-import { pendingGate } from '../helpers/approvals';
+import { approveAs } from '../helpers/approvals';
 import { driverOf, roleOf, sql } from '../helpers/clusters';
 import { failureOf } from '../helpers/failures';
 import { withRunbookWorkers, type RunbookHarness } from '../helpers/runbook-workers';
@@ -62,8 +61,7 @@ describe('promote (planned) checks where the standby streams from', () => {
 
     await withRunbookWorkers(async (h) => {
       const handle = await startPromote(h, { cluster: pair!.standby, mode: 'planned', approvalTimeoutSeconds: 600 });
-      await pendingGate(handle);
-      await handle.executeUpdate(approveUpdate, { args: [{ approver: 'alice', ticket: 'CHG-SWS', comment: 'switchover test' }] });
+      await approveAs(handle, 'alice', { ticket: 'CHG-SWS', comment: 'switchover test' });
       const failure = await failureOf(handle);
       expect(failure.type).toBe('PreconditionFailedError');
       expect(failure.message).toContain(`streams from 127.0.0.1:${oldLeader.pgPort}, which is not the leader of ${pair!.source}`);

@@ -8,10 +8,11 @@ import type { WorkflowHandle } from '@temporalio/client';
 import { startRunbook } from '../../scripts/lib/runbook-client';
 import { alivePid } from '../../activities/sites/local/processes';
 import type { SiteDriver } from '../../activities/sites/site-driver';
-import { approveUpdate, getPendingApprovalQuery, rejectUpdate, type PendingApproval } from '../../workflows/contracts/approvals';
+import { approvalNonce, approveUpdate, getPendingApprovalQuery, type PendingApproval } from '../../workflows/contracts/approvals';
 import { getJournalQuery } from '../../workflows/contracts/journal';
 import { RUNBOOK_NAMES, type PromoteInput, type PromoteResult } from '../../workflows/contracts/runbooks';
-import { pendingGate, updateRefusal } from '../helpers/approvals';
+import { approveAs, pendingGate, rejectAsUser, updateRefusal } from '../helpers/approvals';
+import { sandboxIdToken } from '../helpers/identity';
 import { driverOf, roleOf, sql } from '../helpers/clusters';
 import { failureOf } from '../helpers/failures';
 import { saveHistory } from '../helpers/histories';
@@ -65,14 +66,15 @@ describe('promote: planned switchover with an unconfirmed fence', () => {
       const first = await startPromote(h, input);
       expect((await pendingGate(first)).fence).toBe('PENDING');
       await h.stopSiteWorker('eu');
-      await first.executeUpdate(approveUpdate, { args: [{ approver: 'alice', ticket: 'CHG-11' }] });
+      await approveAs(first, 'alice', { ticket: 'CHG-11' });
       const reopened = await gateAfterFence(first);
       expect(await roleOf(pair.standby)).toBe('standby_leader');
       expect(reopened).toMatchObject({ gate: 'promote', fence: 'UNCONFIRMED', requires: { acknowledgeUnconfirmedFence: true, acknowledgeDataLoss: true } });
       expect(reopened!.plan).toMatch(/NOT confirmed fenced/);
-      expect(await updateRefusal(first.executeUpdate(approveUpdate, { args: [{ approver: 'alice', ticket: 'CHG-11', acknowledgeDataLoss: true }] })))
+      const aliceToken = await sandboxIdToken('alice', approvalNonce(reopened!.challenge!, 'approve'));
+      expect(await updateRefusal(first.executeUpdate(approveUpdate, { args: [{ idToken: aliceToken, ticket: 'CHG-11', acknowledgeDataLoss: true }] })))
         .toMatch(/NOT confirmed fenced/);
-      await first.executeUpdate(rejectUpdate, { args: [{ approver: 'alice', ticket: 'CHG-11', comment: 'not with a live old primary' }] });
+      await rejectAsUser(first, 'alice', { ticket: 'CHG-11', comment: 'not with a live old primary' }, reopened!);
       const rejected = await failureOf(first);
       expect(rejected.type).toBe('ApprovalRejectedError');
       expect(rejected.message).toMatch(/nothing was promoted/);
@@ -89,16 +91,15 @@ describe('promote: planned switchover with an unconfirmed fence', () => {
       const second = await startPromote(h, input);
       expect((await pendingGate(second)).fence).toBe('PENDING');
       await h.stopSiteWorker('eu');
-      await second.executeUpdate(approveUpdate, { args: [{ approver: 'bob', ticket: 'CHG-12' }] });
+      await approveAs(second, 'bob', { ticket: 'CHG-12' });
       const again = await gateAfterFence(second);
       expect(await roleOf(pair.standby)).toBe('standby_leader');
       expect(again).toMatchObject({ fence: 'UNCONFIRMED', requires: { acknowledgeUnconfirmedFence: true, acknowledgeDataLoss: true } });
-      await second.executeUpdate(approveUpdate, {
-        args: [{ approver: 'bob', ticket: 'CHG-12', acknowledgeUnconfirmedFence: true, acknowledgeDataLoss: true }],
-      });
+      // Trusting the unconfirmed fence takes two people: alice, then bob on the same terms.
+      await approveAs(second, 'alice', { ticket: 'CHG-12', acknowledgeUnconfirmedFence: true, acknowledgeDataLoss: true }, again!);
       const result = (await second.result()) as PromoteResult;
       expect(result).toMatchObject({ fence: 'UNCONFIRMED', fenceGuard: `fence-guard/${pair.source}`, measuredRpoBytes: null });
-      expect(result.approval).toMatchObject({ approver: 'bob', acknowledgedUnconfirmedFence: true });
+      expect(result.approval).toMatchObject({ approver: 'bob', acknowledgedUnconfirmedFence: true, approvers: [{ subject: 'alice' }, { subject: 'bob' }] });
       expect(await roleOf(pair.standby)).toBe('primary');
       const journal = (await second.query(getJournalQuery)).map((e) => e.step);
       // The guard is waiting before anything is promoted, so the old primary is fenced the moment its site answers.
@@ -144,21 +145,23 @@ describe('promote: planned switchover with an unconfirmed fence', () => {
     await withRunbookWorkers(async (h) => {
       const handle = await startPromote(h, { cluster: pair.standby, mode: 'planned', approvalTimeoutSeconds: 600, takeBackup: false });
       expect((await pendingGate(handle)).fence).toBe('PENDING');
-      await handle.executeUpdate(approveUpdate, { args: [{ approver: 'dana', ticket: 'CHG-15' }] });
+      await approveAs(handle, 'bob', { ticket: 'CHG-15' });
       // Stopped for sure (every port refuses), but crashed: no shutdown checkpoint, so "zero loss" is not proven.
       const reopened = await gateAfterFence(handle);
       expect(reopened).toMatchObject({ gate: 'promote', fence: 'CONFIRMED', requires: { acknowledgeDataLoss: true, acknowledgeUnconfirmedFence: false } });
       expect(reopened!.plan).toMatch(/reported no final LSN/);
       expect(reopened!.plan).not.toMatch(/until it is fenced/);
       expect(await roleOf(pair.standby)).toBe('standby_leader');
-      expect(await updateRefusal(handle.executeUpdate(approveUpdate, { args: [{ approver: 'dana', ticket: 'CHG-15' }] })))
+      const bobToken = await sandboxIdToken('bob', approvalNonce(reopened!.challenge!, 'approve'));
+      expect(await updateRefusal(handle.executeUpdate(approveUpdate, { args: [{ idToken: bobToken, ticket: 'CHG-15' }] })))
         .toMatch(/acknowledgeDataLoss/);
       expect(await roleOf(pair.standby)).toBe('standby_leader');
-      await handle.executeUpdate(approveUpdate, { args: [{ approver: 'dana', ticket: 'CHG-15', acknowledgeDataLoss: true }] });
+      // Accepting the loss takes two people: alice, then bob on the same terms.
+      await approveAs(handle, 'alice', { ticket: 'CHG-15', acknowledgeDataLoss: true }, reopened!);
       const result = (await handle.result()) as PromoteResult;
       // "Writes stopped for N ms" would be a claim about a clean switch: the writer stopped at a crash nobody timed.
       expect(result).toMatchObject({ fence: 'CONFIRMED', writeDowntimeMs: null });
-      expect(result.approval).toMatchObject({ approver: 'dana', acknowledgedDataLoss: true });
+      expect(result.approval).toMatchObject({ approver: 'bob', acknowledgedDataLoss: true, approvers: [{ subject: 'alice' }, { subject: 'bob' }] });
       const steps = (await handle.query(getJournalQuery)).map((e) => `${e.step}:${e.outcome}`);
       expect(steps).toEqual(expect.arrayContaining(['fence-old-primary:done', 're-ask:waiting', 're-measure-loss:done', 'remove-standby-config:done']));
       expect(await takesWrites(pair.standby, -15)).toBe(true);
@@ -188,7 +191,7 @@ describe('promote: planned switchover with an unconfirmed fence', () => {
       }
       await sql(pair.standby, 'SELECT pg_wal_replay_pause()');
       try {
-        await handle.executeUpdate(approveUpdate, { args: [{ approver: 'carol', ticket: 'CHG-13' }] });
+        await approveAs(handle, 'carol', { ticket: 'CHG-13' });
         const failure = await failureOf(handle);
         expect(failure.type).toBe('WaitTimedOutError');
         const steps = (await handle.query(getJournalQuery)).map((e) => `${e.step}:${e.outcome}`);

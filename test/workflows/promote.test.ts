@@ -4,8 +4,9 @@ import { existsSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { WorkflowFailedError, type WorkflowHandle } from '@temporalio/client';
 import { startRunbook, RunbookAlreadyRunningError } from '../../scripts/lib/runbook-client';
-import { approveUpdate, rejectSignal } from '../../workflows/contracts/approvals';
-import { pendingGate, updateRefusal } from '../helpers/approvals';
+import { approvalNonce, approveUpdate } from '../../workflows/contracts/approvals';
+import { approveAs, pendingGate, signalDecision, updateRefusal } from '../helpers/approvals';
+import { sandboxIdToken } from '../helpers/identity';
 import { getJournalQuery } from '../../workflows/contracts/journal';
 import { RUNBOOK_NAMES, type PromoteInput, type PromoteResult } from '../../workflows/contracts/runbooks';
 import { listCompleteBackups } from '../../activities/s3/backup-catalogue';
@@ -58,8 +59,8 @@ describe('promote', () => {
       // While a human reads the plan, the source still takes writes.
       await sql(pair.source, 'INSERT INTO public.writes (id) VALUES (-7)');
       expect(await roleOf(pair.source)).toBe('primary');
-      const record = await handle.executeUpdate(approveUpdate, { args: [{ approver: 'alice', ticket: 'CHG-1', comment: 'planned test' }] });
-      expect(record).toMatchObject({ decision: 'approved', approver: 'alice', ticket: 'CHG-1', via: 'update' });
+      const record = await approveAs(handle, 'alice', { ticket: 'CHG-1', comment: 'planned test' }, gate);
+      expect(record).toMatchObject({ decision: 'approved', approver: 'alice', ticket: 'CHG-1', via: 'update', approvers: [{ subject: 'alice', authenticated: true }] });
       const result = (await handle.result()) as PromoteResult;
       await writer.stop();
       expect(result).toMatchObject({ alreadyPromoted: false, fence: 'CONFIRMED', measuredRpoBytes: 0 });
@@ -132,18 +133,21 @@ describe('promote', () => {
       expect(gate.estimate).toMatchObject({ sourceReachable: false, basis: 'archive' });
       expect(gate.requires.acknowledgeUnconfirmedFence).toBe(true);
 
-      expect(await updateRefusal(handle.executeUpdate(approveUpdate, { args: [{ approver: 'bob', ticket: 'INC-9', acknowledgeDataLoss: true }] })))
+      // Each refused decision carries bob's valid token for this gate: the gate's own checks refuse it.
+      const bob = async () => sandboxIdToken('bob', approvalNonce(gate.challenge!, 'approve'));
+      expect(await updateRefusal(handle.executeUpdate(approveUpdate, { args: [{ idToken: await bob(), ticket: 'INC-9', acknowledgeDataLoss: true }] })))
         .toMatch(/NOT confirmed fenced/);
-      expect(await updateRefusal(handle.executeUpdate(approveUpdate, { args: [{ approver: 'bob', ticket: '' }] })))
+      expect(await updateRefusal(handle.executeUpdate(approveUpdate, { args: [{ idToken: await bob(), ticket: '' }] })))
         .toMatch(/ticket is missing/);
-      expect(await updateRefusal(handle.executeUpdate(approveUpdate, { args: [{ approver: ' ', ticket: 'INC-9' }] })))
+      expect(await updateRefusal(handle.executeUpdate(approveUpdate, { args: [{ idToken: ' ', approver: ' ', ticket: 'INC-9' }] })))
         .toMatch(/^idToken is missing: prove who decides with the ID token of `drctl login`/);
-      expect(await updateRefusal(handle.executeUpdate(approveUpdate, { args: [{ gate: 'failback', approver: 'bob', ticket: 'INC-9' }] })))
+      expect(await updateRefusal(handle.executeUpdate(approveUpdate, { args: [{ gate: 'failback', idToken: await bob(), ticket: 'INC-9' }] })))
         .toMatch(/gate "failback" is not open/);
-      await handle.executeUpdate(approveUpdate, {
-        args: [{ approver: 'bob', ticket: 'INC-9', acknowledgeDataLoss: true, acknowledgeUnconfirmedFence: true }],
-      });
-      expect(await updateRefusal(handle.executeUpdate(approveUpdate, { args: [{ approver: 'carol', ticket: 'INC-9', acknowledgeDataLoss: true, acknowledgeUnconfirmedFence: true }] })))
+      // Trusting an unconfirmed fence takes two people: bob, then alice on the same terms.
+      const approval = await approveAs(handle, 'bob', { ticket: 'INC-9', acknowledgeDataLoss: true, acknowledgeUnconfirmedFence: true }, gate);
+      expect(approval).toMatchObject({ approver: 'alice', approvers: [{ subject: 'bob' }, { subject: 'alice' }] });
+      const carol = await sandboxIdToken('carol', approvalNonce(gate.challenge!, 'approve'));
+      expect(await updateRefusal(handle.executeUpdate(approveUpdate, { args: [{ idToken: carol, ticket: 'INC-9', acknowledgeDataLoss: true, acknowledgeUnconfirmedFence: true }] })))
         .toMatch(/already decided|no approval gate is open/);
       const result = (await handle.result()) as PromoteResult;
       expect(result.fence).toBe('UNCONFIRMED');
@@ -168,7 +172,7 @@ describe('promote', () => {
       const rejected = await startPromote(h, { cluster: pair.standby, mode: 'planned', approvalTimeoutSeconds: 600 });
       await pendingGate(rejected);
       await expect(startPromote(h, { cluster: pair.standby, mode: 'planned' })).rejects.toThrow(RunbookAlreadyRunningError);
-      await rejected.signal(rejectSignal, { approver: 'dave', ticket: 'CHG-2', comment: 'not today' });
+      await signalDecision(rejected, false, ['dana'], { ticket: 'CHG-2', comment: 'not today' });
       expect(await failureType(rejected)).toBe('ApprovalRejectedError');
       expect(await roleOf(pair.source)).toBe('primary');
       expect(await roleOf(pair.standby)).toBe('standby_leader');
@@ -202,8 +206,7 @@ describe('promote', () => {
         await waitUntil('the standby\'s Patroni paused', async () => ((await (await fetch(`${standbyPatroni}/patroni`)).json()) as { pause?: boolean }).pause === true);
         await sql(pair.standby, 'SELECT pg_wal_replay_pause()');
         const stuck = await startPromote(h, { cluster: pair.standby, mode: 'planned', approvalTimeoutSeconds: 600, takeBackup: false, limits: { catchUpTimeoutSeconds: 5 } });
-        await pendingGate(stuck);
-        await stuck.executeUpdate(approveUpdate, { args: [{ approver: 'erin', ticket: 'CHG-3', comment: 'catch-up test' }] });
+        await approveAs(stuck, 'bob', { ticket: 'CHG-3', comment: 'catch-up test' });
         const failed = (await failureOf(stuck)).type;
         const steps = (await stuck.query(getJournalQuery));
         process.stdout.write(`[promote catch-up timeout] ${failed}: ${steps.map((e) => `${e.step}:${e.outcome} ${e.message}`).join('\n')}\n`);

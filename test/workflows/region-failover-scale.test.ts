@@ -2,12 +2,11 @@
 // Temporal server, workers, workflows and activities, with sites that promote instantly. It proves the
 // orchestration, not Postgres: every child promotes exactly once, the parent continues as new to keep its
 // history small, and one human decision covers them all.
-import { approveUpdate } from '../../workflows/contracts/approvals';
 import { getJournalQuery } from '../../workflows/contracts/journal';
 import {
   regionFailoverWorkflowId, type RegionFailoverInput, type RegionFailoverResult,
 } from '../../workflows/contracts/region-failover';
-import { pendingGate } from '../helpers/approvals';
+import { approveAs, pendingGate } from '../helpers/approvals';
 import type { RunbookHarness } from '../helpers/runbook-workers';
 import { instantFleet, withLostEu } from '../helpers/instant-fleet';
 
@@ -28,7 +27,7 @@ describe('region-failover on the InstantSiteDriver (in-memory sites, real Tempor
       const gate0 = await pendingGate(handle);
       expect(gate0.gate).toBe('region-failover-tier-0');
       expect(gate0.clusters!.map((r) => r.tier)).toEqual([0, 0, 0]);
-      await handle.executeUpdate(approveUpdate, { args: [{ approver: 'ic-carol', ticket: 'INC-7', acknowledgeUnconfirmedFence: true }] });
+      await approveAs(handle, 'carol', { ticket: 'INC-7', acknowledgeUnconfirmedFence: true }, gate0);
       const result = (await handle.result()) as RegionFailoverResult;
       const outcome = Object.fromEntries(result.clusters.map((r) => [r.cluster.split('/')[1], r.outcome]));
       // Tier 0 is names 0, 2, 4 (i % 2): 0 promoted, 2 refused, so 4 and all of tier 1 were never started.
@@ -57,7 +56,7 @@ describe('region-failover on the InstantSiteDriver (in-memory sites, real Tempor
       const assessedMs = Date.now() - t0;
       expect(gate.clusters).toHaveLength(CLUSTERS);
       expect(gate.clusters!.every((r) => r.outcome === 'pending' && r.estimate?.bytes === 0)).toBe(true);
-      await handle.executeUpdate(approveUpdate, { args: [{ approver: 'ic-bob', ticket: 'INC-1000', acknowledgeUnconfirmedFence: true }] });
+      await approveAs(handle, 'bob', { ticket: 'INC-1000', acknowledgeUnconfirmedFence: true }, gate);
       const t1 = Date.now();
       const result = (await handle.result()) as RegionFailoverResult;
       const promoteMs = Date.now() - t1;

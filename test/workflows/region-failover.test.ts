@@ -5,7 +5,7 @@
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { WorkflowHandleWithFirstExecutionRunId } from '@temporalio/client';
-import { approveUpdate } from '../../workflows/contracts/approvals';
+import { approvalNonce, approveUpdate } from '../../workflows/contracts/approvals';
 import { getJournalQuery } from '../../workflows/contracts/journal';
 import {
   getRegionProgressQuery, getRegionTableQuery, regionFailoverWorkflowId, resolveFailureBudgetUpdate,
@@ -14,7 +14,8 @@ import {
 import { RUNBOOK_NAMES, type PromoteInput } from '../../workflows/contracts/runbooks';
 import { listCompleteBackups } from '../../activities/s3/backup-catalogue';
 import { startRunbook } from '../../scripts/lib/runbook-client';
-import { pendingGate, updateRefusal } from '../helpers/approvals';
+import { approveAs, pendingGate, updateRefusal } from '../helpers/approvals';
+import { sandboxIdToken } from '../helpers/identity';
 import { deleteCluster, driverOf, roleOf, sql } from '../helpers/clusters';
 import { historyJson, HISTORIES_DIR, saveHistory } from '../helpers/histories';
 import { withRunbookWorkers, type RunbookHarness } from '../helpers/runbook-workers';
@@ -104,11 +105,13 @@ describe('region-failover', () => {
       expect(gate.plan).toMatch(/Promote 3 standbys at us/);
 
       // Including an over-policy cluster needs the loss acknowledged; naming one that is not over policy is refused.
-      const ack = { approver: 'ic-alice', ticket: 'INC-900', acknowledgeUnconfirmedFence: true };
-      expect(await updateRefusal(handle.executeUpdate(approveUpdate, { args: [{ ...ack, include: [STREAMING_ONLY] }] }))).toMatch(/acknowledgeDataLoss/);
-      expect(await updateRefusal(handle.executeUpdate(approveUpdate, { args: [{ ...ack, include: ['acid-rfa'], acknowledgeDataLoss: true }] }))).toMatch(/not over the loss policy/);
-      const approval = await handle.executeUpdate(approveUpdate, { args: [{ ...ack, include: [STREAMING_ONLY], acknowledgeDataLoss: true }] });
-      expect(approval).toMatchObject({ decision: 'approved', included: [STREAMING_ONLY] });
+      const ack = { ticket: 'INC-900', acknowledgeUnconfirmedFence: true };
+      const alice = async () => sandboxIdToken('alice', approvalNonce(gate.challenge!, 'approve'));
+      expect(await updateRefusal(handle.executeUpdate(approveUpdate, { args: [{ ...ack, idToken: await alice(), include: [STREAMING_ONLY] }] }))).toMatch(/acknowledgeDataLoss/);
+      expect(await updateRefusal(handle.executeUpdate(approveUpdate, { args: [{ ...ack, idToken: await alice(), include: ['acid-rfa'], acknowledgeDataLoss: true }] }))).toMatch(/not over the loss policy/);
+      // Accepting loss and an unconfirmed fence: alice, then bob on the same terms.
+      const approval = await approveAs(handle, 'alice', { ...ack, include: [STREAMING_ONLY], acknowledgeDataLoss: true }, gate);
+      expect(approval).toMatchObject({ decision: 'approved', included: [STREAMING_ONLY], approver: 'bob', approvers: [{ subject: 'alice' }, { subject: 'bob' }] });
 
       // Tier 0: acid-rfb's promotion refuses its foreign data, the budget (1) is spent: the evacuation pauses.
       const paused = await waitForProgress(handle, 'paused on the failure budget', (p) => p.phase === 'paused');
@@ -144,7 +147,9 @@ describe('region-failover', () => {
       const rfd = h.client.workflow.getHandle('promote/us/acid-rfd');
       expect((await rfd.describe()).runId).toBe(manual.firstExecutionRunId);
       const rfdApproval = (await rfd.query(getJournalQuery)).find((e) => e.step === 'approval')!;
-      expect(rfdApproval.message).toMatch(/ic-alice \(ticket INC-900/);
+      // The evacuation hands the joined run its decision as a typed name (the last approver's), which only a sites
+      // file with acceptTypedNames takes.
+      expect(rfdApproval.message).toMatch(/^Approved by bob \(ticket INC-900, via update\).*; a typed name, NOT verified/);
       // The streaming-only cluster was promoted only because the approver included it, acknowledging the loss.
       const rfcApproval = (await h.client.workflow.getHandle(`promote/us/${STREAMING_ONLY}`).query(getJournalQuery)).find((e) => e.step === 'approval')!;
       expect(rfcApproval.facts).toMatchObject({ via: 'delegated', acknowledgedDataLoss: true, delegatedBy: 'region-failover/eu' });
