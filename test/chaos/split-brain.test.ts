@@ -66,8 +66,10 @@ describe('chaos: split brain', () => {
 
         expect(fenced.fenced).toBe(true);
         const journal = await guard.query(getJournalQuery);
-        expect(journal.map((e) => `${e.step}:${e.outcome}`)).toEqual(['fence-old-primary:done']);
-        expect(journal[0].message).toMatch(new RegExp(`${p.source} is back`));
+        // Started by the promotion (the server names the parent): it has that run's authority, then it fences.
+        expect(journal.map((e) => `${e.step}:${e.outcome}`)).toEqual(['authority:done', 'fence-old-primary:done']);
+        expect(journal[0].message).toBe(`Started by the run promote/${p.standby}, which had the authority.`);
+        expect(journal[1].message).toMatch(new RegExp(`${p.source} is back`));
         // The test's own INSERT, after the guard is done: refused.
         await expect(sql(p.source, 'INSERT INTO public.writes (id) VALUES (-1)')).rejects.toThrow();
         // Writes the old primary took after the guard finished would be a split brain the guard let through.
