@@ -15,6 +15,7 @@ import { RUNBOOK_NAMES, type PromoteInput } from '../../workflows/contracts/runb
 import { listCompleteBackups } from '../../activities/s3/backup-catalogue';
 import { startRunbook } from '../../scripts/lib/runbook-client';
 import { approveAs, pendingGate, updateRefusal } from '../helpers/approvals';
+import { acknowledgementsOf } from '../../scripts/lib/identity/gate-decision';
 import { sandboxIdToken } from '../helpers/identity';
 import { deleteCluster, driverOf, roleOf, sql } from '../helpers/clusters';
 import { historyJson, HISTORIES_DIR, saveHistory } from '../helpers/histories';
@@ -121,7 +122,19 @@ describe('region-failover', () => {
       expect(await updateRefusal(handle.executeUpdate(resolveFailureBudgetUpdate, { args: [{ decision: 'continue', approver: '', ticket: 'INC-900' }] }))).toMatch(/approver/);
       await handle.executeUpdate(resolveFailureBudgetUpdate, { args: [{ decision: 'continue', approver: 'ic-alice', ticket: 'INC-900', comment: 'rfb by hand' }] });
 
-      const result = (await handle.result()) as RegionFailoverResult;
+      // The joined run's gate takes no typed name: the evacuation's decision, handed to it as one (temporalJoinPromotion),
+      // is refused there and the run waits for its own approvers, who decide with their tokens.
+      const rfdHandle = h.client.workflow.getHandle('promote/us/acid-rfd');
+      const rfdDecided = (async () => {
+        for (;;) {
+          const j = await rfdHandle.query(getJournalQuery);
+          if (j.some((e) => e.step === 'approval' && e.outcome === 'refused' && /a decision needs an ID token .*a typed name \("bob"\) proves nothing/.test(e.message))) break;
+          await sleep(500);
+        }
+        const rfdGate = await pendingGate(rfdHandle);
+        return approveAs(rfdHandle, 'alice', { ticket: 'INC-901', ...acknowledgementsOf(rfdGate) }, rfdGate);
+      })();
+      const [result] = (await Promise.all([handle.result(), rfdDecided])) as [RegionFailoverResult, unknown];
       const rows = new Map(result.clusters.map((r) => [r.cluster, r]));
       process.stdout.write(`[region-failover] ${result.outcome} in ${result.totalMs} ms over ${result.runs} runs:\n` +
         result.clusters.map((r) => `  ${r.cluster} tier ${r.tier} ${r.outcome} rto ${r.rtoMs} loss ${r.lossBytes} backup ${r.backup} ${r.reason ?? ''}`).join('\n') + '\n');
@@ -142,14 +155,12 @@ describe('region-failover', () => {
       expect(await roleOf(`us/${FAILING}`)).toBe('standby_leader');
       expect(await systemId(`us/${FAILING}`)).toBe(await systemId(`eu/${FOREIGN_DATA_FROM}`));
 
-      // acid-rfd: the human's run was joined (same run, approved through the evacuation), not started again.
+      // acid-rfd: the human's run was joined (same run), not started again; its own approvers decided it.
       expect(rows.get('eu/acid-rfd')!.joined).toBe(true);
       const rfd = h.client.workflow.getHandle('promote/us/acid-rfd');
       expect((await rfd.describe()).runId).toBe(manual.firstExecutionRunId);
-      const rfdApproval = (await rfd.query(getJournalQuery)).find((e) => e.step === 'approval')!;
-      // The evacuation hands the joined run its decision as a typed name (the last approver's), which only a sites
-      // file with acceptTypedNames takes.
-      expect(rfdApproval.message).toMatch(/^Approved by bob \(ticket INC-900, via update\).*; a typed name, NOT verified/);
+      const rfdApproval = (await rfd.query(getJournalQuery)).find((e) => e.step === 'approval' && e.outcome === 'done')!;
+      expect(rfdApproval.message).toMatch(/^Approved by alice .* and bob .* \(rule "[^"]+"\) \(ticket INC-901, via update\)/);
       // The streaming-only cluster was promoted only because the approver included it, acknowledging the loss.
       const rfcApproval = (await h.client.workflow.getHandle(`promote/us/${STREAMING_ONLY}`).query(getJournalQuery)).find((e) => e.step === 'approval')!;
       expect(rfcApproval.facts).toMatchObject({ via: 'delegated', acknowledgedDataLoss: true, delegatedBy: 'region-failover/eu' });

@@ -70,16 +70,15 @@ export function siteConfigFor(layout: SandboxLayout, region: RegionName): LocalS
 }
 
 /**
- * The sandbox's approvals policy: the sandbox issuer's dr-approvers decide every gate, dba-leads may reject. It
- * still takes typed names (journaled as NOT verified) so the demos and the older tests run without a login; a real
- * sites file leaves acceptTypedNames out.
+ * The sandbox's approvals policy: the sandbox issuer's dr-approvers decide every gate, dba-leads may reject. Typed
+ * names are refused here as in production: the demos, drctl and the tests decide with ID tokens of the sandbox's
+ * users (only the incident bridge's tests run workers with a sites file that still accepts them).
  */
 export const SANDBOX_APPROVALS = {
   rules: [
     { name: 'dr-approvers decide every gate', groups: ['dr-approvers'] },
     { name: 'dba-leads may stop a run', decisions: ['reject'], groups: ['dba-leads'] },
   ],
-  acceptTypedNames: true,
 };
 
 /** The client id drctl logs in with; it is the ID token's audience. */
