@@ -4,7 +4,7 @@
 // standby leader of the given source. No pg_rewind follows: the old primary's WAL ends exactly where the promoted
 // standby's new timeline begins. Patroni 3.0.2 has no such operation (it demotes a primary that finds itself in a
 // standby cluster with an immediate shutdown), so there the caller fences instead (fencing.ts).
-import { Client } from 'pg';
+import { Client, type ClientConfig } from 'pg';
 import { PreconditionFailedError, SiteUnreachableError } from '../../../workflows/contracts/errors';
 import { lsnAtOrAfter } from '../../../workflows/contracts/lsn';
 import type { NativeDemoteOutcome } from '../site-driver';
@@ -54,7 +54,12 @@ export function shutdownCheckpointOf<T extends { member: string; checkpoint?: { 
 }
 
 async function currentLsn(region: SwitchHandle, info: LocalClusterInfo, m: LocalMemberInfo): Promise<string | null> {
-  const c = new Client({ ...(await region.pgConfig(info.name, { member: m.name })), connectionTimeoutMillis: 3_000 });
+  return currentLsnAt(await region.pgConfig(info.name, { member: m.name }));
+}
+
+/** The primary's current WAL position, or null when it does not answer (stopped, or in recovery). */
+export async function currentLsnAt(cfg: ClientConfig): Promise<string | null> {
+  const c = new Client({ ...cfg, connectionTimeoutMillis: 3_000 });
   c.on('error', () => undefined);
   try {
     await c.connect();

@@ -12,7 +12,7 @@ import { patroniRole, type DemoteRequest, type NativeDemoteOutcome } from '../si
 import { hasDemoteCluster, memberStateRunning } from '../patroni-states';
 import { BadInputError, PreconditionFailedError } from '../../../workflows/contracts/errors';
 import { pollUntil } from '../local/cluster-state';
-import { shutdownCheckpointOf } from '../local/native-demote';
+import { currentLsnAt, shutdownCheckpointOf } from '../local/native-demote';
 import { isLeader, SOURCE_ANNOTATION, type PodObject, type ZalandoSiteDriver } from '../zalando-driver';
 import { DEMOTED_AT_ANNOTATION, demotionRecorded, followsSource, needPostgresql, pointAtSource, validateSource } from './failback';
 
@@ -34,19 +34,6 @@ async function podWrites(member: string, cfg: ClientConfig): Promise<PodWrites> 
     return { member, state: row.rec ? 'in-recovery' : 'writable', checkpoint: { lsn: row.lsn, redo: row.redo } };
   } catch (err) {
     return { member, state: /ECONNREFUSED/.test((err as Error).message) ? 'refused' : 'unknown' };
-  } finally {
-    await c.end().catch(() => undefined);
-  }
-}
-
-async function currentLsn(cfg: ClientConfig): Promise<string | null> {
-  const c = new PgClient({ ...cfg, connectionTimeoutMillis: 3_000 });
-  c.on('error', () => undefined);
-  try {
-    await c.connect();
-    return (await c.query<{ lsn: string }>('select pg_current_wal_lsn()::text as lsn')).rows[0].lsn;
-  } catch {
-    return null;
   } finally {
     await c.end().catch(() => undefined);
   }
@@ -98,7 +85,7 @@ export async function demoteRunningPrimary(
     }
     const primary = leader && patroniRole(leader.role) === 'primary' && memberStateRunning(leader.state) ? leaderPod : undefined;
     if (!primary) return no(`no running primary leads it (${view.members.map((m) => `${m.name} ${m.role}/${m.state}`).join(', ') || 'no members'})`);
-    before = await currentLsn(pgConfigs.get(primary.metadata.name)!);
+    before = await currentLsnAt(pgConfigs.get(primary.metadata.name)!);
     const previous = pg.metadata.annotations?.[SOURCE_ANNOTATION] ?? '';
     // A retry after the annotations were written keeps the first attempt's record of what was there before.
     await pointAtSource(d, cluster, pg, req, view, {
