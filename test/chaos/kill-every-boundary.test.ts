@@ -166,7 +166,9 @@ describe('chaos: a worker SIGKILLed at every activity boundary', () => {
         expect(result.fence).toBe('CONFIRMED');
         const steps = onceEach(await handle.query(getJournalQuery));
         expect(steps).toEqual([
-          'validate-request:done', 'requester:done', 'estimate-loss:done', 'check-lineage:done', 'fencing-epoch:done', 'fence-old-primary:done', 'approval:done', 'check-replay:done',
+          'validate-request:done', 'requester:done', 'estimate-loss:done', 'check-lineage:done', 'fencing-epoch:done', 'fence-old-primary:done',
+          // Trusting the unconfirmed fence takes two approvers: the first one's signature, then the decision.
+          'approval-signature:waiting', 'approval:done', 'check-replay:done',
           'remove-standby-config:already', 'verify-writable:done', 'report:done',
         ]);
         checkBoundaries(w, observe);

@@ -128,7 +128,7 @@ describe('region-failover', () => {
       const rfdDecided = (async () => {
         for (;;) {
           const j = await rfdHandle.query(getJournalQuery);
-          if (j.some((e) => e.step === 'approval' && e.outcome === 'refused' && /a decision needs an ID token .*a typed name \("bob"\) proves nothing/.test(e.message))) break;
+          if (j.some((e) => e.step === 'approval-refused' && /a decision needs an ID token .*a typed name \("bob"\) proves nothing/.test(e.message))) break;
           await sleep(500);
         }
         const rfdGate = await pendingGate(rfdHandle);
@@ -167,7 +167,7 @@ describe('region-failover', () => {
 
       const journal = await handle.query(getJournalQuery);
       const steps = journal.map((e) => e.step);
-      expect(steps.slice(0, 6)).toEqual(['validate-request', 'requester', 'probe-lost-site', 'discover-standbys', 'assess-loss', 'approval']);
+      expect(steps.slice(0, 7)).toEqual(['validate-request', 'requester', 'probe-lost-site', 'discover-standbys', 'assess-loss', 'approval-signature', 'approval']);
       expect(steps).toContain('continue-as-new');
       expect(steps.filter((s) => s === 'promote-cluster')).toHaveLength(4);
       expect(steps[steps.length - 1]).toBe('report');

@@ -186,7 +186,8 @@ export class ApprovalGate {
     const kind = approving ? 'an approval' : 'a rejection';
     const reason = check.accepted ? this.lateRefusal(gate, d, approving, check.approver) : check.reason;
     if (reason || !check.accepted) {
-      this.record.step('approval', 'refused', `Refused ${kind} (via ${via}): ${reason}.`, { policyVersion: check.policyVersion });
+      // Steps of their own: `approval` is the decision, once per gate, as the journal has always had it.
+      this.record.step('approval-refused', 'refused', `Refused ${kind} (via ${via}): ${reason}.`, { policyVersion: check.policyVersion });
       throw ApplicationFailure.nonRetryable(reason ?? 'refused', 'ApprovalRefusedError');
     }
     // An approval that accepts data loss or an unconfirmed fence, asked for by the gate or offered (include), takes two.
@@ -196,7 +197,7 @@ export class ApprovalGate {
     const r: ApprovalRecord = { ...recordOf(d, approving, via, check.approver.subject), approvers, rule: check.rule, policyVersion: check.policyVersion };
     if (approving && this.signatures.length < needed) {
       this.open = { ...gate, signedBy: approvers };
-      this.record.step('approval', 'waiting',
+      this.record.step('approval-signature', 'waiting',
         `Approval ${this.signatures.length} of ${needed} by ${describeApprover(check.approver)} (rule "${check.rule}", ticket ${r.ticket}): ` +
         `${r.acknowledgedDataLoss ? 'accepting data loss' : 'trusting an unconfirmed fence'} takes ${needed} different people; waiting for the next.`,
         { approver: check.approver, rule: check.rule });

@@ -74,7 +74,7 @@ interface ApprovalRow extends Partial<ApprovalRecord> {
 
 function approvalsOf(info: RunInfo): ApprovalRow[] {
   const rows: ApprovalRow[] = info.journal
-    .filter((e: JournalEntry) => e.step === 'approval' || e.step === 'approval-signal')
+    .filter((e: JournalEntry) => e.step.startsWith('approval'))
     .map((e) => ({ phase: e.phase, workflowId: info.workflowId, message: e.message, ...(e.facts as Partial<ApprovalRecord> | undefined) }));
   const switchBack = (info.result as { switchBack?: { approval?: ApprovalRecord | null; cluster?: string } } | null)?.switchBack;
   if (switchBack?.approval) {
