@@ -126,9 +126,12 @@ describe('region-failover', () => {
       // is refused there and the run waits for its own approvers, who decide with their tokens.
       const rfdHandle = h.client.workflow.getHandle('promote/us/acid-rfd');
       const rfdDecided = (async () => {
+        // A deadline, so a decision that never reaches the gate fails here instead of waiting for jest's timeout.
+        const deadline = Date.now() + 180_000;
         for (;;) {
           const j = await rfdHandle.query(getJournalQuery);
-          if (j.some((e) => e.step === 'approval-refused' && /a decision needs an ID token .*a typed name \("bob"\) proves nothing/.test(e.message))) break;
+          if (j.some((e) => e.step === 'approval-refused' && /a decision needs an ID token .*a typed name \("[\w-]+"\) proves nothing/.test(e.message))) break;
+          if (Date.now() > deadline) throw new Error(`promote/us/acid-rfd never journaled the refusal of the evacuation's typed decision: ${JSON.stringify(j.map((e) => `${e.step}:${e.outcome}`))}`);
           await sleep(500);
         }
         const rfdGate = await pendingGate(rfdHandle);
